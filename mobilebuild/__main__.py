@@ -1,0 +1,3 @@
+from mobilebuild.cli import main
+
+main()

@@ -1,0 +1,117 @@
+"""All human output goes through here (stderr, rich); machine output (``--json``) to stdout.
+
+Core modules call ``info``/``warn``/``detail`` for progress lines; only the CLI decides what
+the final result looks like. Settings are process-wide because they come from global flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+
+@dataclass
+class Settings:
+    verbose: bool = False
+    json: bool = False
+    no_color: bool = False
+    quiet: bool = False
+
+
+settings = Settings()
+_err: Console | None = None
+
+
+def configure(*, verbose: bool = False, json_mode: bool = False, no_color: bool = False) -> None:
+    global _err
+    settings.verbose = verbose
+    settings.json = json_mode
+    settings.no_color = no_color or "NO_COLOR" in os.environ
+    _err = None  # rebuilt lazily with the new settings
+
+
+def err() -> Console:
+    """The stderr console (created on first use so tests can swap sys.stderr)."""
+    global _err
+    if _err is None or _err.file is not sys.stderr:
+        no_color = settings.no_color or "NO_COLOR" in os.environ
+        _err = Console(
+            file=sys.stderr,
+            no_color=no_color,
+            color_system=None if no_color else "auto",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return _err
+
+
+def is_interactive() -> bool:
+    """True when we may prompt or draw live progress: a TTY on both ends and not --json."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty() and not settings.json
+    except (AttributeError, ValueError):
+        return False
+
+
+def info(message: str) -> None:
+    err().print(message, markup=False)
+
+
+def success(message: str) -> None:
+    err().print(f"[green]✓[/green] {_escape(message)}")
+
+
+def warn(message: str) -> None:
+    err().print(f"[yellow]warning:[/yellow] {_escape(message)}")
+
+
+def error(message: str, hint: str | None = None) -> None:
+    err().print(f"[red]error:[/red] {_escape(message)}")
+    if hint:
+        err().print(f"  [dim]hint:[/dim] {_escape(hint)}")
+
+
+def detail(message: str) -> None:
+    """A line shown only with --verbose (external commands, file writes)."""
+    if settings.verbose:
+        err().print(f"[dim]{_escape(message)}[/dim]")
+
+
+def emit_json(obj: Any) -> None:
+    """The machine result, alone on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def progress(**kwargs: Any):
+    """A rich Progress on stderr; disabled (no live drawing) when not interactive."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err(),
+        disable=not is_interactive(),
+        **kwargs,
+    )

@@ -1,0 +1,69 @@
+"""The errors mobilebuild shows to users.
+
+Everything a user can cause or fix raises a subclass of ``UserError``; the CLI maps it to
+exit code 1 and prints ``message`` (one line) and ``hint`` (how to fix it). Anything else
+escaping to the CLI is a bug: exit 3 with the traceback in a log file.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class UserError(Exception):
+    """A problem the user can fix. ``message`` says what is wrong, ``hint`` how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ModelError(UserError):
+    """A model file that cannot be read or does not fit what was asked."""
+
+
+class PatchError(UserError):
+    """A source file that does not look as the version profile expects."""
+
+
+class ToolchainError(UserError):
+    """A missing or wrong tool: Bazel, SDK, NDK, JDK, Xcode."""
+
+
+class DownloadError(UserError):
+    """A download that failed or did not match its checksum."""
+
+
+class DeviceError(UserError):
+    """adb and the device side: no device, several devices, install failures."""
+
+
+class CommandError(UserError):
+    """An external program failed. Carries the exact command, exit code and its output."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        output: str = "",
+        message: str | None = None,
+        hint: str | None = None,
+        log_path: str | None = None,
+    ):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+        self.log_path = log_path
+        from mobilebuild.runner import format_argv  # local: runner imports errors
+
+        msg = message or f"command failed with exit code {returncode}: {format_argv(self.argv)}"
+        super().__init__(msg, hint)
+
+    def output_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])

@@ -1,0 +1,146 @@
+"""Reading and writing model files: format detection and clear errors for what is not a model.
+
+Formats: a frozen GraphDef (.pb), a TF memmapped package (GraphDef + tensor regions), a
+TFLite flatbuffer, a SavedModel directory. TensorFlow is imported only when a GraphDef is
+parsed, never at import time of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobilebuild.errors import ModelError
+
+GRAPHDEF = "graphdef"
+MEMMAPPED = "memmapped"
+TFLITE = "tflite"
+SAVEDMODEL = "savedmodel"
+
+_MAGIC_HINTS = [
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"<!DOCTYPE", "an HTML page"),
+    (b"<html", "an HTML page"),
+    (b"\x89HDF", "a Keras HDF5 (.h5) file"),
+]
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    format: str
+    graph_def: object | None = None  # tf.compat.v1.GraphDef for graphdef/memmapped
+    regions: dict[str, tuple[int, int]] | None = None  # memmapped: name -> (offset, length)
+    size_bytes: int = 0
+
+
+def require_file(path: str | os.PathLike, what: str = "model") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"{what} file not found: {p}", "check the path (relative paths are from the current directory)")
+    if p.is_dir() and not (p / "saved_model.pb").is_file():
+        raise ModelError(f"{what} path is a directory: {p}", f"give the {what} file itself")
+    return p
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Which model format ``path`` holds, by content (not by extension)."""
+    p = require_file(path)
+    if p.is_dir():
+        return SAVEDMODEL
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelError(f"model file is empty: {p}", "re-export or re-download the model")
+    with open(p, "rb") as f:
+        head = f.read(16)
+        if size >= 8 and head[4:8] == b"TFL3":
+            return TFLITE
+        if looks_memmapped(f, size):
+            return MEMMAPPED
+    for magic, what in _MAGIC_HINTS:
+        if head.startswith(magic) or head.lower().startswith(magic.lower()):
+            raise ModelError(
+                f"{p} is {what}, not a TensorFlow model",
+                "pass a frozen GraphDef (.pb), a memmapped package or a .tflite file",
+            )
+    return GRAPHDEF
+
+
+def looks_memmapped(f, size: int) -> bool:
+    """A memmapped package ends with the directory's offset (uint64 LE) and the directory
+    names regions ``memmapped_package://...``; checking the prefix string is cheap."""
+    if size < 16:
+        return False
+    f.seek(size - 8)
+    (offset,) = struct.unpack("<Q", f.read(8))
+    if offset >= size - 8 or size - 8 - offset > 64 * 1024 * 1024:
+        return False
+    f.seek(offset)
+    directory = f.read(size - 8 - offset)
+    return b"memmapped_package://" in directory
+
+
+def parse_graph_def(data: bytes, source: str = "model"):
+    """Bytes -> GraphDef, or a ModelError saying why it is not one."""
+    from google.protobuf.message import DecodeError
+
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise ModelError(
+            f"{source} is not a TensorFlow GraphDef (it does not parse: {exc})".replace("\n", " "),
+            "pass a frozen graph .pb (e.g. from freeze_graph or retrain.py); truncated downloads fail this way too",
+        ) from exc
+    if not graph_def.node or any(not n.op or not n.name for n in graph_def.node):
+        raise ModelError(
+            f"{source} is not a TensorFlow GraphDef (no valid nodes)",
+            "pass a frozen graph .pb (e.g. from freeze_graph or retrain.py)",
+        )
+    return graph_def
+
+
+def load_graph_def(path: str | os.PathLike):
+    """A GraphDef from a frozen .pb or a memmapped package (its GraphDef, ImmutableConst nodes
+    pointing at the regions). TFLite and SavedModel are refused with a pointer to what works."""
+    model = load_model(path)
+    if model.graph_def is None:
+        raise ModelError(
+            f"{model.path} is a {model.format} model; this command needs a frozen GraphDef (.pb)",
+            "use the .pb the .tflite was converted from" if model.format == TFLITE else "freeze it to a .pb first",
+        )
+    return model.graph_def
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    p = require_file(path)
+    fmt = detect_format(p)
+    size = p.stat().st_size if p.is_file() else 0
+    if fmt == GRAPHDEF:
+        return LoadedModel(p, fmt, parse_graph_def(p.read_bytes(), str(p)), size_bytes=size)
+    if fmt == MEMMAPPED:
+        from mobilebuild.graphs import memmap
+
+        graph_def, regions = memmap.read_package(p)
+        return LoadedModel(p, fmt, graph_def, regions, size_bytes=size)
+    return LoadedModel(p, fmt, size_bytes=size)
+
+
+def serialize(graph_def) -> bytes:
+    return graph_def.SerializeToString(deterministic=True)
+
+
+def save_graph_def(graph_def, out: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
+    """Write atomically (temp + rename), refusing to overwrite an input."""
+    from mobilebuild.fsutil import atomic_write_bytes, check_output_path
+
+    out_p = check_output_path(out, *inputs)
+    return atomic_write_bytes(out_p, serialize(graph_def))

@@ -1,0 +1,46 @@
+"""Where mobilebuild keeps things: cache, data prefix, logs; and the files shipped in the package."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+TOOLCHAINS_DIR = PACKAGE_DIR / "toolchains"
+DATA_DIR = PACKAGE_DIR / "data"
+
+
+def cache_dir() -> Path:
+    """``MOBILEBUILD_CACHE``, else the platform's user cache dir (XDG, macOS, Windows)."""
+    env = os.environ.get("MOBILEBUILD_CACHE")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mobilebuild"
+
+
+def data_dir() -> Path:
+    """``MOBILEBUILD_HOME``, else the user data dir: the managed prefix for installed toolchains."""
+    env = os.environ.get("MOBILEBUILD_HOME")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "mobilebuild"
+
+
+def log_dir() -> Path:
+    d = cache_dir() / "logs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

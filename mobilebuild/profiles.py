@@ -1,0 +1,129 @@
+"""Version profiles: which facts (Bazel, SDK, NDK, paths, constants, deps) belong to which TF version.
+
+The knowledge lives as data in ``toolchains/*.toml``; one file per family of versions, with
+per-version overrides in ``[versions."X.Y"]`` deep-merged over the family's base tables.
+Adding a family is adding a file; no Python changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mobilebuild.errors import UserError
+from mobilebuild.paths import TOOLCHAINS_DIR
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'1.4.0' / 'v1.4.0-rc1' / '1.4' -> (1, 4, 0) (missing parts are 0; suffixes ignored)."""
+    m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    if not m:
+        raise UserError(f"not a version: {text!r}", "use a version like 1.4 or a tag like v1.4.0")
+    return tuple(int(g) if g is not None else 0 for g in m.groups())
+
+
+def version_str(v: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in v)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Profile:
+    """The merged facts for one TF version."""
+
+    family: str
+    version: tuple[int, int, int]
+    data: dict[str, Any] = field(repr=False)
+    source: Path = field(repr=False, default=Path())
+
+    @property
+    def version_text(self) -> str:
+        return version_str(self.version)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """``profile.get("android.bazel_target")``."""
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def require(self, dotted: str) -> Any:
+        value = self.get(dotted)
+        if value is None:
+            raise UserError(
+                f"the {self.family} profile has no '{dotted}' for TensorFlow {self.version_text}",
+                f"add it to {self.source.name} in toolchains/",
+            )
+        return value
+
+    def runtime_ops_name(self) -> str | None:
+        pattern = self.get("family.runtime_ops")
+        if not pattern:
+            return None
+        return pattern.format(major=self.version[0], minor=self.version[1], patch=self.version[2])
+
+
+@lru_cache(maxsize=None)
+def _families(directory: str) -> tuple[tuple[Path, dict], ...]:
+    out = []
+    for path in sorted(Path(directory).glob("*.toml")):
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        if "family" in data:
+            out.append((path, data))
+    return tuple(out)
+
+
+def families(directory: Path = TOOLCHAINS_DIR) -> list[tuple[Path, dict]]:
+    return list(_families(str(directory)))
+
+
+def supported_ranges(directory: Path = TOOLCHAINS_DIR) -> list[str]:
+    return [
+        f"{d['family']['min_version']} <= TF < {d['family']['max_version']} ({d['family']['name']})"
+        for _, d in families(directory)
+    ]
+
+
+def load_profile(version: str | tuple[int, ...], directory: Path = TOOLCHAINS_DIR) -> Profile:
+    """The profile for a TF version (``"1.4.0"``, ``"v1.1.0"``, ``(1, 2, 0)``)."""
+    v = parse_version(version) if isinstance(version, str) else tuple(version) + (0,) * (3 - len(version))
+    v = v[:3]
+    for path, data in families(directory):
+        fam = data["family"]
+        lo, hi = parse_version(fam["min_version"]), parse_version(fam["max_version"])
+        if lo <= v < hi:
+            base = {k: val for k, val in data.items() if k != "versions"}
+            merged = base
+            for key, override in data.get("versions", {}).items():
+                if parse_version(key)[:2] == v[:2]:
+                    merged = deep_merge(merged, override)
+            return Profile(family=fam["name"], version=v, data=merged, source=path)  # type: ignore[arg-type]
+    raise UserError(
+        f"TensorFlow {version_str(v)} is not supported: no version profile covers it",
+        "supported: " + "; ".join(supported_ranges(directory)) + " (profiles are data in toolchains/)",
+    )
