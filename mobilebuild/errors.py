@@ -67,3 +67,11 @@ class CommandError(UserError):
 
     def output_tail(self, lines: int = 20) -> str:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file whose sha256/sha1/size is not the pinned one (the file is deleted)."""
+
+
+class ArchiveError(DownloadError):
+    """An archive that is damaged or has members escaping the target directory."""

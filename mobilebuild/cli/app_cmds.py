@@ -1,9 +1,168 @@
-"""Commands of this group (see mobilebuild/cli/__init__.py for global options and exit codes)."""
+"""`mobilebuild workspace | android | ios | restore`: the TensorFlow tree, its WORKSPACE and the
+demo apps. Core modules are imported inside the commands (no TensorFlow at --help time)."""
 
 from __future__ import annotations
 
+from typing import List, Optional
+
 import typer
+
+TREE_HELP = "TensorFlow checkout to use (never has its git state changed)."
+REPO_HELP = "Repository to clone into the cache (https://, file:// or a local path); needs --tf-ref."
+REF_HELP = "Tag/branch/commit to check out from --tf-repo (e.g. v1.4.0)."
+
+
+def _emit(result: dict) -> None:
+    from mobilebuild import console
+
+    if console.settings.json:
+        console.emit_json(result)
+
+
+def workspace_cmd(
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
+    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk)."),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK dir (else ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<version>)."),
+    api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform to use (default: the profile's if installed, else the highest)."),
+    build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version (default: the profile's if installed, else the highest)."),
+    ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff, change nothing."),
+) -> None:
+    """Write android_sdk_repository / android_ndk_repository into the tree's WORKSPACE."""
+    from mobilebuild.android import apply_or_show, report_toolchain
+    from mobilebuild.patching import PatchSet
+    from mobilebuild import console
+    from mobilebuild.tftree import open_tree
+    from mobilebuild.workspace import plan_workspace
+
+    tree = open_tree(tf_src, tf_repo, tf_ref)
+    console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
+    ws = plan_workspace(
+        tree, sdk_flag=sdk, ndk_flag=ndk, api_level=api_level, build_tools=build_tools, ndk_api_level=ndk_api_level
+    )
+    report_toolchain(ws)
+    ps = PatchSet(tree.root)
+    ps.edit(ws.rel, ws.edit.text)
+    if ps.pending():
+        console.detail(f"WORKSPACE: {ws.edit.how}")
+    result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
+    result["patch"] = apply_or_show(tree, ps, dry_run)
+    _emit(result)
+
+
+def android_cmd(
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
+    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, ...)."),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK dir (else ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<v>)."),
+    api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform (android-N) to build against."),
+    build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version."),
+    ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef (.pb); default: the built-in model."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model)."),
+    mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean (IMAGE_MEAN is an int in the demo)."),
+    std: Optional[float] = typer.Option(None, "--std", help="Pixel std."),
+    input_name: Optional[str] = typer.Option(None, "--input-name", help="Input node (default: from the model, e.g. Mul for retrain.py graphs)."),
+    output_name: Optional[str] = typer.Option(None, "--output-name", help="Output node (default: from the model)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit."),
+    generate_only: bool = typer.Option(False, "--generate-only", help="Patch the tree and copy assets; no build/install."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, the diff and the copies; change nothing."),
+    no_install: bool = typer.Option(False, "--no-install", help="Build, but do not install."),
+    no_launch: bool = typer.Option(False, "--no-launch", help="Install, but do not start the app."),
+    device: Optional[str] = typer.Option(None, "--device", help="adb serial of the device (else ANDROID_SERIAL, else the only one)."),
+    cpu: Optional[str] = typer.Option(None, "--cpu", help="armeabi-v7a | arm64-v8a | x86 | x86_64."),
+    compilation_mode: str = typer.Option("opt", "-c", "--compilation-mode", help="Bazel compilation mode: opt | dbg | fastbuild."),
+    bazel_arg: Optional[List[str]] = typer.Option(None, "--bazel-arg", help="Extra argument for bazel build (repeatable)."),
+    bazel: Optional[str] = typer.Option(None, "--bazel", help="Bazel binary to use."),
+    remote_cache: Optional[str] = typer.Option(None, "--remote-cache", help="Bazel remote cache URL."),
+    remote_executor: Optional[str] = typer.Option(None, "--remote-executor", help="Bazel remote executor URL."),
+    remote_header: Optional[List[str]] = typer.Option(None, "--remote-header", help="K=V header for the remote cache/executor (repeatable)."),
+) -> None:
+    """Set up (and build, install, launch) the TensorFlow Android demo for a model."""
+    from mobilebuild import android
+
+    opts = android.AndroidOptions(
+        tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, sdk=sdk, ndk=ndk, api_level=api_level,
+        build_tools=build_tools, ndk_api_level=ndk_api_level, model=model, labels=labels,
+        input_size=input_size, mean=mean, std=std, input_name=input_name, output_name=output_name,
+        optimize=optimize, quantize=quantize, generate_only=generate_only, dry_run=dry_run,
+        no_install=no_install, no_launch=no_launch, device=device, cpu=cpu,
+        compilation_mode=compilation_mode, bazel_args=list(bazel_arg or []), bazel=bazel,
+        remote_cache=remote_cache, remote_executor=remote_executor, remote_headers=list(remote_header or []),
+    )
+    _emit(android.run(opts))
+
+
+def ios_cmd(
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
+    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef or memmapped package; default: the built-in model."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model)."),
+    mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean."),
+    std: Optional[float] = typer.Option(None, "--std", help="Pixel std."),
+    input_name: Optional[str] = typer.Option(None, "--input-name", help="Input layer (default: from the model)."),
+    output_name: Optional[str] = typer.Option(None, "--output-name", help="Output layer (default: from the model)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff and the copies; change nothing."),
+) -> None:
+    """Set up the TensorFlow iOS camera example for a model (works on every OS)."""
+    from mobilebuild import ios
+
+    opts = ios.IosOptions(
+        tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
+        mean=mean, std=std, input_name=input_name, output_name=output_name, optimize=optimize,
+        quantize=quantize, out=out, dry_run=dry_run,
+    )
+    _emit(ios.run(opts))
+
+
+def restore_cmd(
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help="The tree mobilebuild patched."),
+    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help="Or the cached clone of this repository ..."),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help="... at this ref."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be restored or removed."),
+) -> None:
+    """Put a patched tree back exactly as it was before mobilebuild changed it."""
+    from pathlib import Path
+
+    from mobilebuild import console
+    from mobilebuild.errors import UserError
+    from mobilebuild.patching import restore_tree
+    from mobilebuild.tftree import clone_at_ref
+
+    if tf_repo:
+        if not tf_ref:
+            raise UserError(f"--tf-repo {tf_repo} needs --tf-ref", "name the ref whose cached checkout to restore")
+        root = clone_at_ref(tf_repo, tf_ref)
+    elif tf_src:
+        root = Path(tf_src).expanduser()
+        if not root.is_dir():
+            raise UserError(f"{root} is not a directory", "pass the tree mobilebuild patched with --tf-src")
+    else:
+        raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
+    res = restore_tree(root.resolve(), dry_run=dry_run)
+    verb = "would " if dry_run else ""
+    for rel in res.restored:
+        console.info(f"{verb}restore {rel}")
+    for rel in res.removed:
+        console.info(f"{verb}remove {rel}")
+    if not dry_run:
+        console.success(f"{root} is back as it was ({len(res.restored)} restored, {len(res.removed)} removed)")
+    _emit({"root": str(root), "dry_run": dry_run, "restored": res.restored, "removed": res.removed, "unchanged": res.unchanged})
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command("workspace")(workspace_cmd)
+    root.command("android")(android_cmd)
+    root.command("ios")(ios_cmd)
+    root.command("restore")(restore_cmd)

@@ -1,9 +1,126 @@
-"""Commands of this group (see mobilebuild/cli/__init__.py for global options and exit codes)."""
+"""`mobilebuild deps`, `setup`, `doctor`: the machine and the makefile dependencies.
+
+Core work lives in mobilebuild/deps.py, setup.py, doctor.py (imported inside the commands so
+`mobilebuild --help` stays fast).
+"""
 
 from __future__ import annotations
 
+from typing import List, Optional
+
 import typer
+
+MIRROR_HELP = "Mirror base tried after the original URLs (BASE/host/path layout; URL or directory). Repeatable."
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command("deps")(deps_cmd)
+    root.command("setup")(setup_cmd)
+    root.command("doctor")(doctor_cmd)
+
+
+def deps_cmd(
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help="TensorFlow source tree (default: tf_src in mobilebuild.toml)."),
+    mirror: List[str] = typer.Option([], "--mirror", help=MIRROR_HELP),
+    offline: bool = typer.Option(False, "--offline", help="Use only the download cache and local mirrors."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Parallel downloads."),
+) -> None:
+    """Fill tensorflow/contrib/makefile/downloads/ (as download_dependencies.sh, with checksums)."""
+    from pathlib import Path
+
+    from mobilebuild import config, console
+    from mobilebuild.deps import fetch_deps, tree_version
+    from mobilebuild.errors import UserError
+    from mobilebuild.profiles import load_profile, version_str
+
+    conf = config.load_config()
+    src = tf_src or conf.get("tf_src")
+    if not src:
+        raise UserError("no TensorFlow tree given", "pass --tf-src PATH (or set tf_src in mobilebuild.toml via `mobilebuild setup --tf-src PATH`)")
+    tree = Path(src).expanduser()
+    if not tree.is_dir():
+        raise UserError(f"--tf-src is not a directory: {tree}", "give the root of a TensorFlow checkout")
+    version, how = tree_version(tree)
+    profile = load_profile(version)
+    console.detail(f"TF {version_str(version)} (from {how})")
+    report = fetch_deps(tree, profile, mirrors=list(mirror) + list(conf.get("mirrors", [])), offline=offline, jobs=jobs)
+    if console.settings.json:
+        console.emit_json(report.to_dict())
+        return
+    for d in report.deps:
+        console.info(f"  {d.name:<11} {d.status:<10} {d.dir}")
+    if report.changed:
+        console.success(f"dependencies ready in {report.downloads_dir}")
+    else:
+        console.success(f"all {len(report.deps)} dependencies already up to date; nothing changed")
+
+
+def setup_cmd(
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help="TensorFlow tag to set up for, e.g. v1.4.0."),
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help="TensorFlow tree: its version decides."),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK directory to use or fill."),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK directory to use."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run the printed install commands (JDK via apt/dnf/brew)."),
+    accept_licenses: bool = typer.Option(False, "--accept-licenses", help="Accept the Android SDK licences (sdkmanager --licenses)."),
+    mirror: List[str] = typer.Option([], "--mirror", help=MIRROR_HELP),
+    offline: bool = typer.Option(False, "--offline", help="Use only the download cache and local mirrors."),
+    pins: Optional[str] = typer.Option(None, "--pins", help="Release pins file replacing toolchains/pins.toml (also MOBILEBUILD_PINS)."),
+    bazel_sha256: Optional[str] = typer.Option(None, "--bazel-sha256", help="sha256 of the Bazel release when none is pinned."),
+    ndk_sha256: Optional[str] = typer.Option(None, "--ndk-sha256", help="sha256 of the NDK archive when none is pinned."),
+) -> None:
+    """Install what this machine lacks for a TF version (Bazel, SDK, NDK; JDK with --yes) and write mobilebuild.toml."""
+    from mobilebuild import console
+    from mobilebuild.errors import ToolchainError
+    from mobilebuild.setup import run_setup
+
+    report = run_setup(
+        tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk, yes=yes, accept_licenses=accept_licenses,
+        mirrors=mirror, offline=offline, pins_file=pins, bazel_sha256=bazel_sha256, ndk_sha256=ndk_sha256,
+    )
+    if console.settings.json:
+        console.emit_json(report.to_dict())
+    else:
+        for s in report.steps:
+            console.info(f"  {s.name:<12} {s.status:<9} {s.detail}")
+            if s.fix and s.status == "missing":
+                console.info(f"  {'':<12} fix: {s.fix}")
+        if report.config_written:
+            console.info(f"wrote {report.config_path}")
+    if report.missing:
+        first = report.missing[0]
+        names = ", ".join(s.name for s in report.missing)
+        raise ToolchainError(f"setup incomplete: missing {names}", first.fix)
+    if not report.changed and not console.settings.json:
+        console.success(f"everything for TF {report.tf_version} is already present; nothing to do")
+    elif not console.settings.json:
+        console.success(f"ready for TF {report.tf_version}")
+
+
+def doctor_cmd(
+    target: str = typer.Option("android", "--target", help="What you want to build: android, ios, pi or model."),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help="TensorFlow tag to check against (default: mobilebuild.toml)."),
+    tf_src: Optional[str] = typer.Option(None, "--tf-src", help="TensorFlow tree to check against."),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK directory to check."),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK directory to check."),
+) -> None:
+    """Check this machine: one line per tool with the fix. Exit 0 only when the target's needs are met."""
+    from mobilebuild import console
+    from mobilebuild.doctor import run_doctor
+
+    report = run_doctor(target=target, tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk)
+    if console.settings.json:
+        console.emit_json(report.to_dict())
+    else:
+        marks = {"ok": "ok     ", "warning": "warning", "missing": "MISSING", "skipped": "skipped"}
+        for c in report.checks:
+            console.info(f"{marks[c.status]}  {c.name:<18} {c.detail}")
+            if c.fix and c.status in ("warning", "missing"):
+                console.info(f"{'':9}{'':<18} fix: {c.fix}")
+    if not report.ok:
+        missing = [c.name for c in report.checks if c.needed and c.status == "missing"]
+        if not console.settings.json:
+            console.error(f"not ready for {target}: missing {', '.join(missing)}")
+        raise typer.Exit(1)
+    if not console.settings.json:
+        console.success(f"ready for {target}")

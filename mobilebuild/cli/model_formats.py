@@ -1,9 +1,194 @@
-"""`mobilebuild model quantize | memmap | tflite` (registered on the `model` group)."""
+"""`mobilebuild model quantize | memmap | tflite` (registered on the `model` group).
+
+Module-level imports stay light (no TensorFlow): `mobilebuild --help` imports this module.
+Arguments are validated before a model is loaded, so a bad --mode fails instantly and
+nothing is written.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from mobilebuild import console
+
+
+def _names(values: Optional[List[str]]) -> list[str] | None:
+    """--input-names a,b --input-names c -> [a, b, c]."""
+    if not values:
+        return None
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return [n[:-2] if n.endswith(":0") else n for n in names] or None
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _plain_graph(path: Path):
+    """A frozen GraphDef with real Consts, whether ``path`` is a .pb or a memmapped package."""
+    from mobilebuild.graphs import io, memmap
+
+    model = io.load_model(path)
+    if model.graph_def is None:
+        io.load_graph_def(path)  # raises the clear "not a GraphDef" ModelError
+    if model.format == io.MEMMAPPED:
+        return memmap.inline_regions(model.graph_def, model.path, model.regions), model
+    return model.graph_def, model
+
+
+def _check_names(graph_def, names: list[str] | None, what: str) -> None:
+    if names:
+        from mobilebuild.graphs.nodes import require_nodes
+
+        require_nodes(graph_def, names, what)
+
+
+def _report_rewrites(changes, tf_version: str) -> None:
+    if changes:
+        console.info(f"rewritten for TF {tf_version}: {len(changes)} change(s)")
+        for change in changes:
+            console.detail(f"  {change}")
+
+
+def quantize_cmd(
+    model: Path = typer.Argument(..., help="Frozen GraphDef (.pb) or memmapped package."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the quantized .pb."),
+    mode: str = typer.Option(..., "--mode", help="weights_rounded | weights | eightbit"),
+    bitdepth: int = typer.Option(8, "--bitdepth", help="Levels = 2^bitdepth (weights_rounded: 1-16; others: 8)."),
+    tf_version: Optional[str] = typer.Option(
+        None, "--tf-version", help="Fit the result to this TF runtime's op set (e.g. 1.1); checked after."
+    ),
+    input_names: Optional[List[str]] = typer.Option(None, "--input-names", help="Input node(s), comma-separated."),
+    output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the graph's sinks."),
+    min_const_bytes: int = typer.Option(1024, "--min-const-bytes", help="Float Consts smaller than this stay float."),
+) -> None:
+    """Quantize weights (and with eightbit, compute) like TF's old quantize_graph tool."""
+    from mobilebuild.fsutil import check_output_path, write_if_changed
+    from mobilebuild.graphs import io, quantize
+
+    quantize.check_mode(mode, bitdepth)
+    io.require_file(model)
+    check_output_path(output, model)
+    graph_def, loaded = _plain_graph(model)
+    outs = _names(output_names)
+    _check_names(graph_def, _names(input_names), "input")
+    _check_names(graph_def, outs, "output")
+    result = quantize.quantize_graph_def(
+        graph_def, mode, bitdepth, input_names=_names(input_names), output_names=outs, min_const_bytes=min_const_bytes
+    )
+    changes = []
+    if tf_version:
+        result, changes = quantize.fit_runtime(result, tf_version)
+    # Same bytes as an earlier run: leave the file alone (idempotent, mtime kept).
+    write_if_changed(output, io.serialize(result))
+    size_in, size_out = loaded.size_bytes, output.stat().st_size
+    ratio = size_in / size_out if size_out else 0.0
+    _report_rewrites(changes, tf_version or "")
+    summary = {
+        "output": str(output),
+        "mode": mode,
+        "bitdepth": bitdepth,
+        "size_before": size_in,
+        "size_after": size_out,
+        "ratio": round(ratio, 3),
+        "nodes_before": len(graph_def.node),
+        "nodes_after": len(result.node),
+        "ops": sorted({n.op for n in result.node}),
+        "tf_version": tf_version,
+        "runtime_changes": [str(c) for c in changes],
+    }
+    if console.settings.json:
+        console.emit_json(summary)
+    console.success(
+        f"{mode}: {_human(size_in)} -> {_human(size_out)} ({ratio:.2f}x smaller), wrote {output}"
+    )
+    if mode == "weights_rounded":
+        console.info("  (weights_rounded keeps float tensors: the gain shows once the file is compressed, e.g. in an APK)")
+
+
+def memmap_cmd(
+    model: Path = typer.Argument(..., help="Frozen GraphDef (.pb)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the memmapped package."),
+    min_conversion_tensor_size: int = typer.Option(
+        10000, "--min-conversion-tensor-size", help="Consts of at least this many bytes are memory-mapped."
+    ),
+    tf_version: Optional[str] = typer.Option(None, "--tf-version", help="Fit the GraphDef to this TF runtime's op set first."),
+) -> None:
+    """Write a TF memmapped package (what the iOS camera example loads via MemmappedEnv)."""
+    from mobilebuild.errors import ModelError
+    from mobilebuild.fsutil import check_output_path
+    from mobilebuild.graphs import io, memmap
+
+    if min_conversion_tensor_size < 0:
+        raise ModelError(f"--min-conversion-tensor-size must be >= 0, got {min_conversion_tensor_size}", "give a size in bytes (default 10000)")
+    io.require_file(model)
+    check_output_path(output, model)
+    graph_def, loaded = _plain_graph(model)
+    changes = []
+    if tf_version:
+        from mobilebuild.graphs.quantize import fit_runtime
+
+        graph_def, changes = fit_runtime(graph_def, tf_version)
+    stats = memmap.write_package(graph_def, output, min_conversion_tensor_size, model)
+    _report_rewrites(changes, tf_version or "")
+    summary = {"output": str(output), "size_before": loaded.size_bytes, **stats.as_dict(), "tf_version": tf_version}
+    if console.settings.json:
+        console.emit_json(summary)
+    console.success(
+        f"memmapped {stats.converted} tensor(s) ({_human(stats.region_bytes)}), "
+        f"{stats.kept_consts} small Const(s) left inline; {_human(stats.file_bytes)} written to {output}"
+    )
+
+
+def tflite_cmd(
+    model: Path = typer.Argument(..., help="Frozen GraphDef (.pb), memmapped package or SavedModel directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .tflite file."),
+    quantize: str = typer.Option("none", "--quantize", help="none | dynamic | int8"),
+    representative_images: Optional[Path] = typer.Option(
+        None, "--representative-images", help="Folder of typical images (needed for int8)."
+    ),
+    input_names: Optional[List[str]] = typer.Option(None, "--input-names", help="Input node; default: the Placeholder."),
+    output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the sinks."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="e.g. 1,224,224,3 when the graph leaves it open."),
+    mean: float = typer.Option(127.5, "--mean", help="Normalisation of representative images: (pixel - mean) / std."),
+    std: float = typer.Option(127.5, "--std", help="See --mean."),
+) -> None:
+    """Convert to TensorFlow Lite (optionally quantized); run it with `model label`/`compare`."""
+    from mobilebuild.errors import UserError
+    from mobilebuild.fsutil import check_output_path
+    from mobilebuild.graphs import io, tflite
+
+    tflite.check_quantize(quantize, representative_images)
+    shape = None
+    if input_shape:
+        try:
+            shape = [int(d) for d in input_shape.split(",")]
+        except ValueError:
+            raise UserError(f"--input-shape {input_shape!r} is not a list of integers", "write it like 1,224,224,3") from None
+    io.require_file(model)
+    check_output_path(output, model)
+    result = tflite.convert(
+        model, output, quantize, representative_images,
+        input_names=_names(input_names), output_names=_names(output_names), input_shape=shape, mean=mean, std=std,
+    )
+    if console.settings.json:
+        console.emit_json(result.as_dict())
+    ratio = result.size_in / result.size_out if result.size_out else 0.0
+    console.success(
+        f"tflite ({quantize}): {_human(result.size_in)} -> {_human(result.size_out)} ({ratio:.2f}x smaller), "
+        f"input {result.input_names[0]} {result.input_shape}, wrote {output}"
+    )
 
 
 def register(model_app: typer.Typer) -> None:
     """Add this module's commands to the `model` group."""
+    model_app.command("quantize")(quantize_cmd)
+    model_app.command("memmap")(memmap_cmd)
+    model_app.command("tflite")(tflite_cmd)

@@ -1,0 +1,526 @@
+"""Knowledge of Bazel: which binary to run, its flags, running a build, reading its output.
+
+Resolution order (``resolve_bazel``): an explicit ``--bazel PATH``; bazelisk on PATH (the
+version from ``USE_BAZEL_VERSION``, the tree's ``.bazelversion`` or the profile's pin); a Bazel
+that ``mobilebuild setup`` installed into the managed prefix; a ``bazel`` on PATH. Every binary
+but bazelisk's is checked against the profile's ``bazel.min``/``bazel.max``; the user can
+deliberately override that check (a warning stays in the output) because no Bazel of
+TensorFlow 1.x's era runs on a current system.
+
+``build`` streams Bazel's output through the runner into a status line (or raw with
+``--verbose``), keeps the full log, parses Bazel's closing summary for action counts and remote
+cache hits, and turns a failure into a short error (first error lines + log path).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Sequence
+from urllib.parse import urlparse
+
+from mobilebuild import console, runner
+from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.profiles import Profile, parse_version, version_str
+
+BAZELRC_NAME = "mobilebuild.bazelrc"
+# Remote endpoints Bazel understands: HTTP caches, gRPC (REAPI) caches/executors, unix sockets.
+CACHE_SCHEMES = ("http", "https", "grpc", "grpcs", "unix")
+EXECUTOR_SCHEMES = ("grpc", "grpcs", "unix")
+
+
+@dataclass(frozen=True)
+class Bazel:
+    """A Bazel ready to run: ``path`` plus the ``env`` it needs (bazelisk's version pin)."""
+
+    path: str
+    version: tuple[int, ...] | None
+    via: str  # 'bazelisk' | 'path' | 'flag' | 'managed'
+    env: dict[str, str] = field(default_factory=dict)
+    # Startup options put before the command on every call (e.g. --output_user_root in CI).
+    startup_options: tuple[str, ...] = ()
+    # Warnings produced while resolving (version check overridden, unknown version, ...).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def version_text(self) -> str:
+        return version_str(self.version) if self.version else "unknown"
+
+
+@dataclass
+class BuildResult:
+    log_path: Path
+    seconds: float
+    actions: int | None  # "N total actions" (None: this Bazel does not print it)
+    remote_cache_hits: int
+    no_op: bool  # Bazel executed nothing (every output already up to date)
+    processes: dict[str, int] = field(default_factory=dict)  # strategy -> count, from the summary
+    warnings: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "log": str(self.log_path),
+            "seconds": round(self.seconds, 3),
+            "actions": self.actions,
+            "remote_cache_hits": self.remote_cache_hits,
+            "no_op": self.no_op,
+            "processes": self.processes,
+            "warnings": self.warnings,
+        }
+
+
+# ---- resolving ---------------------------------------------------------------------------------
+
+
+def resolve_bazel(
+    profile: Profile,
+    *,
+    bazel_path: str | os.PathLike | None = None,
+    tree: str | os.PathLike | None = None,
+    allow_any_version: bool = False,
+) -> Bazel:
+    """The Bazel to use for ``profile`` (see the module doc for the order)."""
+    lo, hi, pin = _pins(profile)
+    if bazel_path is not None:
+        path = Path(bazel_path).expanduser()
+        if not runner.is_executable(path):
+            raise ToolchainError(
+                f"--bazel {path} is not an executable file",
+                "give the path of a bazel binary (e.g. --bazel ~/bin/bazel-0.5.4)",
+            )
+        return _checked(str(path.resolve()), "flag", profile, allow_any_version)
+
+    bazelisk = runner.which("bazelisk")
+    if bazelisk:
+        wanted, source = _bazelisk_version(tree, pin)
+        version = _parse_or_none(wanted)
+        bz = Bazel(bazelisk, version, "bazelisk", {"USE_BAZEL_VERSION": wanted})
+        console.detail(f"bazel: bazelisk {bazelisk} with Bazel {wanted} (from {source})")
+        return _check_range(bz, profile, allow_any_version, lo, hi, pin)
+
+    managed = managed_bazel_path(pin) if pin else None
+    if managed is not None and runner.is_executable(managed):
+        return _checked(str(managed), "managed", profile, allow_any_version)
+
+    on_path = runner.which("bazel")
+    if on_path:
+        return _checked(on_path, "path", profile, allow_any_version)
+
+    raise ToolchainError(
+        "no Bazel found (neither bazelisk nor bazel on PATH, nor one installed by mobilebuild)",
+        f"run `mobilebuild setup` to install Bazel {pin or lo}, install bazelisk, or pass --bazel PATH",
+    )
+
+
+def managed_bazel_path(version: str) -> Path:
+    """Where ``mobilebuild setup`` puts Bazel VERSION: DATA/bazel/VERSION/bin/bazel."""
+    from mobilebuild.paths import data_dir
+
+    return data_dir() / "bazel" / version / "bin" / "bazel"
+
+
+def probe_version(path: str) -> tuple[tuple[int, ...] | None, str]:
+    """(version, what the binary reported). ``bazel --version`` is answered by the client
+    without starting a server; Bazels older than that flag (0.4/0.5) answer ``--batch version``
+    ("Build label: 0.5.4"), which runs one short-lived server."""
+    res = runner.run([path, "--version"], check=False, timeout=120)
+    m = re.search(r"^bazel\s+(\S+)", res.output, re.M)
+    if res.returncode == 0 and m:
+        return _parse_or_none(m.group(1)), m.group(1)
+    res = runner.run([path, "--batch", "version"], check=False, timeout=300)
+    m = re.search(r"^Build label:\s*(\S*)", res.output, re.M)
+    if m:
+        return _parse_or_none(m.group(1)), m.group(1) or "(empty build label)"
+    raise ToolchainError(
+        f"{path} does not answer like Bazel (`--version` exited {res.returncode})",
+        "check that the path is a Bazel binary; `--bazel PATH` must name the binary itself",
+    )
+
+
+def _checked(path: str, via: str, profile: Profile, allow_any_version: bool) -> Bazel:
+    version, reported = probe_version(path)
+    lo, hi, pin = _pins(profile)
+    bz = Bazel(path, version, via)
+    if version is None:
+        msg = f"cannot tell which Bazel {path} is (it reports version '{reported}')"
+        if not allow_any_version:
+            raise ToolchainError(
+                msg,
+                f"TensorFlow {profile.version_text} needs Bazel {lo} - {hi}: run `mobilebuild setup`, "
+                "or add --ignore-bazel-version to use this one anyway",
+            )
+        return _warn(bz, msg + "; using it because the version check was overridden")
+    return _check_range(bz, profile, allow_any_version, lo, hi, pin)
+
+
+def _check_range(bz: Bazel, profile: Profile, allow: bool, lo: str | None, hi: str | None, pin: str | None) -> Bazel:
+    if bz.version is None or (lo is None and hi is None):
+        return bz
+    too_old = lo is not None and bz.version < parse_version(lo)
+    too_new = hi is not None and bz.version > parse_version(hi)
+    if not (too_old or too_new):
+        return bz
+    msg = (
+        f"Bazel {bz.version_text} ({bz.path}) is outside the range TensorFlow "
+        f"{profile.version_text} builds with ({lo or 'any'} - {hi or 'any'})"
+    )
+    if not allow:
+        raise ToolchainError(
+            msg,
+            f"install Bazel {pin or lo} (`mobilebuild setup`, or bazelisk with USE_BAZEL_VERSION={pin or lo}); "
+            "to try this one anyway add --ignore-bazel-version",
+        )
+    return _warn(bz, msg + "; using it because the version check was overridden")
+
+
+def _warn(bz: Bazel, message: str) -> Bazel:
+    console.warn(message)
+    return Bazel(bz.path, bz.version, bz.via, dict(bz.env), bz.startup_options, bz.warnings + (message,))
+
+
+def _pins(profile: Profile) -> tuple[str | None, str | None, str | None]:
+    return profile.get("bazel.min"), profile.get("bazel.max"), profile.get("bazel.recommended")
+
+
+def _bazelisk_version(tree, pin: str | None) -> tuple[str, str]:
+    env = os.environ.get("USE_BAZEL_VERSION", "").strip()
+    if env:
+        return env, "USE_BAZEL_VERSION"
+    if tree is not None:
+        f = Path(tree) / ".bazelversion"
+        if f.is_file():
+            text = f.read_text(errors="replace").strip().splitlines()
+            if text and text[0].strip():
+                return text[0].strip(), str(f)
+    if pin:
+        return pin, "the version profile"
+    raise ToolchainError(
+        "bazelisk found but no Bazel version to ask it for",
+        "set USE_BAZEL_VERSION or write the version into the tree's .bazelversion",
+    )
+
+
+def _parse_or_none(text: str) -> tuple[int, ...] | None:
+    if not re.match(r"^\s*v?\d+(\.\d+)*", text or ""):
+        return None
+    return parse_version(text)
+
+
+# ---- flags -------------------------------------------------------------------------------------
+
+
+def cpu_flags(profile: Profile, cpu: str | None) -> list[str]:
+    """The Bazel flags for ``--cpu`` (profile ``android.cpu_flags``; None: the profile default)."""
+    table: dict = profile.require("android.cpu_flags")
+    if cpu is None:
+        cpu = profile.get("android.default_cpu") or next(iter(table))
+    if cpu not in table:
+        raise UserError(
+            f"unknown --cpu {cpu!r} for TensorFlow {profile.version_text}",
+            "use one of: " + ", ".join(table),
+        )
+    return list(table[cpu])
+
+
+def locate_apk(tree: str | os.PathLike, profile: Profile) -> Path:
+    """The APK Bazel built, where the profile says (``android.apk``, relative to the tree)."""
+    rel = profile.require("android.apk")
+    apk = Path(tree) / rel
+    if apk.is_file():
+        return apk
+    raise UserError(
+        f"Bazel finished but there is no APK at {apk}",
+        f"the profile expects {rel} (target {profile.get('android.bazel_target')}); check the tree's "
+        "BUILD file and that no --symlink_prefix in your .bazelrc moves bazel-bin",
+    )
+
+
+# ---- remote cache / executor -------------------------------------------------------------------
+
+
+def write_bazelrc_fragment(
+    tree: str | os.PathLike,
+    remote_cache: str | None = None,
+    remote_executor: str | None = None,
+    remote_headers: Iterable[str] = (),
+    upload_local_results: bool = True,
+) -> Path | None:
+    """Render ``TREE/mobilebuild.bazelrc`` with the remote settings (None: nothing to share).
+
+    The user's own ``.bazelrc`` is never touched: ``build`` passes the fragment with the
+    ``--bazelrc=`` startup option (or a user's .bazelrc can ``try-import`` it). Unchanged content
+    is not rewritten. With headers (often tokens) the file is made readable by its owner only.
+    """
+    headers = [_check_header(h) for h in remote_headers]
+    if not remote_cache and not remote_executor:
+        if headers:
+            raise UserError(
+                "--remote-header given without --remote-cache or --remote-executor",
+                "headers are sent to a remote service: add --remote-cache URL or --remote-executor URL",
+            )
+        return None
+    options: list[str] = []
+    if remote_cache:
+        options.append("--remote_cache=" + _bazelrc_quote(_check_url(remote_cache, "--remote-cache", CACHE_SCHEMES)))
+    if remote_executor:
+        options.append(
+            "--remote_executor=" + _bazelrc_quote(_check_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES))
+        )
+    options += ["--remote_header=" + _bazelrc_quote(h) for h in headers]
+    options.append(f"--remote_upload_local_results={'true' if upload_local_results else 'false'}")
+
+    from mobilebuild.templating import render
+
+    text = render("bazel-mobilebuild.bazelrc", options=options)
+    path = Path(tree) / BAZELRC_NAME
+    mode = 0o600 if headers else 0o644
+    try:
+        same = path.is_file() and path.read_text() == text and (path.stat().st_mode & 0o777) == mode
+    except OSError:
+        same = False
+    if not same:
+        from mobilebuild.fsutil import atomic_write_text
+
+        atomic_write_text(path, text, mode=mode)
+    return path
+
+
+def _check_url(url: str, option: str, schemes: Sequence[str]) -> str:
+    url = url.strip()
+    parsed = urlparse(url)
+    bad_chars = any(c.isspace() or c in "\"'\\" for c in url)
+    if bad_chars or parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+        raise UserError(
+            f"{option} {url!r} is not a usable URL",
+            f"give a URL starting with {', '.join(s + '://' for s in schemes)} "
+            "(e.g. http://cache.example.com:8080 or grpcs://remote.buildbuddy.io)",
+        )
+    return url
+
+
+def _check_header(header: str) -> str:
+    key, sep, value = header.partition("=")
+    if not sep or not key.strip() or any(c.isspace() for c in key) or "\n" in value or "\r" in value:
+        raise UserError(
+            f"--remote-header {header!r} is not NAME=VALUE",
+            "e.g. --remote-header 'x-buildbuddy-api-key=KEY' (one header per option)",
+        )
+    return header
+
+
+def _bazelrc_quote(value: str) -> str:
+    """Quote a value for a bazelrc line (Bazel tokenizes rc lines like a shell: "..." with \\)."""
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./~-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---- running a build ---------------------------------------------------------------------------
+
+_PROGRESS = re.compile(r"^\[[\d,]+ / [\d,]+\]\s*(.*)$")
+_PROCESSES = re.compile(r"^INFO: (\d+) process(?:es)?(?:: (.*?))?\.?\s*$")
+_ACTIONS = re.compile(r"^INFO: Build completed successfully, (\d+) total actions?")
+_REMOTE_WARNING = re.compile(r"^WARNING: (Reading from|Writing to) Remote Cache:?", re.I)
+
+# Failures we can explain better than Bazel does.
+_KNOWN_FAILURES = (
+    (
+        re.compile(r"name 'android_(sdk|ndk)_repository' is not defined"),
+        "this Bazel has no Android rules (Debian's bazel-bootstrap removes them): use the Bazel "
+        "version the profile pins (`mobilebuild setup`) or pass --bazel PATH to one that has them",
+    ),
+    (
+        re.compile(r"Another command is running|Another command \(pid="),
+        "another Bazel build runs in this tree; wait for it or stop it with `bazel shutdown`",
+    ),
+    (
+        re.compile(r"(Current Bazel version is|Bazel version is) .*(expected|at least|too old)", re.I),
+        "the tree's WORKSPACE checks the Bazel version itself: use the version the profile pins",
+    ),
+)
+
+
+def build_argv(
+    bazel: Bazel,
+    target: str,
+    *,
+    flags: Sequence[str] = (),
+    bazelrc: str | os.PathLike | None = None,
+    startup_flags: Sequence[str] = (),
+) -> list[str]:
+    """The exact command ``build`` runs (``--dry-run`` prints it)."""
+    argv = [bazel.path, *bazel.startup_options, *startup_flags]
+    if bazelrc is not None:
+        argv.append(f"--bazelrc={bazelrc}")  # a startup option: before the command
+    # No curses/colour: the output goes to a pipe we parse and to the log file.
+    argv += ["build", "--color=no", "--curses=no", *flags, target]
+    return argv
+
+
+def build(
+    bazel: Bazel,
+    tree: str | os.PathLike,
+    target: str,
+    *,
+    flags: Sequence[str] = (),
+    bazelrc: str | os.PathLike | None = None,
+    log_path: str | os.PathLike | None = None,
+    verbose: bool = False,
+    startup_flags: Sequence[str] = (),
+) -> BuildResult:
+    """``bazel build TARGET`` in ``tree``: progress to the terminal, full log to ``log_path``."""
+    argv = build_argv(bazel, target, flags=flags, bazelrc=bazelrc, startup_flags=startup_flags)
+    log = Path(log_path) if log_path else _default_log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    watcher = _OutputWatcher(verbose or console.settings.verbose)
+    status = console.err().status(f"bazel build {target}") if _live_status(verbose) else nullcontext()
+    start = time.monotonic()
+    try:
+        with status as live:
+            watcher.live = live
+            res = runner.run(argv, cwd=tree, extra_env=bazel.env, check=False, on_line=watcher, log_path=log)
+    except KeyboardInterrupt:
+        # The runner has stopped the Bazel client; Bazel's own action cache keeps its outputs
+        # consistent, and we wrote nothing during the build.
+        console.warn(f"bazel build interrupted (log: {log})")
+        raise
+    seconds = time.monotonic() - start
+    if res.returncode != 0:
+        raise _failure(argv, res.returncode, watcher.lines, log, target)
+    summary = parse_summary(watcher.lines)
+    for w in watcher.remote_warnings:
+        console.warn(w)
+    return BuildResult(
+        log_path=log,
+        seconds=seconds,
+        actions=summary["actions"],
+        remote_cache_hits=summary["remote_cache_hits"],
+        no_op=summary["no_op"],
+        processes=summary["processes"],
+        warnings=list(watcher.remote_warnings) + list(bazel.warnings),
+        argv=argv,
+    )
+
+
+def parse_summary(lines: Sequence[str]) -> dict:
+    """Bazel's closing lines -> {actions, processes, remote_cache_hits, no_op}.
+
+    ``INFO: 3 processes: 2 remote cache hit, 1 internal.`` (Bazel >= 4 counts the internal
+    ones), ``INFO: 0 processes.`` (Bazel 2.x no-op), ``INFO: Build completed successfully, 3 total
+    actions``. Bazels too old to print the process line give processes={} and no_op=False.
+    """
+    processes: dict[str, int] = {}
+    total: int | None = None
+    actions: int | None = None
+    for line in lines:
+        m = _PROCESSES.match(line)
+        if m:
+            total = int(m.group(1))
+            processes = {}
+            for part in (m.group(2) or "").split(","):
+                pm = re.match(r"\s*(\d+)\s+(.+?)\s*$", part)
+                if pm:
+                    processes[pm.group(2)] = processes.get(pm.group(2), 0) + int(pm.group(1))
+        am = _ACTIONS.match(line)
+        if am:
+            actions = int(am.group(1))
+    hits = processes.get("remote cache hit", 0)
+    no_op = total is not None and total - processes.get("internal", 0) == 0
+    return {"actions": actions, "processes": processes, "remote_cache_hits": hits, "no_op": no_op}
+
+
+class _OutputWatcher:
+    """Receives Bazel's output line by line: raw echo (verbose) or the live status line."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+        self.lines: list[str] = []
+        self.remote_warnings: list[str] = []
+        self.live = None
+        self._pending_remote: str | None = None
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if self.verbose:
+            console.err().print(line, markup=False, highlight=False)
+        if self._pending_remote is not None:
+            # Bazel puts the reason on the line after "WARNING: Reading from Remote Cache:".
+            self._note_remote(f"remote cache: {self._pending_remote.lower()} it failed ({line.strip()}); building locally")
+            self._pending_remote = None
+        m = _REMOTE_WARNING.match(line)
+        if m:
+            self._pending_remote = m.group(1)
+            return
+        if self.live is not None:
+            text = _status_text(line)
+            if text:
+                self.live.update(text)
+
+    def _note_remote(self, message: str) -> None:
+        if message not in self.remote_warnings:
+            self.remote_warnings.append(message)
+
+
+def _status_text(line: str) -> str | None:
+    m = _PROGRESS.match(line)
+    if m:
+        return f"bazel: {line.strip()}"[:160]
+    if line.startswith(("Loading:", "Analyzing:", "INFO: Analyzed", "INFO: Found")):
+        return f"bazel: {line.strip()}"[:160]
+    return None
+
+
+def _live_status(verbose: bool) -> bool:
+    return not (verbose or console.settings.verbose) and console.is_interactive()
+
+
+def _failure(argv: list[str], returncode: int, lines: list[str], log: Path, target: str) -> CommandError:
+    excerpt = first_error_lines(lines)
+    first = next((ln for ln in excerpt if ln.startswith("ERROR:")), excerpt[0] if excerpt else "")
+    reason = first[len("ERROR:"):].strip() if first.startswith("ERROR:") else first.strip()
+    hint = None
+    for pattern, text in _KNOWN_FAILURES:
+        if any(pattern.search(ln) for ln in lines):
+            hint = text
+            break
+    if hint is None:
+        hint = "the lines below are Bazel's first errors; the full log has everything (--verbose shows it live)"
+    message = f"bazel build {target} failed (exit {returncode})" + (f": {_shorten(reason)}" if reason else "")
+    return CommandError(argv, returncode, "\n".join(excerpt), message=message, hint=hint, log_path=str(log))
+
+
+def first_error_lines(lines: Sequence[str], limit: int = 12) -> list[str]:
+    """The first ``ERROR:`` line and what follows it up to ``limit`` lines (not the whole log)."""
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("ERROR:")), None)
+    if start is None:
+        tail = [ln for ln in lines if ln.strip()]
+        return tail[-limit:]
+    out: list[str] = []
+    for ln in lines[start:]:
+        if ln.startswith("INFO: Elapsed time") or len(out) >= limit:
+            break
+        if "linux-sandbox" in ln and re.match(r"^\d+\.\d+: src/main/tools/", ln):
+            continue  # sandbox debug chatter of some Bazel builds
+        out.append(ln)
+    return out
+
+
+def _shorten(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _default_log_path() -> Path:
+    from mobilebuild.paths import log_dir
+
+    return log_dir() / f"bazel-build-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+
+
+def shutdown(bazel: Bazel, tree: str | os.PathLike) -> None:
+    """Stop the Bazel server of ``tree`` (frees memory after a one-off build)."""
+    runner.run([bazel.path, *bazel.startup_options, "shutdown"], cwd=tree, extra_env=bazel.env, check=False, timeout=120)

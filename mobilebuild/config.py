@@ -1,0 +1,202 @@
+"""The project file ``mobilebuild.toml``: tool paths, mirrors and remote-build settings.
+
+Found from the current directory upward (as git finds ``.git``), or named by
+``MOBILEBUILD_CONFIG``. ``setup`` writes it; ``tree``, ``build`` and the downloader read it, so a
+user types the SDK path once. The file is rendered from a template (one commented line per key)
+and written atomically, and only when its content changes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from mobilebuild.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FILENAME = "mobilebuild.toml"
+ENV_VAR = "MOBILEBUILD_CONFIG"
+
+# key -> (type, comment). Order is the order in the written file.
+KNOWN_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "tf_src": (str, "TensorFlow source tree the app commands patch and build"),
+    "tf_ref": (str, "TensorFlow tag the tree was chosen for (e.g. v1.4.0)"),
+    "sdk": (str, "Android SDK directory (ANDROID_HOME)"),
+    "ndk": (str, "Android NDK directory (the profile's recommended revision)"),
+    "bazel": (str, "Bazel executable (or bazelisk) for this project's TF version"),
+    "bazel_version": (str, "Bazel version to run (USE_BAZEL_VERSION for bazelisk)"),
+    "jdk": (str, "JAVA_HOME for Bazel and the SDK tools"),
+    "mirrors": (list, "download mirrors tried after the original URLs: BASE/host/path layout (URL or directory)"),
+    "remote_cache": (str, "Bazel --remote_cache URL (e.g. http://host:8080/cache)"),
+    "remote_executor": (str, "Bazel --remote_executor (grpc://host:port)"),
+    "remote_headers": (dict, "extra headers for the remote cache/executor (name = value)"),
+}
+PATH_KEYS = ("tf_src", "sdk", "ndk", "bazel", "jdk")
+
+
+class ConfigError(UserError):
+    """A mobilebuild.toml that cannot be read or has a value of the wrong type."""
+
+
+def find_config(start: str | os.PathLike | None = None) -> Path | None:
+    """``MOBILEBUILD_CONFIG``, else the nearest ``mobilebuild.toml`` from ``start`` (cwd) upward."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    here = Path(start or Path.cwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for d in (here, *here.parents):
+        candidate = d / FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The file's values as written (paths not resolved)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", f"fix the line named above, or delete {path} and run `mobilebuild setup` again") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
+    _check_types(path, data)
+    return data
+
+
+def _check_types(path: Path, data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        spec = KNOWN_KEYS.get(key)
+        if spec is None:
+            continue
+        typ = spec[0]
+        if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)) or (
+            typ is dict and not all(isinstance(v, str) for v in value.values())
+        ):
+            want = {str: "a string", list: "a list of strings", dict: "a table of strings"}[typ]  # type: ignore[index]
+            raise ConfigError(f"{path}: '{key}' must be {want}, not {value!r}", f"edit {path}")
+
+
+def load_config(start: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Settings from the project's mobilebuild.toml ({} when there is none).
+
+    Path values are absolute (relative ones are taken from the file's directory);
+    ``config_path`` tells which file was read.
+    """
+    path = find_config(start)
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ConfigError(f"{ENV_VAR} names a file that does not exist: {path}", f"create it with `mobilebuild setup` or unset {ENV_VAR}")
+    data = read_raw(path)
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str) and data[key]:
+            if key == "bazel" and "/" not in data[key]:
+                continue  # a command name (bazel, bazelisk) looked up on PATH
+            p = Path(data[key]).expanduser()
+            data[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    data.setdefault("mirrors", [])
+    data["mirrors"] = [_resolve_mirror(m, path.parent) for m in data["mirrors"]]
+    data["config_path"] = str(path)
+    return data
+
+
+def _resolve_mirror(base: str, root: Path) -> str:
+    if "://" in base:
+        return base
+    p = Path(base).expanduser()
+    return str(p if p.is_absolute() else (root / p).resolve())
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a string, number, bool, list or flat table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ConfigError(f"cannot store {value!r} in {FILENAME}", "use a finite number")
+        return repr(value)
+    if isinstance(value, (str, os.PathLike)):
+        return _toml_string(str(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_string(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    raise ConfigError(f"cannot store a {type(value).__name__} in {FILENAME}", "use strings, numbers, lists or tables")
+
+
+def _toml_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def render_config(values: Mapping[str, Any]) -> str:
+    from mobilebuild.templating import render
+
+    entries = []
+    for key in [*KNOWN_KEYS, *sorted(k for k in values if k not in KNOWN_KEYS)]:
+        if key not in values or values[key] is None:
+            continue
+        comment = KNOWN_KEYS.get(key, (None, ""))[1]
+        name = key if key.replace("_", "").isalnum() else _toml_string(key)
+        entries.append((name, toml_value(values[key]), comment))
+    return render("config-mobilebuild.toml.j2", entries=entries).rstrip("\n") + "\n"
+
+
+def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
+    """Merge ``updates`` into the file at ``path`` (a dir means ``dir/mobilebuild.toml``).
+
+    A value of None removes the key. Written atomically, and only when the content changes:
+    returns True when the file was (re)written.
+    """
+    from mobilebuild.fsutil import write_if_changed
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILENAME
+    if not path.parent.is_dir():
+        raise ConfigError(f"directory does not exist: {path.parent}", "create it first")
+    current = read_raw(path)
+    merged = dict(current)
+    for key, value in updates.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else (str(value) if isinstance(value, os.PathLike) else value)
+    _check_types(path, merged)
+    text = render_config(merged)
+    # What we write must read back to exactly what we meant.
+    if tomllib.loads(text) != merged:
+        raise ConfigError(f"internal: {FILENAME} would not round-trip", "please report it")
+    return write_if_changed(path, text)

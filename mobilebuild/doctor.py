@@ -1,0 +1,295 @@
+"""``mobilebuild doctor``: one line per check (ok / warning / missing) with the fix command.
+
+Reads only: versions from package metadata (TensorFlow is never imported), tools through the
+runner with short timeouts, the SDK/NDK layout on disk. ``ok`` is true only when every check
+the chosen target needs is ok or a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mobilebuild import machine, runner
+from mobilebuild.errors import UserError
+
+TARGETS = ("android", "ios", "pi", "model")
+PACKAGES = ("typer", "rich", "requests", "jinja2", "GitPython", "numpy", "pillow", "tensorflow", "ai-edge-litert")
+# Which checks each target cannot do without (the others are informational there).
+NEEDED = {
+    "android": {"tf-version", "python", "packages", "jdk", "bazel", "android-sdk", "sdk-platform", "sdk-build-tools", "sdk-platform-tools", "android-ndk", "disk"},
+    "ios": {"python", "packages", "xcode", "disk"},
+    "pi": {"python", "packages", "make", "disk"},
+    "model": {"python", "packages"},
+}
+ADB_TIMEOUT = 5.0
+FREE_WARN = 10 * 1024**3
+FREE_MISSING = 2 * 1024**3
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warning | missing | skipped
+    detail: str
+    fix: str | None = None
+    needed: bool = False
+
+
+@dataclass
+class DoctorReport:
+    target: str
+    tf_version: str | None
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status in ("ok", "warning", "skipped") for c in self.checks if c.needed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "target": self.target, "tf_version": self.tf_version, "checks": [asdict(c) for c in self.checks]}
+
+
+def _check_python(checks: list[Check]) -> None:
+    v = sys.version_info
+    status = "ok" if v >= (3, 10) else "missing"
+    checks.append(Check("python", status, f"Python {v.major}.{v.minor}.{v.micro} ({sys.executable})", None if status == "ok" else "install Python 3.10 or newer"))
+    versions, missing = [], []
+    for pkg in PACKAGES:
+        try:
+            versions.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            missing.append(pkg)
+    core_missing = [p for p in missing if p not in ("tensorflow", "ai-edge-litert")]
+    status = "missing" if core_missing else ("warning" if missing else "ok")
+    detail = ", ".join(versions) + (f"; not installed: {', '.join(missing)}" if missing else "")
+    checks.append(Check("packages", status, detail, f"{sys.executable} -m pip install {' '.join(missing)}" if missing else None))
+
+
+def _check_tool(checks: list[Check], name: str, argv: list[str], pattern: str, fix: str) -> None:
+    exe = runner.which(argv[0])
+    if not exe:
+        checks.append(Check(name, "missing", f"{argv[0]} not on PATH", fix))
+        return
+    try:
+        res = runner.run([exe, *argv[1:]], check=False, timeout=machine.PROBE_TIMEOUT)
+        m = re.search(pattern, res.output)
+        checks.append(Check(name, "ok", f"{m.group(0) if m else res.output.strip()[:60]} ({exe})"))
+    except UserError as exc:
+        checks.append(Check(name, "warning", f"{exe} does not answer: {exc.message}", fix))
+
+
+def _check_jdk(checks: list[Check]) -> None:
+    java = machine.find_java()
+    if java.path:
+        checks.append(Check("jdk", "ok", f"Java {java.version} ({java.path}, {java.source})"))
+    else:
+        cmd = machine.jdk_install_command()
+        checks.append(Check("jdk", "missing", "no java (JAVA_HOME, PATH)", runner.format_argv(cmd) if cmd else "install a JDK and set JAVA_HOME"))
+
+
+def _check_bazel(checks: list[Check], profile, conf: dict, tree: Path | None) -> None:
+    if profile is None:
+        exe = runner.which("bazelisk") or runner.which("bazel")
+        checks.append(Check("bazel", "warning" if exe else "missing", f"{exe or 'no bazel on PATH'} (no TF version chosen: pass --tf-ref to check the range)", "mobilebuild setup --tf-ref vX.Y.Z"))
+        return
+    found = machine.find_bazel(profile, conf, tree)
+    lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
+    rng = f"{lo}..{hi}" if hi else f">= {lo}"
+    if found.path:
+        note = f" (bazelisk, USE_BAZEL_VERSION={found.extra['want']})" if found.extra.get("bazelisk") else ""
+        checks.append(Check("bazel", "ok", f"Bazel {found.version} at {found.path} ({found.source}){note}; TF {profile.version_text} needs {rng}"))
+    else:
+        tried = "; ".join(found.extra.get("tried", [])) or "none found"
+        checks.append(Check("bazel", "missing", f"no Bazel in {rng} for TF {profile.version_text}: {tried}", f"mobilebuild setup --tf-ref v{profile.version_text}"))
+
+
+def _check_sdk(checks: list[Check], profile, conf: dict, sdk_flag: str | None) -> Path | None:
+    found = machine.find_sdk(sdk_flag, conf)
+    setup_fix = "mobilebuild setup --accept-licenses" + (f" --tf-ref v{profile.version_text}" if profile else "")
+    if not found.path or not Path(found.path).is_dir():
+        where = f"{found.path} ({found.source}) does not exist" if found.path else "no SDK found (--sdk, mobilebuild.toml, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Android/Sdk, /usr/lib/android-sdk)"
+        checks.append(Check("android-sdk", "missing", where, setup_fix))
+        return None
+    sdk = Path(found.path)
+    checks.append(Check("android-sdk", "ok", f"{sdk} (found via {found.source})"))
+    if profile is None:
+        return sdk
+    api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
+    have = machine.sdk_packages(sdk, api, bt)
+    sdkmgr = machine.sdkmanager_in(sdk)
+    cmd = f"{sdkmgr or 'sdkmanager'} --sdk_root={sdk}"
+    plat = f"platforms;android-{api}"
+    checks.append(Check("sdk-platform", "ok" if have[plat] else "missing", f"{plat} {'installed' if have[plat] else 'not installed'}", None if have[plat] else f'{cmd} "{plat}"'))
+    btk = f"build-tools;{bt}"
+    others = [v for v in machine.installed_build_tools(sdk) if v != bt]
+    detail = f"{btk} {'installed' if have[btk] else 'not installed'}" + (f" (also: {', '.join(others)})" if others else "")
+    checks.append(Check("sdk-build-tools", "ok" if have[btk] else "missing", detail, None if have[btk] else f'{cmd} "{btk}"'))
+    pt = have["platform-tools"]
+    checks.append(Check("sdk-platform-tools", "ok" if pt else "missing", f"platform-tools {'installed' if pt else 'not installed'}", None if pt else f'{cmd} "platform-tools"'))
+    lic = machine.sdk_licenses_accepted(sdk)
+    checks.append(Check("sdk-licenses", "ok" if lic else "warning", "Android SDK licence accepted" if lic else f"no accepted licence in {sdk / 'licenses'}", None if lic else f"{cmd} --licenses"))
+    return sdk
+
+
+def _check_ndk(checks: list[Check], profile, conf: dict, sdk: Path | None, ndk_flag: str | None) -> None:
+    if profile is None:
+        checks.append(Check("android-ndk", "skipped", "no TF version chosen (pass --tf-ref) to know which NDK"))
+        return
+    found = machine.find_ndk(ndk_flag, conf, sdk, profile)
+    rec = profile.require("ndk.recommended")
+    if found.path:
+        name = found.extra["name"]
+        status = "ok" if name == rec else "warning"
+        note = "" if status == "ok" else f" (accepted; {rec} is recommended)"
+        checks.append(Check("android-ndk", status, f"NDK {name} ({found.version}) at {found.path} ({found.source}){note}; api_level {profile.get('ndk.api_level')}"))
+    else:
+        seen = "; ".join(found.extra.get("seen", [])) or "none found"
+        lo, hi = found.extra["range"]
+        checks.append(Check("android-ndk", "missing", f"no NDK r{lo}..r{hi} (recommended {rec}); seen: {seen}", f"mobilebuild setup --tf-ref v{profile.version_text}"))
+
+
+def _check_xcode(checks: list[Check], profile) -> None:
+    if sys.platform != "darwin":
+        checks.append(Check("xcode", "skipped", "not macOS (the iOS path needs a Mac)"))
+        return
+    x = machine.find_xcode()
+    if not x.path:
+        checks.append(Check("xcode", "missing", "Xcode / command-line tools not found", "xcode-select --install  (and Xcode from the App Store)"))
+    else:
+        checks.append(Check("xcode", "ok", f"Xcode {x.version or '?'} at {x.path}"))
+
+
+def list_devices_simple(adb: str) -> list[dict[str, str]]:
+    """``adb devices -l`` -> [{serial, state, model...}] (used when mobilebuild.adb is absent)."""
+    res = runner.run([adb, "devices", "-l"], check=False, timeout=ADB_TIMEOUT)
+    out = []
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("List of devices", "*")):
+            continue
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        dev = {"serial": parts[0], "state": parts[1]}
+        for extra in parts[2:]:
+            if ":" in extra:
+                k, v = extra.split(":", 1)
+                dev[k] = v
+        out.append(dev)
+    return out
+
+
+def _check_adb(checks: list[Check], sdk: Path | None) -> None:
+    adb = None
+    if sdk is not None and runner.is_executable(sdk / "platform-tools" / "adb"):
+        adb = str(sdk / "platform-tools" / "adb")
+    adb = adb or runner.which("adb")
+    if not adb:
+        checks.append(Check("adb", "missing", "adb not found (SDK platform-tools, PATH)", "install platform-tools (mobilebuild setup) or: apt-get install adb"))
+        return
+    try:
+        try:
+            from mobilebuild import adb as adbmod  # the device helper's parser, when present
+        except ImportError:
+            adbmod = None
+        if adbmod is not None and hasattr(adbmod, "parse_devices"):
+            res = runner.run([adb, "devices", "-l"], check=True, timeout=ADB_TIMEOUT)
+            devices = [_device_dict(d) for d in adbmod.parse_devices(res.stdout)]
+        else:
+            devices = list_devices_simple(adb)
+    except UserError as exc:
+        checks.append(Check("adb", "warning", f"{adb}: adb server did not answer ({exc.message})", f"{adb} kill-server && {adb} start-server"))
+        return
+    if not devices:
+        checks.append(Check("adb", "warning", f"{adb}: no device connected", "connect a phone with USB debugging on (or start an emulator)"))
+        return
+    desc = ", ".join(f"{d.get('serial')} ({d.get('state')}{', ' + d['model'] if d.get('model') else ''})" for d in devices)
+    bad = [d for d in devices if d.get("state") != "device"]
+    fix = None
+    if bad:
+        states = {d.get("state") for d in bad}
+        fix = "accept the USB debugging prompt on the phone" if "unauthorized" in states else "reconnect the device / adb reconnect"
+    checks.append(Check("adb", "warning" if bad else "ok", f"{adb}: {desc}", fix))
+
+
+def _device_dict(d: Any) -> dict[str, str]:
+    if isinstance(d, dict):
+        return d
+    if hasattr(d, "to_json"):
+        return {k: v for k, v in d.to_json().items() if v is not None}
+    return {k: str(getattr(d, k)) for k in ("serial", "state", "model") if getattr(d, k, None) is not None}
+
+
+def _check_cache(checks: list[Check]) -> None:
+    from mobilebuild.downloads import cache_size, downloads_root
+
+    n, size = cache_size()
+    checks.append(Check("cache", "ok", f"{downloads_root()} ({n} files, {size / 1024**2:.1f} MB)"))
+
+
+def _check_network(checks: list[Check], conf: dict) -> None:
+    mirrors = conf.get("mirrors") or []
+    proxies = {k: v for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy") if (v := os.environ.get(k))}
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    parts = [f"mirrors: {', '.join(mirrors) if mirrors else 'none'}", f"proxy: {', '.join(f'{k}={_redact(v)}' for k, v in proxies.items()) if proxies else 'none'}"]
+    if netrc.is_file():
+        parts.append(f"netrc: {netrc}")
+    checks.append(Check("network", "ok", "; ".join(parts)))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _check_disk(checks: list[Check]) -> None:
+    from mobilebuild.paths import cache_dir
+
+    probe = cache_dir()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    gb = free / 1024**3
+    status = "ok" if free >= FREE_WARN else ("warning" if free >= FREE_MISSING else "missing")
+    checks.append(Check("disk", status, f"{gb:.1f} GB free at {probe}", None if status == "ok" else "free some space: a TF build needs ~10 GB"))
+
+
+def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None, config_dir: str | None = None) -> DoctorReport:
+    from mobilebuild import config as configmod
+    from mobilebuild.setup import choose_profile
+
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
+    conf = configmod.load_config(config_dir)
+    try:
+        profile, tree, _how = choose_profile(tf_ref, tf_src, conf)
+    except UserError:
+        if tf_ref or tf_src:
+            raise
+        profile, tree = None, None
+    checks: list[Check] = []
+    if profile is not None:
+        checks.append(Check("tf-version", "ok", f"TensorFlow {profile.version_text} ({profile.family}): {_how}"))
+    else:
+        checks.append(Check("tf-version", "missing", "no TF version chosen (no --tf-ref/--tf-src, no mobilebuild.toml)", "mobilebuild doctor --tf-ref v1.4.0  (or run mobilebuild setup)"))
+    _check_python(checks)
+    _check_tool(checks, "git", ["git", "--version"], r"git version \S+", "apt-get install git  (macOS: xcode-select --install)")
+    _check_jdk(checks)
+    _check_bazel(checks, profile, conf, tree)
+    sdk_path = _check_sdk(checks, profile, conf, sdk)
+    _check_ndk(checks, profile, conf, sdk_path, ndk)
+    _check_xcode(checks, profile)
+    _check_tool(checks, "make", ["make", "--version"], r"GNU Make \S+", "apt-get install make")
+    _check_adb(checks, sdk_path)
+    _check_cache(checks)
+    _check_network(checks, conf)
+    _check_disk(checks)
+    for c in checks:
+        c.needed = c.name in NEEDED[target]
+    return DoctorReport(target, profile.version_text if profile else None, checks)

@@ -1,0 +1,139 @@
+"""One way to run a model on a batch of preprocessed images, whatever its format.
+
+GraphDefs run in a tf.compat.v1 session (an inner input like ``Mul`` is cut into a Placeholder
+first, so any batch size works); memmapped packages run with their regions inlined back into
+Consts (Python cannot hand a MemmappedEnv to a session); ``.tflite`` runs through LiteRT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mobilebuild.errors import ModelError
+from mobilebuild.graphs import io, nodes as gn
+
+
+def litert_interpreter(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ModelError("ai-edge-litert is not installed", "pip install ai-edge-litert") from exc
+    try:
+        interp = Interpreter(model_path=str(path))
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`") from exc
+    return interp
+
+
+class ModelRunner:
+    """``run(batch)`` -> outputs [N, classes]; plus what the model expects (size, mean, std)."""
+
+    format: str = ""
+    path: Path
+    size_bytes: int = 0
+    input_name: str = ""
+    output_name: str = ""
+    input_size: int = 0
+    channels: int = 3
+    mean: float = 0.0
+    std: float = 1.0
+    num_classes: int | None = None
+
+    def run(self, batch):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class GraphRunner(ModelRunner):
+    def __init__(self, graph_def, input_name: str, output_name: str):
+        import tensorflow as tf
+
+        from mobilebuild.graphs.optimize import cut_graph
+
+        if gn.node_map(graph_def)[input_name].op != "Placeholder":
+            graph_def, _ = cut_graph(graph_def, [input_name], [output_name])
+        self.graph_def = graph_def
+        self.input_name, self.output_name = input_name, output_name
+        shape = (gn.tensor_specs(graph_def).get(input_name) or (None,))[0]
+        self._one_at_a_time = bool(shape) and shape[0] == 1
+        graph = gn.import_graph(graph_def)
+        self._session = tf.compat.v1.Session(graph=graph)
+        self._fetch = graph.get_tensor_by_name(f"{output_name}:0")
+        self._feed = graph.get_tensor_by_name(f"{input_name}:0")
+
+    def run(self, batch):
+        import numpy as np
+
+        batch = np.asarray(batch, dtype=self._feed.dtype.as_numpy_dtype)
+        if self._one_at_a_time and len(batch) != 1:
+            return np.concatenate([self.run(batch[i : i + 1]) for i in range(len(batch))])
+        try:
+            return np.asarray(self._session.run(self._fetch, {self._feed: batch}))
+        except Exception as exc:  # TF's errors are long; the first line says what failed
+            raise ModelError(
+                f"the model failed to run: {str(exc).strip().splitlines()[0]}",
+                "check --input-name / --input-size against `mobilebuild model inspect`",
+            ) from exc
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class TfliteModelRunner(ModelRunner):
+    def __init__(self, path):
+        from mobilebuild.graphs.tflite import TfliteRunner
+
+        self._runner = TfliteRunner(path)
+        self.input_name, self.output_name = self._runner.input_name, self._runner.output_name
+
+    def run(self, batch):
+        return self._runner.run(batch)
+
+
+def open_model(path, *, input_name=None, output_name=None, input_size=None, mean=None, std=None) -> ModelRunner:
+    """A runner for ``path`` with the input/output, size and mean/std auto-detected unless given."""
+    from mobilebuild.graphs.inspect import app_info
+
+    model = io.load_model(path)
+    if model.format == io.TFLITE:
+        return _open_tflite(model, input_size, mean, std)
+    if model.graph_def is None:
+        raise ModelError(
+            f"{model.path} is a {model.format}; this command runs frozen GraphDefs, memmapped packages and .tflite",
+            "freeze it to a .pb or convert it with `mobilebuild model tflite`",
+        )
+    graph_def = model.graph_def
+    if model.format == io.MEMMAPPED:
+        from mobilebuild.graphs import memmap
+
+        graph_def = memmap.inline_regions(graph_def, model.path, model.regions)
+    from mobilebuild.graphs.prepare import resolve_app_values
+
+    specs = gn.tensor_specs(graph_def)
+    app = app_info(graph_def, specs)
+    values = resolve_app_values(graph_def, app, specs, input_name, output_name, input_size, mean, std)
+    runner = GraphRunner(graph_def, values["input_name"], values["output_name"])
+    runner.format, runner.path, runner.size_bytes = model.format, model.path, model.size_bytes
+    for key in ("input_size", "mean", "std", "channels", "num_classes"):
+        setattr(runner, key, values[key])
+    return runner
+
+
+def _open_tflite(model, input_size, mean, std) -> ModelRunner:
+    runner = TfliteModelRunner(model.path)
+    runner.format, runner.path, runner.size_bytes = model.format, model.path, model.size_bytes
+    shape = runner._runner.input_shape
+    runner.input_size = int(input_size or (shape[1] if len(shape) == 4 else 0))
+    runner.channels = shape[3] if len(shape) == 4 else 3
+    if not runner.input_size:
+        raise ModelError(f"the input size of {model.path} is unknown", "pass --input-size PIXELS")
+    if mean is None or std is None:
+        raise ModelError(
+            f"{model.path} is a .tflite: it keeps no record of its input normalisation",
+            "pass --mean and --std (the values of the graph it was converted from; `model inspect` on the .pb shows them)",
+        )
+    runner.mean, runner.std = float(mean), float(std)
+    return runner

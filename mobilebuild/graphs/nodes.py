@@ -1,0 +1,125 @@
+"""Small facts about the nodes of a GraphDef: names, consumers, constants, static shapes.
+
+Shared by inspect / optimize / prepare; TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from mobilebuild.errors import ModelError
+
+FLOAT_DTYPES = {"DT_FLOAT", "DT_HALF", "DT_DOUBLE", "DT_BFLOAT16"}
+WEIGHT_DTYPES = FLOAT_DTYPES | {"DT_QUINT8", "DT_QINT8", "DT_QINT32", "DT_QUINT16", "DT_QINT16"}
+# Ops that hold no computation and are never a model's output.
+NON_OUTPUT_OPS = {"NoOp", "Const", "Placeholder", "Assert", "SaveV2", "RestoreV2", "VarHandleOp", "ImmutableConst"}
+
+
+def base_name(tensor: str) -> str:
+    """'^a', 'a:0', 'a' -> 'a'."""
+    return tensor.lstrip("^").split(":")[0]
+
+
+def node_map(graph_def) -> dict:
+    return {n.name: n for n in graph_def.node}
+
+
+def data_consumers(graph_def) -> dict[str, list]:
+    """node name -> nodes reading one of its outputs (control inputs excluded)."""
+    out: dict[str, list] = {n.name: [] for n in graph_def.node}
+    for n in graph_def.node:
+        for inp in n.input:
+            if not inp.startswith("^"):
+                out.setdefault(base_name(inp), []).append(n)
+    return out
+
+
+def require_nodes(graph_def, names, what: str = "node") -> list[str]:
+    """Names (tensor suffixes stripped) that all exist, or a ModelError suggesting close names."""
+    nodes = node_map(graph_def)
+    clean = []
+    for name in names:
+        b = base_name(name.strip())
+        if b not in nodes:
+            close = difflib.get_close_matches(b, list(nodes), n=3, cutoff=0.5)
+            if not close:  # e.g. 'softmax' vs 'final/Softmax': fall back to substring matches
+                close = [n for n in nodes if b.lower() in n.lower()][:3]
+            hint = f"did you mean {', '.join(close)}?" if close else "run `mobilebuild model inspect` to list the nodes"
+            raise ModelError(f"{what} '{b}' is not in the graph", hint)
+        clean.append(b)
+    return clean
+
+
+def attr_type_name(node, attr: str = "T") -> str | None:
+    from tensorflow.core.framework import types_pb2
+
+    if attr not in node.attr:
+        return None
+    return types_pb2.DataType.Name(node.attr[attr].type)
+
+
+def const_value(node):
+    """The numpy value of a Const node."""
+    from tensorflow.python.framework import tensor_util
+
+    return tensor_util.MakeNdarray(node.attr["value"].tensor)
+
+
+def resolve_const(nodes: dict, name: str):
+    """The Const node behind ``name`` (through Identity nodes), or None."""
+    node = nodes.get(base_name(name))
+    seen = 0
+    while node is not None and node.op == "Identity" and seen < 16:
+        node = nodes.get(base_name(node.input[0]))
+        seen += 1
+    return node if node is not None and node.op == "Const" else None
+
+
+def const_tensor_info(node) -> tuple[str, int, int]:
+    """(dtype name, element count, bytes) of a Const or ImmutableConst node."""
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+
+    import tensorflow as tf
+
+    if node.op == "ImmutableConst":
+        dtype = node.attr["dtype"].type
+        dims = [d.size for d in node.attr["shape"].shape.dim]
+    else:
+        t = node.attr["value"].tensor
+        dtype = t.dtype
+        dims = [d.size for d in t.tensor_shape.dim]
+    count = int(np.prod(dims)) if dims else 1
+    try:
+        size = tf.dtypes.as_dtype(dtype).size
+    except (TypeError, ValueError):
+        size = 0
+    return types_pb2.DataType.Name(dtype), count, count * size
+
+
+def import_graph(graph_def):
+    """A tf.Graph holding ``graph_def``. Imports a copy: import_graph_def adds every default attr
+    to the GraphDef it is given, which would put attrs old runtimes reject back into our graphs."""
+    import tensorflow as tf
+
+    copy = tf.compat.v1.GraphDef()
+    copy.CopyFrom(graph_def)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(copy, name="")
+    return graph
+
+
+def tensor_specs(graph_def) -> dict[str, tuple[list[int | None] | None, str]]:
+    """node name -> (static shape of its first output or None, dtype name like 'float32').
+    Empty when the graph does not import (unknown ops): shapes are a nicety, not a requirement."""
+    specs: dict[str, tuple[list[int | None] | None, str]] = {}
+    try:
+        graph = import_graph(graph_def)
+    except Exception:
+        return specs
+    for op in graph.get_operations():
+        if op.outputs:
+            t = op.outputs[0]
+            specs[op.name] = (None if t.shape.rank is None else list(t.shape.as_list()), t.dtype.name)
+    return specs

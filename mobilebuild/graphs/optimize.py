@@ -1,0 +1,369 @@
+"""Make a frozen graph lean for inference without changing its numbers.
+
+``optimize_graph`` = TF's optimize_for_inference (strip what the outputs do not need, remove
+training nodes, fold FusedBatchNorm into conv weights) plus two things it does not do:
+
+- cutting the graph at an inner node that becomes a Placeholder (feed ``Mul`` of a retrain.py
+  graph, dropping the DecodeJpeg chain the phone cannot run);
+- folding the batch norm Keras 3 emits as separate ops (AddV2/Rsqrt/Mul/Sub on constants, then
+  ``x * scale + shift``), which TF's pass leaves alone: constant sub-graphs are evaluated once,
+  and per-channel ``* scale + shift`` chains after a Conv2D / DepthwiseConv2dNative / MatMul are
+  folded into its weights and a BiasAdd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mobilebuild.graphs import nodes as gn
+
+LINEAR_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
+# Ops whose constant result can be much larger than their inputs: not worth materialising.
+EXPANDING_OPS = {"Fill", "Tile", "BroadcastTo"}
+NEVER_FOLD = {"Placeholder", "PlaceholderWithDefault", "NoOp", "ImmutableConst", "Const"}
+
+
+@dataclass
+class OptimizeResult:
+    graph_def: object
+    input_names: list[str]
+    output_names: list[str]
+    notes: list[str] = field(default_factory=list)
+    nodes_before: int = 0
+    nodes_after: int = 0
+
+
+def resolve_names(graph_def, input_names=None, output_names=None) -> tuple[list[str], list[str]]:
+    """Given names checked against the graph; missing ones auto-detected (inspect's app part)."""
+    if not input_names or not output_names:
+        from mobilebuild.graphs.inspect import app_info
+
+        app = app_info(graph_def)
+        if not input_names:
+            input_names = [app.input_name] if app.input_name else []
+        if not output_names:
+            output_names = [app.output_name] if app.output_name else []
+    from mobilebuild.errors import ModelError
+
+    if not input_names:
+        raise ModelError("cannot tell the graph's input", "pass --input-names NODE")
+    if not output_names:
+        raise ModelError("cannot tell the graph's output", "pass --output-names NODE")
+    return gn.require_nodes(graph_def, input_names, "input node"), gn.require_nodes(graph_def, output_names, "output node")
+
+
+def cut_graph(graph_def, input_names: list[str], output_names: list[str]):
+    """Keep only what ``output_names`` need when ``input_names`` are fed; inner input nodes
+    become Placeholders of their output type and static shape (batch left open).
+    Returns (graph_def, names of the nodes dropped)."""
+    import tensorflow as tf
+    from tensorflow.python.tools import strip_unused_lib
+
+    specs = gn.tensor_specs(graph_def)
+    nodes = gn.node_map(graph_def)
+    dtypes = []
+    for name in input_names:
+        node = nodes[name]
+        if node.op == "Placeholder":
+            dtypes.append(node.attr["dtype"].type)
+        else:
+            dtypes.append(tf.as_dtype(specs.get(name, (None, "float32"))[1]).as_datatype_enum)
+    out = strip_unused_lib.strip_unused(graph_def, input_names, output_names, dtypes)
+    new_nodes = gn.node_map(out)
+    for name in input_names:
+        node, old = new_nodes[name], nodes[name]
+        if old.op != "Placeholder":
+            shape = specs.get(name, (None, None))[0]
+            if shape is not None:
+                shape = [None] + list(shape[1:]) if shape else shape
+                node.attr["shape"].CopyFrom(
+                    tf.compat.v1.AttrValue(shape=tf.TensorShape(shape).as_proto())
+                )
+    dropped = [n.name for n in graph_def.node if n.name not in new_nodes]
+    return out, dropped
+
+
+def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeResult:
+    import tensorflow as tf
+    from tensorflow.python.tools import optimize_for_inference_lib
+
+    inputs, outputs = resolve_names(graph_def, input_names, output_names)
+    result = OptimizeResult(graph_def, inputs, outputs, nodes_before=len(graph_def.node))
+    before_ops = _op_counts(graph_def)
+    cut, dropped = cut_graph(graph_def, inputs, outputs)
+    nodes = gn.node_map(graph_def)
+    cut_at = [n for n in inputs if nodes[n].op != "Placeholder"]
+    if cut_at:
+        removed_ops = sorted({nodes[d].op for d in dropped})
+        result.notes.append(
+            f"cut at {', '.join(cut_at)} (now a Placeholder): dropped {len(dropped)} nodes ({', '.join(removed_ops)})"
+        )
+    # Placeholders already in place: optimize_for_inference's strip step keeps them as they are.
+    dtypes = [gn.node_map(cut)[n].attr["dtype"].type for n in inputs]
+    shapes = {}
+    for n in inputs:
+        shapes[n] = tf.compat.v1.AttrValue()
+        shapes[n].CopyFrom(gn.node_map(cut)[n].attr["shape"])
+    out = optimize_for_inference_lib.optimize_for_inference(cut, inputs, outputs, dtypes, toco_compatible=True)
+    for n in inputs:  # strip_unused rebuilt the placeholders: keep the shapes we know
+        node = gn.node_map(out)[n]
+        if shapes[n].HasField("shape"):
+            node.attr["shape"].CopyFrom(shapes[n])
+    out = drop_inert_control_deps(out)
+    out, folded_consts = fold_constants(out, set(outputs) | set(inputs))
+    out, folded_affine = fold_affine_chains(out)
+    out = _extract(out, outputs)
+    after_ops = _op_counts(out)
+    bn_before = sum(before_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
+    bn_after = sum(after_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
+    if bn_before - bn_after > 0:
+        result.notes.append(f"folded {bn_before - bn_after} FusedBatchNorm into conv weights")
+    if folded_affine:
+        result.notes.append(
+            f"folded {folded_affine} per-channel scale/shift chains (batch norm as separate ops, e.g. Keras 3; bias adds) "
+            "into the weights and one BiasAdd"
+        )
+    if folded_consts:
+        result.notes.append(f"pre-computed {folded_consts} constant sub-graphs")
+    removed_training = before_ops.get("Identity", 0) - after_ops.get("Identity", 0)
+    if removed_training > 0:
+        result.notes.append(f"removed {removed_training} Identity/training nodes")
+    result.graph_def = out
+    result.nodes_after = len(out.node)
+    return result
+
+
+def drop_inert_control_deps(graph_def):
+    """Control dependencies on Const / Identity / NoOp nodes order nothing in a frozen graph
+    (Keras 3 ties its ReadVariableOp Identities to the output through a NoOp): drop them, and
+    the NoOps left without a purpose."""
+    import tensorflow as tf
+
+    inert = {"Const", "Identity", "NoOp"}
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    nodes = gn.node_map(out)
+    for node in out.node:
+        keep = [i for i in node.input if not (i.startswith("^") and getattr(nodes.get(gn.base_name(i)), "op", None) in inert)]
+        if len(keep) != len(node.input):
+            del node.input[:]
+            node.input.extend(keep)
+    referenced = {gn.base_name(i) for n in out.node for i in n.input}
+    kept = [n for n in out.node if not (n.op == "NoOp" and not n.input and n.name not in referenced)]
+    del out.node[:]
+    out.node.extend(kept)
+    return out
+
+
+def _op_counts(graph_def) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in graph_def.node:
+        counts[n.op] = counts.get(n.op, 0) + 1
+    return counts
+
+
+def _extract(graph_def, outputs):
+    from tensorflow.python.framework import graph_util
+
+    return graph_util.extract_sub_graph(graph_def, list(outputs))
+
+
+def _topological(graph_def) -> list:
+    nodes = gn.node_map(graph_def)
+    order, state = [], {}
+    for root in graph_def.node:
+        if root.name in state:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                state[node.name] = 2
+                order.append(node)
+                continue
+            if state.get(node.name):
+                continue
+            state[node.name] = 1
+            stack.append((node, True))
+            for inp in node.input:
+                dep = nodes.get(gn.base_name(inp))
+                if dep is not None and not state.get(dep.name):
+                    stack.append((dep, False))
+    return order
+
+
+def fold_constants(graph_def, keep: set[str]):
+    """Replace every sub-graph that depends on no input by the Const it evaluates to.
+    Returns (graph_def, number of nodes replaced)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry, tensor_util
+
+    constant: dict[str, bool] = {}
+    for node in _topological(graph_def):
+        if node.op == "Const":
+            constant[node.name] = True
+            continue
+        op_def = op_def_registry.get(node.op)
+        constant[node.name] = (
+            node.op not in NEVER_FOLD
+            and node.op not in EXPANDING_OPS
+            and op_def is not None
+            and not op_def.is_stateful
+            and len(op_def.output_arg) == 1
+            and bool(node.input)
+            and all(constant.get(gn.base_name(i), False) for i in node.input)
+        )
+    consumers = gn.data_consumers(graph_def)
+    frontier = [
+        n.name
+        for n in graph_def.node
+        if n.op != "Const"
+        and constant.get(n.name)
+        and n.name not in keep
+        and any(not constant.get(c.name, False) for c in consumers.get(n.name, []))
+    ]
+    if not frontier:
+        return graph_def, 0
+    graph = gn.import_graph(graph_def)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        values = sess.run([f"{name}:0" for name in frontier])
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    folded = set(frontier)
+    by_name = dict(zip(frontier, values))
+    for node in out.node:
+        if node.name in folded:
+            value = by_name[node.name]
+            node.op = "Const"
+            del node.input[:]
+            node.attr.clear()
+            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+    outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS] + list(keep)
+    outputs = [o for o in dict.fromkeys(outputs) if o in gn.node_map(out)]
+    return _extract(out, outputs), len(folded)
+
+
+def _channel_vector(value, channels: int):
+    """A constant that acts per output channel: scalar, [C] or [1, ..., 1, C] -> [C]; else None."""
+    import numpy as np
+
+    v = np.asarray(value)
+    if v.size == 1:
+        return np.full(channels, float(v.reshape(-1)[0]), dtype=np.float64)
+    if v.shape and v.shape[-1] == channels and v.size == channels:
+        return v.reshape(channels).astype(np.float64)
+    return None
+
+
+def fold_affine_chains(graph_def):
+    """Fold ``linear -> [BiasAdd] -> (Mul|Add|AddV2|Sub|RealDiv by per-channel const)+`` into
+    new weights and one BiasAdd named like the last op of the chain. Returns (graph_def, count)."""
+    import numpy as np
+
+    import tensorflow as tf
+    from tensorflow.python.framework import tensor_util
+
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    count = 0
+    changed = True
+    while changed:
+        changed = False
+        nodes = gn.node_map(out)
+        consumers = gn.data_consumers(out)
+        for lin in list(out.node):
+            if lin.op not in LINEAR_OPS or gn.attr_type_name(lin) != "DT_FLOAT":
+                continue
+            if lin.op != "MatMul" and lin.attr["data_format"].s not in (b"", b"NHWC"):
+                continue
+            if lin.op == "MatMul" and lin.attr["transpose_a"].b:
+                continue
+            wnode = gn.resolve_const(nodes, lin.input[1])
+            if wnode is None:
+                continue
+            weights = gn.const_value(wnode).astype(np.float64)
+            if lin.op == "Conv2D":
+                channels = weights.shape[-1]
+            elif lin.op == "DepthwiseConv2dNative":
+                channels = weights.shape[2] * weights.shape[3]
+            else:
+                channels = weights.shape[0] if lin.attr["transpose_b"].b else weights.shape[1]
+            scale = np.ones(channels)
+            shift = np.zeros(channels)
+            chain, cur, affine = [], lin, 0
+            while True:
+                nxt = consumers.get(cur.name, [])
+                if len(nxt) != 1 or any(gn.base_name(i) == cur.name and ":" in i and not i.endswith(":0") for i in nxt[0].input):
+                    break
+                node = nxt[0]
+                ins = [i for i in node.input if not i.startswith("^")]
+                if len(ins) != 2 or node.op not in ("BiasAdd", "Mul", "Add", "AddV2", "Sub", "RealDiv"):
+                    break
+                if node.op == "BiasAdd" and (affine or gn.base_name(ins[0]) != cur.name):
+                    break
+                first = gn.base_name(ins[0]) == cur.name
+                other = ins[1] if first else ins[0]
+                cnode = gn.resolve_const(nodes, other)
+                if cnode is None or gn.base_name(other) == cur.name:
+                    break
+                vec = _channel_vector(gn.const_value(cnode), channels)
+                if vec is None:
+                    break
+                if node.op in ("BiasAdd", "Add", "AddV2"):
+                    shift = shift + vec
+                elif node.op == "Mul":
+                    scale, shift = scale * vec, shift * vec
+                elif node.op == "Sub" and first:
+                    shift = shift - vec
+                elif node.op == "RealDiv" and first and np.all(vec != 0):
+                    scale, shift = scale / vec, shift / vec
+                else:
+                    break
+                chain.append(node)
+                affine += node.op != "BiasAdd"
+                cur = node
+            if not affine:
+                continue
+            if lin.op == "Conv2D":
+                new_w = weights * scale
+            elif lin.op == "DepthwiseConv2dNative":
+                new_w = weights * scale.reshape(weights.shape[2], weights.shape[3])
+            elif lin.attr["transpose_b"].b:
+                new_w = weights * scale[:, None]
+            else:
+                new_w = weights * scale[None, :]
+            last = chain[-1]
+            wname = _unique(nodes, f"{lin.name}/folded_weights")
+            bname = _unique(nodes, f"{last.name}/folded_bias")
+            wconst = out.node.add(name=wname, op="Const")
+            wconst.attr["dtype"].type = tf.float32.as_datatype_enum
+            wconst.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(new_w.astype(np.float32)))
+            bconst = out.node.add(name=bname, op="Const")
+            bconst.attr["dtype"].type = tf.float32.as_datatype_enum
+            bconst.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(shift.astype(np.float32)))
+            lin.input[1] = wname
+            drop = {n.name for n in chain}
+            keep_nodes = [n for n in out.node if n.name not in drop]
+            bias = tf.compat.v1.NodeDef(name=last.name, op="BiasAdd", input=[lin.name, bname])
+            bias.attr["T"].type = tf.float32.as_datatype_enum
+            bias.attr["data_format"].s = b"NHWC"
+            del out.node[:]
+            out.node.extend(keep_nodes + [bias])
+            count += 1
+            changed = True
+            break
+    return _extract(out, _sinks(out)), count
+
+
+def _sinks(graph_def) -> list[str]:
+    consumers = gn.data_consumers(graph_def)
+    return [n.name for n in graph_def.node if not consumers.get(n.name) and n.op not in ("Const",)]
+
+
+def _unique(nodes: dict, name: str) -> str:
+    candidate, i = name, 1
+    while candidate in nodes:
+        candidate = f"{name}_{i}"
+        i += 1
+    return candidate

@@ -1,0 +1,198 @@
+"""Turn a user's model into the graph a TF-Mobile demo app can load, plus what the app must be told.
+
+``prepare_for_app`` is what the android / ios flows call: values given win, the rest come from
+inspection; DecodeJpeg chains are cut (the app feeds ``Mul``), optimize / quantize are applied
+when asked, the graph is downgraded to the tree's runtime op set and checked, and the result is
+written atomically. The user's model file is never modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mobilebuild.errors import ModelError
+from mobilebuild.graphs import io, nodes as gn
+
+
+@dataclass
+class PreparedModel:
+    path: Path
+    input_name: str
+    output_name: str
+    input_size: int
+    mean: float
+    std: float
+    num_classes: int | None
+    channels: int
+    memory_mapped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+def fit_graph_for_runtime(graph_def, app, opset, input_name: str | None = None, output_name: str | None = None):
+    """(GraphDef, change lines): cut at the app's input when it is an inner node, keep only what
+    the output needs, downgrade to ``opset`` and check. ModelError when it cannot load there."""
+    from mobilebuild.graphs import runtime_ops
+
+    inp = input_name or app.input_name
+    out = output_name or app.output_name
+    if not inp or not out:
+        raise ModelError("cannot tell the graph's input/output node", "pass --input-name and --output-name")
+    graph_def, changes = cut_for_app(graph_def, inp, out)
+    if runtime_ops.check_graph(graph_def, opset):
+        graph_def, rewritten = runtime_ops.downgrade_graph(graph_def, opset)
+        changes += [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
+    problems = runtime_ops.check_graph(graph_def, opset)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(
+            f"the model would not load in the TF {opset.tag} runtime: {problems[0]}{more}",
+            "run `mobilebuild model check` for the full list; replace those ops before building the app",
+        )
+    return graph_def, changes
+
+
+def cut_for_app(graph_def, inp: str, out: str):
+    """(GraphDef with only what ``out`` needs when ``inp`` is fed, note lines). An inner ``inp``
+    (``Mul`` of a retrain.py graph) becomes a Placeholder; the note says what was dropped."""
+    from mobilebuild.graphs.optimize import cut_graph
+
+    nodes = gn.node_map(graph_def)
+    cut, dropped = cut_graph(graph_def, [inp], [out])
+    if nodes[inp].op == "Placeholder":
+        return cut, []
+    dropped_ops = sorted({nodes[d].op for d in dropped if d in nodes})
+    why = " (image decoding has no kernel on the phone)" if any(op.startswith("Decode") for op in dropped_ops) else ""
+    return cut, [f"cut the graph at '{inp}'{why}: dropped {len(dropped)} nodes ({', '.join(dropped_ops)})"]
+
+
+def prepare_for_app(
+    model_path,
+    out_path,
+    *,
+    tf_version: str,
+    tf_src=None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+    input_size: int | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    optimize: bool = False,
+    quantize: str | None = None,
+) -> PreparedModel:
+    from mobilebuild.fsutil import check_output_path
+    from mobilebuild.graphs import runtime_ops
+    from mobilebuild.graphs.inspect import app_info
+
+    if quantize:
+        from mobilebuild.graphs import quantize as quantize_mod
+
+        quantize_mod.check_mode(quantize)
+    model = io.load_model(model_path)
+    if model.graph_def is None:
+        raise ModelError(
+            f"{model.path} is a {model.format} model; the TF-Mobile demo apps load frozen GraphDefs",
+            "give the frozen .pb (or its memmapped package)",
+        )
+    out_p = check_output_path(out_path, model.path)
+    opset = runtime_ops.load_opset(tf_version, tf_src)
+    memory_mapped = model.format == io.MEMMAPPED
+    graph_def = model.graph_def
+    if memory_mapped:
+        from mobilebuild.graphs import memmap
+
+        graph_def = memmap.inline_regions(graph_def, model.path, model.regions)
+
+    specs = gn.tensor_specs(graph_def)
+    app = app_info(graph_def, specs)
+    values = resolve_app_values(graph_def, app, specs, input_name, output_name, input_size, mean, std)
+    inp, out = values["input_name"], values["output_name"]
+
+    graph_def, notes = cut_for_app(graph_def, inp, out)
+    if optimize:
+        from mobilebuild.graphs.optimize import optimize_graph
+
+        result = optimize_graph(graph_def, [inp], [out])
+        graph_def = result.graph_def
+        notes += [f"optimized: {n}" for n in result.notes]
+    if quantize:
+        from mobilebuild.graphs import quantize as quantize_mod
+
+        before = len(graph_def.SerializeToString())
+        graph_def = quantize_mod.quantize_graph_def(graph_def, quantize, input_names=[inp], output_names=[out])
+        notes.append(f"quantized ({quantize}): {before} -> {len(graph_def.SerializeToString())} bytes")
+    graph_def, changes = fit_graph_for_runtime(graph_def, app, opset, inp, out)
+    notes += changes
+
+    oshape = (gn.tensor_specs(graph_def).get(out) or (None,))[0]
+    num_classes = int(oshape[-1]) if oshape and oshape[-1] else values["num_classes"]
+
+    if memory_mapped:
+        from mobilebuild.graphs import memmap
+
+        memmap.write_package(graph_def, out_p, memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE, model.path)
+        notes.append("kept the memmapped format (the app loads it through MemmappedEnv)")
+    else:
+        from mobilebuild.fsutil import write_if_changed
+
+        check_output_path(out_p, model.path)
+        write_if_changed(out_p, io.serialize(graph_def))
+    return PreparedModel(
+        path=out_p,
+        input_name=inp,
+        output_name=out,
+        input_size=values["input_size"],
+        mean=values["mean"],
+        std=values["std"],
+        num_classes=num_classes,
+        channels=values["channels"],
+        memory_mapped=memory_mapped,
+        notes=notes,
+    )
+
+
+def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None, input_size=None, mean=None, std=None) -> dict:
+    """Input/output names, size, channels, mean/std, classes: values given win, the rest come
+    from inspection (``app``). ModelError naming the flag to pass when something is unknown."""
+    inp = gn.require_nodes(graph_def, [input_name], "input node")[0] if input_name else app.input_name
+    out = gn.require_nodes(graph_def, [output_name], "output node")[0] if output_name else app.output_name
+    if not inp:
+        raise ModelError("cannot tell which node to feed", "pass --input-name NODE")
+    if not out:
+        raise ModelError("cannot tell the model's output node", "pass --output-name NODE")
+    inferred_mean = inferred_std = None
+    if inp == app.input_name:
+        inferred_mean, inferred_std = app.mean, app.std
+    elif inp == app.graph_input and app.preprocessing and not app.needs_cut:
+        inferred_mean, inferred_std = 0.0, 1.0  # the graph normalises raw pixels itself
+    mean = inferred_mean if mean is None else float(mean)
+    std = inferred_std if std is None else float(std)
+    if mean is None or std is None:
+        raise ModelError(
+            f"the input normalisation of '{inp}' is unknown (the graph does not contain it)",
+            "pass --mean and --std: the values the model was trained with, e.g. --mean 128 --std 128",
+        )
+    if std == 0:
+        raise ModelError("--std must not be 0", "pass the standard deviation used in training, e.g. --std 128")
+    shape = (specs.get(inp) or (None,))[0]
+    if input_size is None:
+        input_size = app.input_size if inp == app.input_name else (shape[1] if shape and len(shape) == 4 else None)
+    if not input_size:
+        raise ModelError(f"the input size of '{inp}' is unknown", "pass --input-size PIXELS (e.g. 224)")
+    channels = app.channels or (shape[3] if shape and len(shape) == 4 and shape[3] else 3)
+    oshape = (specs.get(out) or (None,))[0]
+    num_classes = int(oshape[-1]) if oshape and oshape[-1] else (app.num_classes if out == app.output_name else None)
+    return {
+        "input_name": inp,
+        "output_name": out,
+        "input_size": int(input_size),
+        "mean": float(mean),
+        "std": float(std),
+        "channels": int(channels),
+        "num_classes": num_classes,
+    }

@@ -1,0 +1,63 @@
+"""Images -> the float batch a classifier expects: decode (JPEG/PNG/...), RGB, resize to the
+input size (bilinear), ``(pixel - mean) / std`` — what TF's label_image and the demo apps do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mobilebuild.errors import ModelError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+
+def load_image(path, size: int, mean: float, std: float, channels: int = 3):
+    """One image as float32 [size, size, channels]; ModelError when it cannot be decoded."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"image not found: {p}", "check the path given with --image / --images")
+    try:
+        with Image.open(p) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot decode image {p}: {exc}".splitlines()[0], "give a JPEG or PNG image") from exc
+    if channels == 1:
+        arr = arr[..., None]
+    return (arr - mean) / std
+
+
+def load_batch(paths, size: int, mean: float, std: float, channels: int = 3):
+    import numpy as np
+
+    return np.stack([load_image(p, size, mean, std, channels) for p in paths])
+
+
+def list_images(directory) -> list[Path]:
+    """Image files under ``directory`` (recursive, sorted); ModelError when there are none."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelError(f"image directory not found: {d}", "give a directory of JPEG/PNG images with --images")
+    files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ModelError(f"no images (.jpg/.png) in {d}", "put some JPEG/PNG images there (class_name/*.jpg for accuracy)")
+    return files
+
+
+def folder_labels(directory, files: list[Path]) -> list[str]:
+    """The class of each image from its folder: ``DIR/class_name/x.jpg`` -> ``class_name``."""
+    d = Path(directory)
+    classes = []
+    for f in files:
+        rel = f.relative_to(d)
+        if len(rel.parts) < 2:
+            raise ModelError(
+                f"--labels-from-dirs: {f} is not inside a class folder",
+                f"lay the images out as {d}/class_name/*.jpg",
+            )
+        classes.append(rel.parts[0])
+    return classes

@@ -1,0 +1,555 @@
+"""The three modes of TensorFlow's old quantize_graph tool, rewritten on today's TensorFlow.
+
+- ``weights_rounded``: every large float Const keeps its dtype but its values snap to 2^bitdepth
+  evenly spaced levels between its min and max: same graph, same ops, and the file compresses
+  well (zip/gzip of the APK) because each tensor holds at most 2^bitdepth distinct values.
+- ``weights``: every large float Const is stored as quint8 plus min/max scalars and a
+  ``Dequantize`` (MIN_COMBINED) node under the original name, so consumers are untouched and
+  the file is ~4x smaller. Compute stays float.
+- ``eightbit``: Conv2D, MatMul, BiasAdd, Relu, Relu6, MaxPool, AvgPool, Reshape and Concat run
+  as TF's quantized kernels (QuantizeV2 -> QuantizedConv2D -> RequantizationRange/Requantize ->
+  ... -> Dequantize); quantized ops feed each other directly, anything else falls back to float
+  through a Dequantize named like the original node, so the graph's names and outputs stay.
+
+The quantized ops and attrs emitted are the ones the TF 1.0-1.4 mobile runtimes have; with
+``tf_version`` the whole result is downgraded to and checked against that runtime's op set.
+TensorFlow is imported inside the functions, never at module import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mobilebuild.errors import ModelError, UserError
+
+MODES = ("weights_rounded", "weights", "eightbit")
+# Float Consts smaller than this stay float: each quantized Const costs three extra nodes
+# (~250 bytes of GraphDef), which outweighs what quantizing a few dozen floats saves.
+DEFAULT_MIN_CONST_BYTES = 1024
+_FLOAT = 1  # types_pb2.DT_FLOAT, without importing TensorFlow at module level
+
+
+class QuantizeModeError(UserError):
+    """An unknown --mode or an unusable --bitdepth."""
+
+
+def check_mode(mode: str, bitdepth: int = 8) -> None:
+    """Validate before any TensorFlow import or file write."""
+    if mode not in MODES:
+        raise QuantizeModeError(f"unknown quantize mode {mode!r}", f"valid modes: {', '.join(MODES)}")
+    if mode == "weights_rounded":
+        if not 1 <= bitdepth <= 16:
+            raise QuantizeModeError(f"--bitdepth {bitdepth} is out of range for weights_rounded", "use 1 to 16 (8 is usual)")
+    elif bitdepth != 8:
+        raise QuantizeModeError(
+            f"--bitdepth {bitdepth} is not possible with mode {mode}",
+            "weights and eightbit store quint8 tensors: use --bitdepth 8, or weights_rounded for other depths",
+        )
+
+
+def quantize_graph_def(
+    graph_def,
+    mode: str,
+    bitdepth: int = 8,
+    tf_version: str | None = None,
+    input_names=None,
+    output_names=None,
+    min_const_bytes: int = DEFAULT_MIN_CONST_BYTES,
+):
+    """Quantize a frozen GraphDef (see the module doc for the modes). With ``tf_version`` the
+    result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not)."""
+    check_mode(mode, bitdepth)
+    if mode == "weights_rounded":
+        out = round_weights(graph_def, bitdepth, min_const_bytes)
+    elif mode == "weights":
+        out = quantize_weights(graph_def, min_const_bytes)
+    else:
+        outputs = list(output_names) if output_names else sink_names(graph_def)
+        out = EightBitRewriter(graph_def, min_const_bytes).rewrite(outputs)
+    if tf_version:
+        out, _changes = fit_runtime(out, tf_version)
+    return out
+
+
+def fit_runtime(graph_def, tf_version: str):
+    """(GraphDef, change lines): downgraded to the op set of ``tf_version``, then checked;
+    a ModelError names the first node that still would not load there."""
+    from mobilebuild.graphs import runtime_ops
+
+    opset = runtime_ops.load_opset(tf_version)
+    graph_def, changes = runtime_ops.downgrade_graph(graph_def, opset)
+    problems = runtime_ops.check_graph(graph_def, opset)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(
+            f"the result would not load in TF {tf_version}: {problems[0]}{more}",
+            "run `mobilebuild model check` on the float model; ops without a kernel there must be replaced first",
+        )
+    return graph_def, changes
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the modes
+
+
+def sink_names(graph_def) -> list[str]:
+    """Nodes nothing consumes (the graph's outputs), ignoring Consts and NoOps."""
+    consumed = set()
+    for node in graph_def.node:
+        for inp in node.input:
+            consumed.add(inp.lstrip("^").split(":")[0])
+    sinks = [n.name for n in graph_def.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Assert")]
+    if not sinks:
+        raise ModelError("cannot tell the graph's output node", "give it with --output-names")
+    return sinks
+
+
+def _large_float_const(node, min_const_bytes: int):
+    """The Const's value as a float32 ndarray when it is a float Const worth quantizing."""
+    import tensorflow as tf
+
+    if node.op != "Const" or node.attr["dtype"].type != _FLOAT:
+        return None
+    value = tf.make_ndarray(node.attr["value"].tensor)
+    if value.nbytes < min_const_bytes or not value.size:
+        return None
+    return value
+
+
+def _const_node(name: str, value, dtype, device: str = ""):
+    import numpy as np
+    import tensorflow as tf
+
+    node = tf.compat.v1.NodeDef(name=name, op="Const")
+    if device:
+        node.device = device
+    tf_dtype = tf.dtypes.as_dtype(dtype)
+    node.attr["dtype"].type = tf_dtype.as_datatype_enum
+    if tf_dtype.is_quantized:
+        # make_tensor_proto does not take quantized numpy arrays; the raw bytes are the tensor.
+        arr = np.asarray(value, dtype=np.uint8 if tf_dtype == tf.quint8 else np.int8)
+        from tensorflow.core.framework import tensor_pb2
+
+        proto = tensor_pb2.TensorProto(
+            dtype=tf_dtype.as_datatype_enum,
+            tensor_shape=tf.TensorShape(arr.shape).as_proto(),
+            tensor_content=arr.tobytes(),
+        )
+    else:
+        proto = tf.make_tensor_proto(np.asarray(value, dtype=tf_dtype.as_numpy_dtype))
+    node.attr["value"].tensor.CopyFrom(proto)
+    return node
+
+
+def _node(name: str, op: str, inputs, device: str = "", **attrs):
+    """A NodeDef with typed attrs: DType via ('type', enum), lists via ('ints', [...])."""
+    import tensorflow as tf
+
+    node = tf.compat.v1.NodeDef(name=name, op=op, input=list(inputs))
+    if device:
+        node.device = device
+    for key, (kind, value) in attrs.items():
+        av = node.attr[key]
+        if kind == "type":
+            av.type = tf.dtypes.as_dtype(value).as_datatype_enum
+        elif kind == "s":
+            av.s = value.encode() if isinstance(value, str) else value
+        elif kind == "b":
+            av.b = value
+        elif kind == "i":
+            av.i = value
+        elif kind == "ints":
+            av.list.i.extend(value)
+        elif kind == "copy":
+            av.CopyFrom(value)
+        else:  # pragma: no cover - programming error
+            raise ValueError(kind)
+    return node
+
+
+class _Names:
+    """Fresh node names that collide neither with the graph's nor with each other."""
+
+    def __init__(self, graph_def):
+        self.used = {n.name for n in graph_def.node}
+
+    def fresh(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.used:
+            name = f"{base}_{i}"
+            i += 1
+        self.used.add(name)
+        return name
+
+
+def _range_of(value):
+    """min/max with zero inside the range (quantized zero padding and ReLU need an exact 0)
+    and a non-empty range."""
+    lo = min(float(value.min()), 0.0)
+    hi = max(float(value.max()), 0.0)
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# weights_rounded
+
+
+def round_weights(graph_def, bitdepth: int = 8, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+    import numpy as np
+    import tensorflow as tf
+
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    steps = (1 << bitdepth) - 1
+    for node in out.node:
+        value = _large_float_const(node, min_const_bytes)
+        if value is None:
+            continue
+        lo, hi = float(value.min()), float(value.max())
+        if hi == lo:
+            continue
+        step = (hi - lo) / steps
+        levels = np.round((value.astype(np.float64) - lo) / step)
+        rounded = (lo + levels * step).astype(np.float32)
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(rounded))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# weights
+
+
+def quantize_weights(graph_def, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+    """Each large float Const N -> N_quint8_const, N_min, N_max + Dequantize named N."""
+    import tensorflow as tf
+
+    names = _Names(graph_def)
+    out = tf.compat.v1.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    for node in graph_def.node:
+        value = _large_float_const(node, min_const_bytes)
+        if value is None:
+            out.node.add().CopyFrom(node)
+            continue
+        out.node.extend(_weight_nodes(node, value, names, "MIN_COMBINED"))
+    return out
+
+
+def _quantize_min_combined(value, lo: float, hi: float):
+    import numpy as np
+
+    scale = 255.0 / (hi - lo)
+    return np.clip(np.round((value.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+
+
+def _quantize_min_first(value, lo: float, hi: float):
+    """The encoding TF's quantized kernels assume (quantization_utils FloatToQuantized):
+    q = round(x * s) - round(lo * s), s = 255 / (hi - lo)."""
+    import numpy as np
+
+    scale = 255.0 / (hi - lo)
+    q = np.round(value.astype(np.float64) * scale) - np.round(lo * scale)
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def _weight_nodes(node, value, names: _Names, mode: str):
+    """quint8 Const + min/max Consts + Dequantize(mode) under the original name."""
+    lo, hi = _range_of(value)
+    encode = _quantize_min_combined if mode == "MIN_COMBINED" else _quantize_min_first
+    q_name = names.fresh(node.name + "_quint8_const")
+    min_name = names.fresh(node.name + "_min")
+    max_name = names.fresh(node.name + "_max")
+    return [
+        _const_node(q_name, encode(value, lo, hi), "quint8", node.device),
+        _const_node(min_name, lo, "float32", node.device),
+        _const_node(max_name, hi, "float32", node.device),
+        _node(node.name, "Dequantize", [q_name, min_name, max_name], node.device, T=("type", "quint8"), mode=("s", mode)),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# eightbit
+
+
+def _type_attr(node, key: str):
+    # Reading node.attr[key] of a missing key would insert an empty attr into the node.
+    return node.attr[key].type if key in node.attr else None
+
+
+def _str_attr(node, key: str) -> bytes:
+    return node.attr[key].s if key in node.attr else b""
+
+
+def _bool_attr(node, key: str) -> bool:
+    return node.attr[key].b if key in node.attr else False
+
+
+def _nhwc(node) -> bool:
+    return _str_attr(node, "data_format") in (b"", b"NHWC")
+
+
+def _keep_reachable(graph_def, output_names):
+    """Only the nodes the outputs depend on (data or control), in their original order."""
+    import tensorflow as tf
+
+    by_name = {n.name: n for n in graph_def.node}
+    keep, todo = set(), list(output_names)
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in by_name:
+            continue
+        keep.add(name)
+        todo.extend(_split_ref(i.lstrip("^"))[0] for i in by_name[name].input)
+    out = tf.compat.v1.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    out.node.extend(n for n in graph_def.node if n.name in keep)
+    return out
+
+
+@dataclass(frozen=True)
+class _Q:
+    """A quantized tensor: value, min and max tensor names, and its dtype."""
+
+    value: str
+    min: str
+    max: str
+    dtype: str = "quint8"
+
+
+def _split_ref(ref: str) -> tuple[str, int]:
+    name, _, port = ref.partition(":")
+    return name, int(port) if port else 0
+
+
+class EightBitRewriter:
+    """Rewrite supported float ops into TF's quantized kernels; see the module doc."""
+
+    CONV_LIKE = {"Conv2D", "MatMul", "BiasAdd"}
+    QUINT8_IN_OUT = {"Relu": "QuantizedRelu", "Relu6": "QuantizedRelu6", "MaxPool": "QuantizedMaxPool", "AvgPool": "QuantizedAvgPool"}
+
+    def __init__(self, graph_def, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.src = graph_def
+        self.src_nodes = {n.name: n for n in graph_def.node}
+        self.names = _Names(graph_def)
+        self.min_const_bytes = min_const_bytes
+        self.out = tf.compat.v1.GraphDef()
+        self.out.versions.CopyFrom(graph_def.versions)
+        self.out.library.CopyFrom(graph_def.library)
+        self.quantized: dict[str, _Q] = {}  # original node name -> its output 0, quantized
+        self.from_float: dict[str, _Q] = {}  # float tensor ref -> QuantizeV2 of it
+        self._flatten_consts: tuple[str, str] | None = None
+        self.rewritten: list[str] = []  # names of ops that now run quantized
+        self.fallback: list[str] = []  # float compute ops left as they were
+
+    # -- public
+
+    def rewrite(self, output_names: list[str]):
+        known = {n.name for n in self.src.node}
+        missing = [o for o in output_names if o not in known]
+        if missing:
+            raise ModelError(f"output node {missing[0]!r} is not in the graph", "check --output-names (`mobilebuild model inspect` lists the outputs)")
+        for node in self.src.node:
+            self._visit(node)
+        return _keep_reachable(self.out, output_names)
+
+    # -- per node
+
+    def _visit(self, node) -> None:
+        handler = None
+        if _type_attr(node, "T") == _FLOAT or node.op == "Const":
+            handler = {
+                "Const": self._const,
+                "Conv2D": self._conv2d,
+                "MatMul": self._matmul,
+                "BiasAdd": self._bias_add,
+                "Relu": self._elementwise,
+                "Relu6": self._elementwise,
+                "MaxPool": self._pool,
+                "AvgPool": self._pool,
+                "Reshape": self._reshape,
+                "ConcatV2": self._concat,
+                "Concat": self._concat,
+            }.get(node.op)
+        if handler is None or not handler(node):
+            self.out.node.add().CopyFrom(node)
+            if node.op not in ("Const", "Placeholder", "Identity", "NoOp"):
+                self.fallback.append(node.name)
+
+    def _const(self, node) -> bool:
+        value = _large_float_const(node, self.min_const_bytes)
+        if value is None:
+            return False
+        nodes = _weight_nodes(node, value, self.names, "MIN_FIRST")
+        self.out.node.extend(nodes)
+        q, lo, hi = nodes[0].name, nodes[1].name, nodes[2].name
+        self.quantized[node.name] = _Q(q, lo, hi)
+        return True
+
+    def _conv2d(self, node) -> bool:
+        if not _nhwc(node) or _str_attr(node, "padding") not in (b"SAME", b"VALID"):
+            return False
+        if "dilations" in node.attr and any(d != 1 for d in node.attr["dilations"].list.i):
+            return False
+        x, w = self._q(node.input[0]), self._q(node.input[1])
+        conv = self._emit(
+            node, "QuantizedConv2D", [x.value, w.value, x.min, x.max, w.min, w.max],
+            Tinput=("type", "quint8"), Tfilter=("type", "quint8"), out_type=("type", "qint32"),
+            strides=("copy", node.attr["strides"]), padding=("copy", node.attr["padding"]),
+        )
+        self._finish(node, self._requantize(node, conv))
+        return True
+
+    def _matmul(self, node) -> bool:
+        a, b = self._q(node.input[0]), self._q(node.input[1])
+        mm = self._emit(
+            node, "QuantizedMatMul", [a.value, b.value, a.min, a.max, b.min, b.max],
+            T1=("type", "quint8"), T2=("type", "quint8"), Toutput=("type", "qint32"),
+            transpose_a=("b", _bool_attr(node, "transpose_a")), transpose_b=("b", _bool_attr(node, "transpose_b")),
+        )
+        self._finish(node, self._requantize(node, mm))
+        return True
+
+    def _bias_add(self, node) -> bool:
+        if not _nhwc(node):
+            return False
+        x, b = self._q(node.input[0]), self._q(node.input[1])
+        add = self._emit(
+            node, "QuantizedBiasAdd", [x.value, b.value, x.min, x.max, b.min, b.max],
+            T1=("type", "quint8"), T2=("type", "quint8"), out_type=("type", "qint32"),
+        )
+        self._finish(node, self._requantize(node, add))
+        return True
+
+    def _elementwise(self, node) -> bool:
+        x = self._q(node.input[0])
+        op = self.QUINT8_IN_OUT[node.op]
+        q = self._emit(node, op, [x.value, x.min, x.max], Tinput=("type", "quint8"), out_type=("type", "quint8"))
+        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
+        return True
+
+    def _pool(self, node) -> bool:
+        if not _nhwc(node) or _str_attr(node, "padding") not in (b"SAME", b"VALID"):
+            return False
+        x = self._q(node.input[0])
+        q = self._emit(
+            node, self.QUINT8_IN_OUT[node.op], [x.value, x.min, x.max], T=("type", "quint8"),
+            ksize=("copy", node.attr["ksize"]), strides=("copy", node.attr["strides"]), padding=("copy", node.attr["padding"]),
+        )
+        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
+        return True
+
+    def _reshape(self, node) -> bool:
+        x = self._q(node.input[0])
+        q = self._emit(
+            node, "QuantizedReshape", [x.value, node.input[1], x.min, x.max],
+            T=("type", "quint8"), Tshape=("type", _type_attr(node, "Tshape") or 3),
+        )
+        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
+        return True
+
+    def _concat(self, node) -> bool:
+        data_inputs = [i for i in node.input if not i.startswith("^")]
+        n = node.attr["N"].i
+        if node.op == "ConcatV2":
+            values, axis = data_inputs[:n], data_inputs[n]
+            if _type_attr(node, "Tidx") not in (None, 3):  # QuantizedConcat takes an int32 axis
+                return False
+        else:
+            axis, values = data_inputs[0], data_inputs[1 : n + 1]
+        qs = [self._q(v) for v in values]
+        axis = self._non_negative_axis(node, axis, qs[0].value)
+        q = self._emit(
+            node, "QuantizedConcat", [axis] + [x.value for x in qs] + [x.min for x in qs] + [x.max for x in qs],
+            N=("i", n), T=("type", "quint8"),
+        )
+        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
+        return True
+
+    # -- building blocks
+
+    def _non_negative_axis(self, original, axis_ref: str, some_value: str) -> str:
+        """QuantizedConcat rejects negative axes (Keras concatenates on -1): a Const axis is
+        rewritten, anything else gets axis + rank at run time."""
+        import numpy as np
+
+        src = self.src_nodes.get(_split_ref(axis_ref)[0])
+        if src is not None and src.op == "Const":
+            axis = int(np.asarray(self.tf.make_ndarray(src.attr["value"].tensor)).reshape(()))
+            if axis >= 0:
+                return axis_ref
+        rank = self._emit(original, "Rank", [some_value], T=("type", "quint8"))
+        return self._emit(original, "Add", [axis_ref, rank], T=("type", "int32"))
+
+    def _emit(self, original, op: str, inputs, **attrs) -> str:
+        name = self.names.fresh(f"{original.name}_eightbit_{op}")
+        controls = [i for i in original.input if i.startswith("^")]
+        self.out.node.append(_node(name, op, list(inputs) + controls, original.device, **attrs))
+        return name
+
+    def _requantize(self, original, qint32_node: str) -> _Q:
+        """qint32 (value, min, max) -> quint8 over the range the values actually use."""
+        rng = self._emit(original, "RequantizationRange", [f"{qint32_node}:0", f"{qint32_node}:1", f"{qint32_node}:2"], Tinput=("type", "qint32"))
+        req = self._emit(
+            original, "Requantize",
+            [f"{qint32_node}:0", f"{qint32_node}:1", f"{qint32_node}:2", f"{rng}:0", f"{rng}:1"],
+            Tinput=("type", "qint32"), out_type=("type", "quint8"),
+        )
+        return _Q(f"{req}:0", f"{req}:1", f"{req}:2")
+
+    def _finish(self, original, q: _Q) -> None:
+        """Record the quantized result and give float consumers a Dequantize under the
+        original name (pruned at the end when nobody reads it)."""
+        self.quantized[original.name] = q
+        self.rewritten.append(original.name)
+        self.out.node.append(
+            _node(original.name, "Dequantize", [q.value, q.min, q.max], original.device, T=("type", "quint8"), mode=("s", "MIN_FIRST"))
+        )
+
+    def _q(self, ref: str) -> _Q:
+        """The quantized form of tensor ``ref``: the producer's own quantized output when it
+        was rewritten, else a QuantizeV2 over the float tensor's observed range."""
+        name, port = _split_ref(ref)
+        if port == 0 and name in self.quantized:
+            return self.quantized[name]
+        key = f"{name}:{port}"
+        if key in self.from_float:
+            return self.from_float[key]
+        src = self.src_nodes.get(name)
+        if src is not None and src.op == "Const" and _type_attr(src, "dtype") == _FLOAT:
+            # A small float Const kept for float consumers: quantize it once, offline.
+            nodes = _weight_nodes(src, self.tf.make_ndarray(src.attr["value"].tensor), self.names, "MIN_FIRST")[:3]
+            self.out.node.extend(nodes)
+            q = _Q(nodes[0].name, nodes[1].name, nodes[2].name)
+            self.from_float[key] = q
+            return q
+        shape_name, axis_name = self._flatten_constants()
+        base = f"{name}_port{port}" if port else name
+        flat = self._emit_named(base + "_eightbit_reshape", "Reshape", [ref, shape_name], T=("type", "float32"))
+        lo = self._emit_named(base + "_eightbit_min", "Min", [flat, axis_name], T=("type", "float32"), keep_dims=("b", False))
+        hi = self._emit_named(base + "_eightbit_max", "Max", [flat, axis_name], T=("type", "float32"), keep_dims=("b", False))
+        qv2 = self._emit_named(base + "_eightbit_quantize", "QuantizeV2", [ref, lo, hi], T=("type", "quint8"), mode=("s", "MIN_FIRST"))
+        q = _Q(f"{qv2}:0", f"{qv2}:1", f"{qv2}:2")
+        self.from_float[key] = q
+        return q
+
+    def _emit_named(self, base: str, op: str, inputs, **attrs) -> str:
+        name = self.names.fresh(base)
+        self.out.node.append(_node(name, op, inputs, **attrs))
+        return name
+
+    def _flatten_constants(self) -> tuple[str, str]:
+        """Shared Consts [-1] (reshape to 1-D) and 0 (reduce over it) for input ranges."""
+        if self._flatten_consts is None:
+            shape = self.names.fresh("eightbit_reshape_dims")
+            axis = self.names.fresh("eightbit_reduction_dims")
+            self.out.node.append(_const_node(shape, [-1], "int32"))
+            self.out.node.append(_const_node(axis, [0], "int32"))
+            self._flatten_consts = (shape, axis)
+        return self._flatten_consts

@@ -1,0 +1,276 @@
+"""Frozen GraphDef / SavedModel -> TFLite, and running a .tflite with LiteRT.
+
+TF 2.21 no longer has tf.lite.Interpreter and tflite-runtime does not work with NumPy 2, so
+.tflite files run through ai_edge_litert. Conversion keeps float inputs and outputs in every
+mode (``int8`` quantizes the inside, with float fallback where an op has no int8 kernel), so a
+converted model is a drop-in replacement for the float one in ``label`` and ``compare``.
+TensorFlow and LiteRT are imported inside the functions, never at module import.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobilebuild.errors import ModelError, UserError
+
+QUANTIZE_MODES = ("none", "dynamic", "int8")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+MAX_REPRESENTATIVE_IMAGES = 200
+
+
+class TfliteModeError(UserError):
+    """An unknown --quantize value or a missing representative set."""
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    input_names: list[str]
+    output_names: list[str]
+    input_shape: list[int]
+    quantize: str
+    size_in: int
+    size_out: int
+    representative_images: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "output": str(self.out),
+            "inputs": self.input_names,
+            "outputs": self.output_names,
+            "input_shape": self.input_shape,
+            "quantize": self.quantize,
+            "size_before": self.size_in,
+            "size_after": self.size_out,
+            "representative_images": self.representative_images,
+        }
+
+
+def check_quantize(quantize: str, representative_images) -> None:
+    if quantize not in QUANTIZE_MODES:
+        raise TfliteModeError(f"unknown --quantize value {quantize!r}", f"valid values: {', '.join(QUANTIZE_MODES)}")
+    if quantize == "int8" and not representative_images:
+        raise TfliteModeError(
+            "--quantize int8 needs sample inputs to calibrate activation ranges",
+            "add --representative-images DIR (a folder of typical JPEG/PNG images)",
+        )
+
+
+def convert(
+    model_path_or_savedmodel,
+    out,
+    quantize: str = "none",
+    representative_images=None,
+    input_names=None,
+    output_names=None,
+    input_shape=None,
+    mean: float = 127.5,
+    std: float = 127.5,
+) -> ConvertResult:
+    """Convert and write ``out`` atomically. ``mean``/``std`` normalise the representative
+    images exactly as the app will: (pixel - mean) / std."""
+    from mobilebuild.fsutil import check_output_path, write_if_changed
+    from mobilebuild.graphs import io
+
+    check_quantize(quantize, representative_images)
+    src = io.require_file(model_path_or_savedmodel)
+    out_p = check_output_path(out, src)
+    fmt = io.detect_format(src)
+    rep_files = _image_files(representative_images) if representative_images else []
+    if fmt == io.SAVEDMODEL:
+        converter, ins, outs, shape = _savedmodel_converter(src)
+    elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
+        converter, ins, outs, shape = _graph_converter(src, fmt, input_names, output_names, input_shape)
+    else:
+        raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
+    _apply_quantization(converter, quantize, rep_files, shape, mean, std)
+    data = _run_converter(converter, src)
+    write_if_changed(out_p, data)
+    size_in = src.stat().st_size if src.is_file() else sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
+    return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files))
+
+
+def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape):
+    import tensorflow as tf
+
+    from mobilebuild.graphs import io, memmap
+
+    model = io.load_model(src)
+    graph_def = model.graph_def
+    if fmt == io.MEMMAPPED:
+        graph_def = memmap.inline_regions(graph_def, src, model.regions)
+    nodes = {n.name: n for n in graph_def.node}
+    ins = list(input_names) if input_names else [n.name for n in graph_def.node if n.op == "Placeholder"]
+    if not ins:
+        raise ModelError(f"{src} has no Placeholder input", "give the input node with --input-names")
+    if output_names:
+        outs = list(output_names)
+    else:
+        from mobilebuild.graphs.quantize import sink_names
+
+        outs = sink_names(graph_def)
+    for name in ins + outs:
+        if name not in nodes:
+            raise ModelError(f"node {name!r} is not in the graph", "check the names with `mobilebuild model inspect`")
+    shape = list(input_shape) if input_shape else _placeholder_shape(nodes[ins[0]])
+    if shape is None:
+        raise ModelError(f"the shape of input {ins[0]!r} is unknown", "give it with --input-shape, e.g. 1,224,224,3")
+    with tempfile.TemporaryDirectory(prefix="mobilebuild-tflite-") as tmp:
+        # The TF1 converter reads the graph from a file; a temp copy covers memmapped input.
+        pb = Path(tmp) / "frozen.pb"
+        pb.write_bytes(io.serialize(graph_def))
+        converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+            str(pb), ins, outs, input_shapes={ins[0]: shape}
+        )
+    return converter, ins, outs, shape
+
+
+def _placeholder_shape(node):
+    if "shape" not in node.attr or node.attr["shape"].shape.unknown_rank:
+        return None
+    dims = [d.size for d in node.attr["shape"].shape.dim]
+    if any(d < 0 for d in dims[1:]):
+        return None
+    return [1 if (i == 0 and d < 0) else d for i, d in enumerate(dims)]
+
+
+def _savedmodel_converter(src: Path):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(src))
+    loaded = tf.saved_model.load(str(src))
+    fn = loaded.signatures.get("serving_default") if hasattr(loaded, "signatures") else None
+    if fn is None:
+        raise ModelError(f"{src} has no serving_default signature", "export the SavedModel with a serving signature")
+    spec = list(fn.structured_input_signature[1].values())[0]
+    shape = [1 if d is None else d for d in spec.shape.as_list()]
+    return converter, list(fn.structured_input_signature[1]), list(fn.structured_outputs), shape
+
+
+def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float, std: float) -> None:
+    import tensorflow as tf
+
+    if quantize == "none":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "int8":
+        height, width = shape[1], shape[2]
+
+        def representative():
+            for path in rep_files:
+                yield [_load_image(path, height, width, mean, std)[None, ...]]
+
+        converter.representative_dataset = representative
+
+
+def _run_converter(converter, src) -> bytes:
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises many types; all mean "this graph did not convert"
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ModelError(
+            f"TFLite conversion of {src} failed: {first[:300]}",
+            "check --input-names/--output-names (cut off DecodeJpeg and other ops TFLite lacks)",
+        ) from exc
+
+
+def _image_files(directory) -> list[Path]:
+    d = Path(directory)
+    if not d.is_dir():
+        raise TfliteModeError(f"representative image folder not found: {d}", "give a directory of JPEG/PNG images")
+    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise TfliteModeError(f"no images (.jpg/.png) in {d}", "put a few dozen typical input images there")
+    return files[:MAX_REPRESENTATIVE_IMAGES]
+
+
+def _load_image(path: Path, height: int, width: int, mean: float, std: float):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB").resize((width, height), Image.BILINEAR)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"cannot decode image {path}: {exc}", "remove it or replace it with a JPEG/PNG") from exc
+    return (np.asarray(rgb, dtype=np.float32) - mean) / std
+
+
+class TfliteRunner:
+    """Run a .tflite model with LiteRT: ``TfliteRunner(path).run(batch) -> ndarray``.
+    Quantized (int8/uint8) inputs and outputs are converted with the model's own scales."""
+
+    def __init__(self, path, num_threads: int | None = None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:  # pragma: no cover - dependency of the package
+            raise ModelError("ai-edge-litert is not installed", "pip install ai-edge-litert") from exc
+        self.path = Path(path)
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`") from exc
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> list[int]:
+        return [int(d) for d in self._input["shape"]]
+
+    @property
+    def input_name(self) -> str:
+        return self._input["name"]
+
+    @property
+    def output_name(self) -> str:
+        return self._output["name"]
+
+    def run(self, batch):
+        """Outputs for a batch of inputs. Converted models have a fixed batch of 1 (reshapes
+        inside are baked for it), so a larger batch runs one item at a time."""
+        import numpy as np
+
+        batch = np.asarray(batch, dtype=np.float32)
+        expected = [int(d) for d in self._input["shape"]]
+        if list(batch.shape[1:]) != expected[1:]:
+            raise ModelError(
+                f"input of shape {list(batch.shape)} does not fit the model's input {expected}",
+                "resize the images to the model's input size",
+            )
+        if batch.shape[0] == expected[0]:
+            return self._invoke(batch)
+        if expected[0] == 1:
+            return np.concatenate([self._invoke(item[None, ...]) for item in batch], axis=0)
+        self.interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        return self._invoke(batch)
+
+    def _invoke(self, batch):
+        self.interpreter.set_tensor(self._input["index"], _to_input_dtype(batch, self._input))
+        self.interpreter.invoke()
+        return _to_float(self.interpreter.get_tensor(self._output["index"]), self._output)
+
+
+def _to_input_dtype(batch, detail):
+    import numpy as np
+
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return batch
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(batch / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _to_float(result, detail):
+    import numpy as np
+
+    if result.dtype == np.float32:
+        return result.copy()
+    scale, zero = detail["quantization"]
+    return ((result.astype(np.float32) - zero) * scale).astype(np.float32)

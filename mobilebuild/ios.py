@@ -1,0 +1,192 @@
+"""`mobilebuild ios` (generation): the iOS camera example set up for a model, on any OS.
+
+Sets the constants of ``CameraExampleViewController.mm`` (model/labels file name and type,
+input size/channels, mean/std, layer names, ``model_uses_memory_mapping``) and copies model and
+labels into the example's ``data/`` dir, in one atomic PatchSet. The example lives under
+``tensorflow/contrib/ios_examples/camera`` up to 1.2 and ``tensorflow/examples/ios/camera`` from
+1.3 (profile data). With ``out`` a patched copy of the example is written there and the tree is
+not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mobilebuild import console
+from mobilebuild.errors import UserError
+
+
+@dataclass
+class IosOptions:
+    tf_src: str | None = None
+    tf_repo: str | None = None
+    tf_ref: str | None = None
+    model: str | None = None
+    labels: str | None = None
+    input_size: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    input_name: str | None = None
+    output_name: str | None = None
+    optimize: bool = False
+    quantize: str | None = None
+    out: str | None = None
+    dry_run: bool = False
+
+
+def ios_values(m) -> dict[str, Any]:
+    model = PurePosixPath(m.model_asset)
+    labels = PurePosixPath(m.labels_asset)
+    return {
+        "model_file_name": model.stem if model.suffix else model.name,
+        "model_file_type": model.suffix[1:] if model.suffix else "",
+        "memory_mapped": bool(m.memory_mapped),
+        "labels_file_name": labels.stem if labels.suffix else labels.name,
+        "labels_file_type": labels.suffix[1:] if labels.suffix else "",
+        "input_size": m.input_size,
+        "channels": m.channels,
+        "mean": m.mean,
+        "std": m.std,
+        "input_name": m.input_name,
+        "output_name": m.output_name,
+    }
+
+
+def patched_controller(tree, m) -> tuple[str, str]:
+    """(relative path of the controller in the tree, its new text)."""
+    from mobilebuild.patching import declarations_for, read_text_exact, set_declarations
+    from mobilebuild.tftree import require_file
+
+    p = tree.profile
+    camera = p.require("ios.camera_dir")
+    rel = f"{camera}/{p.require('ios.controller')}"
+    path = require_file(tree, rel, "iOS camera example")
+    decls = declarations_for(
+        p.require("ios.constants"), ios_values(m), literal_template=p.require("ios.literal_template"), file_label=rel
+    )
+    text = set_declarations(
+        read_text_exact(path),
+        decls,
+        pattern=p.require("ios.declaration"),
+        file_label=rel,
+        expected=f"the {p.family} profile for TensorFlow {tree.version_text}",
+    )
+    return rel, text
+
+
+def _out_dir(out: str, camera: Path) -> Path:
+    target = Path(out).expanduser()
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--out {target} is a file", "give a directory for the patched copy of the example")
+    if not target.parent.is_dir():
+        raise UserError(f"the parent of --out {target} does not exist", f"create it first (mkdir -p {target.parent})")
+    resolved = target.resolve()
+    if resolved == camera or camera in resolved.parents:
+        raise UserError(f"--out {target} is inside the example it copies", "choose a directory outside the TensorFlow tree's camera example")
+    return resolved
+
+
+def build_patch(tree, m, out: str | None):
+    from mobilebuild.patching import Originals, PatchSet
+
+    p = tree.profile
+    camera_rel = p.require("ios.camera_dir")
+    data = p.require("ios.data_dir")
+    controller_rel, text = patched_controller(tree, m)
+    if out is None:
+        ps = PatchSet(tree.root)
+        ps.edit(controller_rel, text)
+        wanted = {f"{camera_rel}/{data}/{m.model_asset}", f"{camera_rel}/{data}/{m.labels_asset}"}
+        ps.copy(m.model, f"{camera_rel}/{data}/{m.model_asset}")
+        ps.copy(m.labels, f"{camera_rel}/{data}/{m.labels_asset}")
+        for rel in Originals(tree.root).created():
+            if rel.startswith(f"{camera_rel}/{data}/") and rel not in wanted:
+                ps.remove(rel)
+        return ps, tree.root / camera_rel
+    camera = tree.path(camera_rel).resolve()
+    root = _out_dir(out, camera)
+    ps = PatchSet(root, keep_originals=False)
+    skip = {f"{data}/{m.model_asset}", f"{data}/{m.labels_asset}"}
+    for dirpath, dirnames, filenames in os.walk(camera):
+        dirnames.sort()
+        for name in sorted(filenames):
+            src = Path(dirpath) / name
+            rel = src.relative_to(camera).as_posix()
+            if rel == p.require("ios.controller"):
+                ps.edit(rel, text)
+            elif rel not in skip and not src.is_symlink():
+                ps.copy(src, rel)
+    ps.copy(m.model, f"{data}/{m.model_asset}")
+    ps.copy(m.labels, f"{data}/{m.labels_asset}")
+    return ps, root
+
+
+def run(opts: IosOptions) -> dict[str, Any]:
+    from mobilebuild import appmodel
+    from mobilebuild.android import check_constants, report_model
+    from mobilebuild.paths import cache_dir
+    from mobilebuild.tftree import open_tree
+
+    tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
+    console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
+    result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run}
+    p = tree.profile
+    check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
+    if opts.out:
+        _out_dir(opts.out, tree.path(p.require("ios.camera_dir")).resolve())
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging:
+        m = appmodel.prepare(
+            tree,
+            Path(staging),
+            model=opts.model,
+            labels=opts.labels,
+            input_size=opts.input_size,
+            mean=opts.mean,
+            std=opts.std,
+            input_name=opts.input_name,
+            output_name=opts.output_name,
+            optimize=opts.optimize,
+            quantize=opts.quantize,
+        )
+        report_model(m)
+        result["model"] = m.as_dict()
+        ps, example = build_patch(tree, m, opts.out)
+        if opts.out is None:
+            result["patch"] = apply_or_show(tree, ps, opts.dry_run)
+        else:
+            result["patch"] = _apply_out(ps, opts.dry_run)
+    result["example"] = str(example)
+    if not opts.dry_run:
+        for line in next_steps(tree, example, m):
+            console.info(line)
+    return result
+
+
+def _apply_out(ps, dry_run: bool) -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    from mobilebuild.android import apply_or_show
+
+    if not dry_run:
+        ps.root.mkdir(exist_ok=True)
+    # A copy of our own making: no user git state to report on.
+    return apply_or_show(SimpleNamespace(root=ps.root), ps, dry_run, check_git=False)
+
+
+def next_steps(tree, example: Path, m) -> list[str]:
+    p = tree.profile
+    data = p.require("ios.data_dir")
+    return [
+        f"next, on a Mac with Xcode {p.get('ios.min_xcode', '')}+:",
+        f"  1. build the TensorFlow iOS libraries: `mobilebuild ios --build --tf-src {tree.root}` "
+        f"(they land in {p.get('ios.core_lib')})",
+        f"  2. open the Xcode project in {example} (camera_example.xcodeproj)",
+        f"  3. add {data}/{m.model_asset} and {data}/{m.labels_asset} to the target's Copy Bundle Resources "
+        "if they are not listed there yet",
+        "  4. choose your iPhone as the run destination and press Run (the camera example needs a device)",
+    ]

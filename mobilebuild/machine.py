@@ -1,0 +1,329 @@
+"""What this machine has: JDK, Bazel, Android SDK/NDK, Xcode — found, identified, never changed.
+
+``setup`` installs what these probes report missing; ``doctor`` prints them. Each probe says
+where it found a tool (flag, mobilebuild.toml, environment, PATH, managed prefix, Debian's
+/usr/lib/android-sdk) because "which SDK is it using?" is the first question of every
+build failure. Probes run external programs only through the runner, with short timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobilebuild import runner
+from mobilebuild.errors import UserError
+from mobilebuild.paths import data_dir
+from mobilebuild.profiles import parse_version, version_str
+
+DEBIAN_SDK = Path("/usr/lib/android-sdk")
+# Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
+KNOWN_LICENSE_HASHES = (
+    "8933bad161af4178b1185d1a37fbf41ea5269c55",
+    "d56f5187479451eabf01fb78af6dfcb131a6481e",
+    "24333f8a63b6825ea9c5514f83c2829b004d1fee",
+)
+PROBE_TIMEOUT = 10.0
+
+
+def os_name() -> str:
+    return {"darwin": "darwin", "linux": "linux"}.get(sys.platform, sys.platform)
+
+
+def arch_name() -> str:
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def managed_prefix() -> Path:
+    """Where setup installs toolchains: the user data dir (``MOBILEBUILD_HOME``). Bazel goes to
+    ``bazel/<version>/bin/bazel`` there, where mobilebuild.bazel looks for it too."""
+    return data_dir()
+
+
+# ---------------------------------------------------------------------------- JDK
+
+
+@dataclass
+class Found:
+    path: str | None
+    version: str | None = None
+    source: str = ""  # where it was found
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_java() -> Found:
+    """JAVA_HOME's java, else java on PATH; version from ``java -version``."""
+    candidates = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append((Path(os.environ["JAVA_HOME"]) / "bin" / "java", "JAVA_HOME"))
+    on_path = runner.which("java")
+    if on_path:
+        candidates.append((Path(on_path), "PATH"))
+    for exe, source in candidates:
+        if not runner.is_executable(exe):
+            continue
+        try:
+            res = runner.run([exe, "-version"], check=False, timeout=PROBE_TIMEOUT)
+        except UserError:
+            continue
+        m = re.search(r'version "([^"]+)"', res.output)
+        if m:
+            home = Path(os.path.realpath(exe)).parent.parent
+            return Found(str(exe), m.group(1), source, {"java_home": str(home), "major": java_major(m.group(1))})
+    return Found(None)
+
+
+def java_major(text: str) -> int:
+    """'1.8.0_292' -> 8, '17.0.15' -> 17."""
+    parts = re.findall(r"\d+", text)
+    if not parts:
+        return 0
+    return int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(parts[0])
+
+
+def jdk_install_command(major: int = 17) -> list[str] | None:
+    """The exact command that installs a JDK on this OS (None when we know none)."""
+    sudo = [] if os.name != "posix" or os.geteuid() == 0 else ["sudo"]
+    if sys.platform == "darwin":
+        return ["brew", "install", f"openjdk@{major}"]
+    if runner.which("apt-get"):
+        return [*sudo, "apt-get", "install", "-y", f"openjdk-{major}-jdk-headless"]
+    if runner.which("dnf"):
+        return [*sudo, "dnf", "install", "-y", f"java-{major}-openjdk-devel"]
+    if runner.which("yum"):
+        return [*sudo, "yum", "install", "-y", f"java-{major}-openjdk-devel"]
+    return None
+
+
+# ---------------------------------------------------------------------------- Bazel
+
+
+def bazel_version_of(exe: str | os.PathLike) -> str | None:
+    """``bazel --version`` ('bazel 0.26.1'); None for builds without a version (Debian's
+    bootstrap prints 'bazel no_version') or Bazel before 0.24, which lacks --version."""
+    try:
+        res = runner.run([str(exe), "--version"], check=False, timeout=PROBE_TIMEOUT)
+    except UserError:
+        return None
+    m = re.search(r"bazel\s+(\d+\.\d+\.\d+)", res.output)
+    if m:
+        return m.group(1)
+    # A managed install records its version next to it (old releases have no --version).
+    marker = Path(exe).resolve().parent.parent / "VERSION"
+    if marker.is_file():
+        return marker.read_text().strip() or None
+    return None
+
+
+def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
+    v = parse_version(version)
+    return (lo is None or v >= parse_version(lo)) and (hi is None or v <= parse_version(hi))
+
+
+def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
+    """(version, why): a tree's ``.bazelversion`` wins over the profile's recommendation."""
+    if tf_src is not None:
+        f = Path(tf_src) / ".bazelversion"
+        if f.is_file():
+            text = f.read_text().strip().splitlines()
+            if text and re.match(r"^\d+\.\d+\.\d+", text[0].strip()):
+                return text[0].strip(), f"{f}"
+    return profile.require("bazel.recommended"), f"the {profile.family} profile for TF {profile.version_text}"
+
+
+def managed_bazel(version: str) -> Path:
+    return managed_prefix() / "bazel" / version / "bin" / "bazel"
+
+
+def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
+    """The Bazel to use: mobilebuild.toml, bazelisk, bazel on PATH in range, managed install."""
+    want, why = bazel_wanted(profile, tf_src)
+    lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
+    tried: list[str] = []
+    conf = config.get("bazel")
+    if conf:
+        exe = runner.which(conf) if "/" not in conf else conf
+        if exe and Path(exe).name.startswith("bazelisk"):
+            v = config.get("bazel_version") or want
+            return Found(exe, v, "mobilebuild.toml (bazelisk)", {"bazelisk": True, "want": want, "why": why})
+        if exe and runner.is_executable(exe):
+            v = bazel_version_of(exe)
+            if v and version_in_range(v, lo, hi):
+                return Found(exe, v, "mobilebuild.toml", {"want": want, "why": why})
+            tried.append(f"{exe} ({v or 'unknown version'}, from mobilebuild.toml)")
+    bazelisk = runner.which("bazelisk")
+    if bazelisk:
+        return Found(bazelisk, want, "PATH (bazelisk, USE_BAZEL_VERSION)", {"bazelisk": True, "want": want, "why": why})
+    managed = managed_bazel(want)
+    if runner.is_executable(managed):
+        return Found(str(managed), want, "managed prefix", {"want": want, "why": why})
+    on_path = runner.which("bazel")
+    if on_path:
+        v = bazel_version_of(on_path)
+        if v and version_in_range(v, lo, hi):
+            return Found(on_path, v, "PATH", {"want": want, "why": why})
+        tried.append(f"{on_path} ({v or 'unknown version'}, on PATH)")
+    return Found(None, None, "", {"want": want, "why": why, "tried": tried, "range": (lo, hi)})
+
+
+# ---------------------------------------------------------------------------- Android SDK
+
+
+def sdk_candidates(flag: str | None, config: dict) -> list[tuple[Path, str]]:
+    out: list[tuple[Path, str]] = []
+    if flag:
+        out.append((Path(flag).expanduser(), "--sdk"))
+    if config.get("sdk"):
+        out.append((Path(config["sdk"]), "mobilebuild.toml"))
+    for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT"):
+        if os.environ.get(var):
+            out.append((Path(os.environ[var]).expanduser(), var))
+    out.append((managed_prefix() / "android-sdk", "managed prefix"))
+    if os_name() == "darwin":
+        out.append((Path.home() / "Library/Android/sdk", "Android Studio default"))
+    else:
+        out.append((Path.home() / "Android/Sdk", "Android Studio default"))
+    out.append((DEBIAN_SDK, "Debian android-sdk package"))
+    return out
+
+
+def find_sdk(flag: str | None, config: dict) -> Found:
+    """The first SDK dir that exists, in the order of ``sdk_candidates``; an explicit one
+    (flag, config, environment) is returned even when it does not exist, so setup fills it."""
+    for path, source in sdk_candidates(flag, config):
+        explicit = source in ("--sdk", "mobilebuild.toml", "ANDROID_HOME", "ANDROID_SDK_ROOT")
+        if path.is_dir() or explicit:
+            return Found(str(path), None, source)
+    return Found(None)
+
+
+def sdkmanager_in(sdk: Path) -> Path | None:
+    for rel in ("cmdline-tools/latest/bin/sdkmanager", "tools/bin/sdkmanager"):
+        if runner.is_executable(sdk / rel):
+            return sdk / rel
+    ct = sdk / "cmdline-tools"
+    if ct.is_dir():
+        for d in sorted(ct.iterdir(), reverse=True):
+            if runner.is_executable(d / "bin" / "sdkmanager"):
+                return d / "bin" / "sdkmanager"
+    return None
+
+
+def sdk_packages(sdk: Path, api_level: int, build_tools: str) -> dict[str, bool]:
+    """Which of the profile's packages this SDK has (the directories sdkmanager creates)."""
+    return {
+        f"platforms;android-{api_level}": (sdk / "platforms" / f"android-{api_level}" / "android.jar").is_file(),
+        f"build-tools;{build_tools}": (sdk / "build-tools" / build_tools).is_dir()
+        and any((sdk / "build-tools" / build_tools / t).exists() for t in ("aapt", "aapt2", "dx", "d8")),
+        "platform-tools": (sdk / "platform-tools" / "adb").is_file(),
+    }
+
+
+def sdk_licenses_accepted(sdk: Path) -> bool:
+    f = sdk / "licenses" / "android-sdk-license"
+    try:
+        lines = {line.strip() for line in f.read_text().splitlines()}
+    except OSError:
+        return False
+    return any(h in lines for h in KNOWN_LICENSE_HASHES)
+
+
+def installed_build_tools(sdk: Path) -> list[str]:
+    d = sdk / "build-tools"
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+
+# ---------------------------------------------------------------------------- NDK
+
+
+def ndk_revision(ndk: Path) -> str | None:
+    """'12.1.2977051' from source.properties, or 'r10e' from RELEASE.TXT (r10 and older)."""
+    props = ndk / "source.properties"
+    if props.is_file():
+        m = re.search(r"Pkg\.Revision\s*=\s*([\w.\-]+)", props.read_text(errors="replace"))
+        if m:
+            return m.group(1)
+    rel = ndk / "RELEASE.TXT"
+    if rel.is_file():
+        m = re.match(r"\s*(r\d+[a-z]?)", rel.read_text(errors="replace"))
+        if m:
+            return m.group(1)
+    return None
+
+
+def ndk_major(revision: str) -> int | None:
+    m = re.match(r"r?(\d+)", revision)
+    return int(m.group(1)) if m else None
+
+
+def ndk_letter_name(revision: str) -> str:
+    """'12.1.2977051' -> 'r12b' (the minor number counts letters: .0 = none/a, .1 = b)."""
+    if revision.startswith("r"):
+        return revision
+    parts = revision.split(".")
+    try:
+        major, minor = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return revision
+    return f"r{major}" + ("" if minor == 0 else chr(ord("a") + minor))
+
+
+def ndk_candidates(flag: str | None, config: dict, sdk: Path | None, recommended: str) -> list[tuple[Path, str]]:
+    out: list[tuple[Path, str]] = []
+    if flag:
+        out.append((Path(flag).expanduser(), "--ndk"))
+    if config.get("ndk"):
+        out.append((Path(config["ndk"]), "mobilebuild.toml"))
+    for var in ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT", "ANDROID_NDK"):
+        if os.environ.get(var):
+            out.append((Path(os.environ[var]).expanduser(), var))
+    out.append((managed_prefix() / f"android-ndk-{recommended}", "managed prefix"))
+    if sdk is not None:
+        out.append((sdk / "ndk-bundle", "SDK ndk-bundle"))
+        nd = sdk / "ndk"
+        if nd.is_dir():
+            out.extend((p, "SDK ndk/") for p in sorted(nd.iterdir(), reverse=True))
+    return out
+
+
+def find_ndk(flag: str | None, config: dict, sdk: Path | None, profile) -> Found:
+    """The first NDK whose revision the profile accepts; else what was seen, for the report."""
+    lo, hi = profile.get("ndk.min_major"), profile.get("ndk.max_major")
+    rec = profile.require("ndk.recommended")
+    seen = []
+    for path, source in ndk_candidates(flag, config, sdk, rec):
+        if not path.is_dir():
+            continue
+        rev = ndk_revision(path)
+        major = ndk_major(rev) if rev else None
+        if major is not None and (lo is None or major >= lo) and (hi is None or major <= hi):
+            return Found(str(path), rev, source, {"name": ndk_letter_name(rev)})
+        seen.append(f"{path} ({ndk_letter_name(rev) if rev else 'no revision'}, {source})")
+    return Found(None, None, "", {"seen": seen, "range": (lo, hi), "recommended": rec})
+
+
+# ---------------------------------------------------------------------------- Xcode
+
+
+def find_xcode() -> Found:
+    if sys.platform != "darwin":
+        return Found(None, None, "not macOS")
+    try:
+        sel = runner.run(["xcode-select", "-p"], check=False, timeout=PROBE_TIMEOUT)
+        ver = runner.run(["xcodebuild", "-version"], check=False, timeout=PROBE_TIMEOUT)
+    except UserError:
+        return Found(None)
+    m = re.search(r"Xcode\s+(\d+(?:\.\d+)*)", ver.stdout)
+    if sel.returncode != 0:
+        return Found(None)
+    return Found(sel.stdout.strip(), m.group(1) if m else None, "xcode-select", {"xcodebuild": ver.returncode == 0})
+
+
+def version_text(v: tuple[int, ...]) -> str:
+    return version_str(v)

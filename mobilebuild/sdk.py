@@ -1,0 +1,284 @@
+"""The Android SDK and NDK on this machine: where they are and what they contain.
+
+SDK search order: ``--sdk``, ``ANDROID_HOME``, ``ANDROID_SDK_ROOT``, the config file
+(mobilebuild.toml, when the config module is present), ``~/Library/Android/sdk``,
+``~/Android/Sdk``. NDK: ``--ndk``, ``ANDROID_NDK_HOME``, config, ``SDK/ndk-bundle``,
+``SDK/ndk/<version>`` (highest). An explicitly named location that does not exist is an error,
+never silently skipped: the user meant it.
+
+The NDK *revision* (r12b, ``Pkg.Revision = 12.1.2977051``) is not the NDK *api_level* (14): the
+checks name both so users stop confusing them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobilebuild.errors import ToolchainError
+
+
+@dataclass
+class SdkInfo:
+    path: Path
+    api_level: int
+    build_tools: str
+    adb: Path | None
+    platforms: list[int] = field(default_factory=list)
+    build_tools_versions: list[str] = field(default_factory=list)
+    source: str = ""  # where the path came from (--sdk, ANDROID_HOME, ...)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "api_level": self.api_level,
+            "build_tools": self.build_tools,
+            "adb": str(self.adb) if self.adb else None,
+            "source": self.source,
+        }
+
+
+@dataclass
+class NdkInfo:
+    path: Path
+    major: int
+    minor: int
+    pkg_revision: str  # "12.1.2977051", or "" for RELEASE.TXT-era NDKs
+    source: str = ""
+
+    @property
+    def revision(self) -> str:
+        """The release name users know: r12b, r10e, r21 (minor 0 has no letter)."""
+        letter = chr(ord("a") + self.minor) if self.minor else ""
+        return f"r{self.major}{letter}"
+
+    def describe(self) -> str:
+        return f"{self.revision} (Pkg.Revision {self.pkg_revision})" if self.pkg_revision else self.revision
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "revision": self.revision, "pkg_revision": self.pkg_revision, "source": self.source}
+
+
+# ---- locating -----------------------------------------------------------------------------------
+
+
+def _config_value(key: str) -> str | None:
+    """``sdk``/``ndk`` from the project's mobilebuild.toml (config module), None when unset."""
+    try:
+        from mobilebuild.config import load_config
+    except ImportError:  # pragma: no cover - the config module ships with the package
+        return None
+    value = load_config().get(key)
+    return str(value) if value else None
+
+
+def sdk_candidates(flag: str | None = None) -> list[tuple[str, Path, bool]]:
+    """(source, path, explicit) in search order; explicit ones must exist."""
+    out: list[tuple[str, Path, bool]] = []
+    if flag:
+        out.append(("--sdk", Path(flag).expanduser(), True))
+    for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT"):
+        if os.environ.get(var):
+            out.append((var, Path(os.environ[var]).expanduser(), True))
+    cfg = _config_value("sdk")
+    if cfg:
+        out.append(("mobilebuild.toml", Path(cfg).expanduser(), True))
+    home = Path.home()
+    out.append(("~/Library/Android/sdk", home / "Library" / "Android" / "sdk", False))
+    out.append(("~/Android/Sdk", home / "Android" / "Sdk", False))
+    return out
+
+
+def find_sdk(flag: str | None = None) -> tuple[Path, str]:
+    """The SDK directory and where it came from, or ToolchainError."""
+    for source, path, explicit in sdk_candidates(flag):
+        if path.is_dir():
+            return path.resolve(), source
+        if explicit:
+            raise ToolchainError(
+                f"Android SDK not found: {path} (from {source}) is not a directory",
+                "pass --sdk with the SDK's directory (the one holding platforms/ and build-tools/), "
+                "or install one with `mobilebuild setup --android`",
+            )
+    raise ToolchainError(
+        "no Android SDK found (tried --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk)",
+        "pass --sdk DIR or set ANDROID_HOME, or install one with `mobilebuild setup --android`",
+    )
+
+
+def find_ndk(flag: str | None = None, sdk_path: Path | None = None) -> tuple[Path, str] | None:
+    """The NDK directory and its source, None when none is found anywhere."""
+    if flag:
+        p = Path(flag).expanduser()
+        if not p.is_dir():
+            if re.fullmatch(r"r?\d+[a-z]?", flag.strip()):
+                raise ToolchainError(
+                    f"--ndk {flag} looks like an NDK revision, not a directory",
+                    "pass the directory where the NDK is unpacked (e.g. --ndk ~/android-ndk-r12b)",
+                )
+            raise ToolchainError(
+                f"Android NDK not found: {p} (from --ndk) is not a directory",
+                "pass --ndk with the NDK's directory (the one holding source.properties)",
+            )
+        return p.resolve(), "--ndk"
+    env = os.environ.get("ANDROID_NDK_HOME")
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_dir():
+            raise ToolchainError(
+                f"Android NDK not found: {p} (from ANDROID_NDK_HOME) is not a directory",
+                "fix ANDROID_NDK_HOME or pass --ndk DIR",
+            )
+        return p.resolve(), "ANDROID_NDK_HOME"
+    cfg = _config_value("ndk")
+    if cfg and Path(cfg).expanduser().is_dir():
+        return Path(cfg).expanduser().resolve(), "mobilebuild.toml"
+    if sdk_path is not None:
+        bundle = sdk_path / "ndk-bundle"
+        if bundle.is_dir():
+            return bundle.resolve(), "SDK/ndk-bundle"
+        side = sdk_path / "ndk"
+        if side.is_dir():
+            versions = sorted(
+                (d for d in side.iterdir() if d.is_dir() and re.match(r"^\d+(\.\d+)*$", d.name)),
+                key=lambda d: tuple(int(x) for x in d.name.split(".")),
+            )
+            if versions:
+                return versions[-1].resolve(), f"SDK/ndk/{versions[-1].name}"
+    return None
+
+
+# ---- inspecting ---------------------------------------------------------------------------------
+
+
+def installed_platforms(sdk: Path) -> list[int]:
+    d = sdk / "platforms"
+    if not d.is_dir():
+        return []
+    out = []
+    for child in d.iterdir():
+        m = re.fullmatch(r"android-(\d+)", child.name)
+        if m and child.is_dir():
+            out.append(int(m.group(1)))
+    return sorted(out)
+
+
+def installed_build_tools(sdk: Path) -> list[str]:
+    d = sdk / "build-tools"
+    if not d.is_dir():
+        return []
+    found = [c.name for c in d.iterdir() if c.is_dir() and re.fullmatch(r"\d+\.\d+\.\d+(-rc\d+)?", c.name)]
+    return sorted(found, key=_version_key)
+
+
+def _version_key(text: str) -> tuple:
+    nums = re.findall(r"\d+", text)
+    return tuple(int(n) for n in nums)
+
+
+def inspect_sdk(
+    sdk: Path,
+    *,
+    api_level: int | None = None,
+    build_tools: str | None = None,
+    profile_api_level: int | None = None,
+    profile_build_tools: str | None = None,
+    source: str = "",
+) -> SdkInfo:
+    """Pick the api level and build-tools to use: the one asked for (must be installed), else
+    the profile's when installed, else the highest installed."""
+    platforms = installed_platforms(sdk)
+    if not platforms:
+        raise ToolchainError(
+            f"the Android SDK at {sdk} has no platforms installed (no platforms/android-N)",
+            f"install one: sdkmanager \"platforms;android-{profile_api_level or 23}\" "
+            "(or `mobilebuild setup --android`), or point --sdk at another SDK",
+        )
+    if api_level is not None:
+        if api_level not in platforms:
+            raise ToolchainError(
+                f"Android platform android-{api_level} is not installed in {sdk} "
+                f"(installed: {', '.join(f'android-{p}' for p in platforms)})",
+                f"install it with sdkmanager \"platforms;android-{api_level}\" or pass --api-level "
+                f"{platforms[-1]}",
+            )
+        chosen_api = api_level
+    elif profile_api_level in platforms:
+        chosen_api = int(profile_api_level)  # type: ignore[arg-type]
+    else:
+        chosen_api = platforms[-1]
+
+    tools = installed_build_tools(sdk)
+    if not tools:
+        raise ToolchainError(
+            f"the Android SDK at {sdk} has no build-tools installed (no build-tools/X.Y.Z)",
+            f"install them: sdkmanager \"build-tools;{profile_build_tools or '25.0.2'}\" "
+            "(or `mobilebuild setup --android`)",
+        )
+    if build_tools is not None:
+        if build_tools not in tools:
+            raise ToolchainError(
+                f"Android build-tools {build_tools} are not installed in {sdk} (installed: {', '.join(tools)})",
+                f"install them with sdkmanager \"build-tools;{build_tools}\" or pass --build-tools {tools[-1]}",
+            )
+        chosen_tools = build_tools
+    elif profile_build_tools in tools:
+        chosen_tools = str(profile_build_tools)
+    else:
+        chosen_tools = tools[-1]
+
+    adb = sdk / "platform-tools" / ("adb.exe" if os.name == "nt" else "adb")
+    return SdkInfo(
+        path=sdk,
+        api_level=chosen_api,
+        build_tools=chosen_tools,
+        adb=adb if adb.is_file() else None,
+        platforms=platforms,
+        build_tools_versions=tools,
+        source=source,
+    )
+
+
+def ndk_revision(ndk: Path, source: str = "") -> NdkInfo:
+    """Read the revision from ``source.properties`` (r11+) or ``RELEASE.TXT`` (r10 and older)."""
+    props = ndk / "source.properties"
+    if props.is_file():
+        text = props.read_text(encoding="utf-8", errors="replace")
+        m = re.search(r"^\s*Pkg\.Revision\s*=\s*(\d+)\.(\d+)(?:\.(\d+))?", text, re.M)
+        if not m:
+            raise ToolchainError(
+                f"{props} has no Pkg.Revision line",
+                "the NDK looks damaged: unpack it again or pass another --ndk",
+            )
+        pkg = ".".join(g for g in m.groups() if g is not None)
+        return NdkInfo(ndk, int(m.group(1)), int(m.group(2)), pkg, source)
+    release = ndk / "RELEASE.TXT"
+    if release.is_file():
+        text = release.read_text(encoding="utf-8", errors="replace").strip()
+        m = re.match(r"r(\d+)([a-z]?)", text)
+        if not m:
+            raise ToolchainError(
+                f"{release} does not start with an NDK revision like r10e: {text[:40]!r}",
+                "the NDK looks damaged: unpack it again or pass another --ndk",
+            )
+        minor = ord(m.group(2)) - ord("a") if m.group(2) else 0
+        return NdkInfo(ndk, int(m.group(1)), minor, "", source)
+    raise ToolchainError(
+        f"{ndk} is not an Android NDK: it has neither source.properties nor RELEASE.TXT",
+        "pass --ndk with the directory the NDK zip unpacks to (e.g. android-ndk-r12b/)",
+    )
+
+
+def check_ndk_range(ndk: NdkInfo, *, min_major: int, max_major: int, recommended: str,
+                    recommended_pkg: str, api_level: int, tf_version: str) -> None:
+    """Refuse an NDK revision outside the profile's accepted range."""
+    if min_major <= ndk.major <= max_major:
+        return
+    raise ToolchainError(
+        f"Android NDK {ndk.describe()} at {ndk.path} is outside what TensorFlow {tf_version} builds with "
+        f"(r{min_major} - r{max_major}; recommended {recommended}, Pkg.Revision {recommended_pkg})",
+        f"install NDK {recommended} and pass --ndk DIR. The NDK revision ({recommended}) is not the "
+        f"api_level ({api_level}, set with --ndk-api-level)",
+    )

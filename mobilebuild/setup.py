@@ -1,0 +1,361 @@
+"""``mobilebuild setup``: make this machine ready for one TensorFlow version, installing only
+what is missing.
+
+Steps, each reported as present / installed / missing (with the exact fix) / skipped:
+JDK (detected; installed with the OS package manager only with ``--yes``), Bazel at the
+version the profile or the tree's ``.bazelversion`` asks for (bazelisk, then a bazel on PATH
+in range, then the pinned release from ``toolchains/pins.toml`` verified by its digest),
+the Android SDK (command-line tools if needed, then ``sdkmanager`` for the profile's
+platform / build-tools / platform-tools; licences only with consent), the NDK at the
+recommended revision unless an accepted one exists, Xcode on macOS. The resulting paths go to
+``mobilebuild.toml``. Installs land under the managed prefix (``machine.managed_prefix()``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from mobilebuild import config as configmod
+from mobilebuild import console, machine, runner
+from mobilebuild.downloads import Artifact, fetch
+from mobilebuild.errors import ToolchainError, UserError
+from mobilebuild.paths import TOOLCHAINS_DIR
+from mobilebuild.profiles import load_profile, parse_version, version_str
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PINS_ENV = "MOBILEBUILD_PINS"
+
+
+@dataclass
+class Step:
+    name: str
+    status: str  # present | installed | missing | skipped
+    detail: str
+    fix: str | None = None
+    path: str | None = None
+
+
+@dataclass
+class SetupReport:
+    tf_version: str
+    profile_source: str
+    prefix: str
+    steps: list[Step] = field(default_factory=list)
+    config_path: str | None = None
+    config_written: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.config_written or any(s.status == "installed" for s in self.steps)
+
+    @property
+    def missing(self) -> list[Step]:
+        return [s for s in self.steps if s.status == "missing"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tf_version": self.tf_version,
+            "profile_source": self.profile_source,
+            "prefix": self.prefix,
+            "changed": self.changed,
+            "config_path": self.config_path,
+            "config_written": self.config_written,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+# ---------------------------------------------------------------------------- pins
+
+
+def load_pins(pins_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """toolchains/pins.toml, or the file named by ``--pins`` / ``MOBILEBUILD_PINS``."""
+    path = Path(pins_file or os.environ.get(PINS_ENV) or TOOLCHAINS_DIR / "pins.toml")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise UserError(f"pins file not found: {path}", f"fix --pins / {PINS_ENV}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"pins file {path} is not valid TOML: {exc}", "fix the line named above") from exc
+
+
+def pin_artifact(pin: dict[str, Any], user_sha256: str | None, what: str, flag: str) -> Artifact:
+    """The pinned download, verified by its digest; without one, only with the user's digest."""
+    sha256 = user_sha256 or pin.get("sha256")
+    if not sha256 and not pin.get("sha1"):
+        size = f" (its size should be {pin['size']} bytes)" if pin.get("size") else ""
+        raise ToolchainError(
+            f"no published digest is known for {what} ({pin['url']}){size}: refusing to install it unverified",
+            f"check the file yourself and pass {flag} DIGEST, or install it and set its path in mobilebuild.toml",
+        )
+    return Artifact((pin["url"], *pin.get("mirror_urls", [])), sha256=sha256, sha1=pin.get("sha1"), size=pin.get("size"))
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def choose_profile(tf_ref: str | None, tf_src: str | None, conf: dict) -> tuple[Any, Path | None, str]:
+    """(profile, tree, how the version was chosen)."""
+    from mobilebuild.deps import tree_version
+
+    if tf_ref and tf_src:
+        raise UserError("give either --tf-ref or --tf-src, not both", "--tf-src DIR reads the version from the tree")
+    src = tf_src or (None if tf_ref else conf.get("tf_src"))
+    if src:
+        tree = Path(src).expanduser().resolve()
+        v, how = tree_version(tree)
+        return load_profile(v), tree, f"TF {version_str(v)} from {how} in {tree}"
+    ref = tf_ref or conf.get("tf_ref")
+    if ref:
+        return load_profile(ref), None, f"TF {version_str(parse_version(ref))} from {'--tf-ref' if tf_ref else 'mobilebuild.toml'}"
+    raise UserError(
+        "which TensorFlow version? none given and no mobilebuild.toml names one",
+        "pass --tf-ref v1.4.0 or --tf-src PATH_TO_TENSORFLOW_TREE",
+    )
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def step_jdk(yes: bool) -> tuple[Step, machine.Found]:
+    java = machine.find_java()
+    if java.path:
+        return Step("jdk", "present", f"Java {java.version} ({java.path}, {java.source})", path=java.extra.get("java_home")), java
+    cmd = machine.jdk_install_command()
+    cmd_text = runner.format_argv(cmd) if cmd else None
+    if cmd and yes:
+        console.info(f"installing a JDK: {cmd_text}")
+        runner.run(cmd, hint="install a JDK yourself and set JAVA_HOME")
+        java = machine.find_java()
+        if java.path:
+            return Step("jdk", "installed", f"Java {java.version} ({java.path})", path=java.extra.get("java_home")), java
+    fix = f"{cmd_text}   (or rerun setup with --yes to run it)" if cmd_text else "install a JDK (8 or newer) and set JAVA_HOME"
+    return Step("jdk", "missing", "no java found (JAVA_HOME, PATH)", fix), java
+
+
+def step_bazel(profile, tree: Path | None, conf: dict, pins: dict, bazel_sha256: str | None, mirrors: list[str], offline: bool) -> Step:
+    found = machine.find_bazel(profile, conf, tree)
+    want, why = found.extra["want"], found.extra["why"]
+    if found.path:
+        note = f" with USE_BAZEL_VERSION={want}" if found.extra.get("bazelisk") else ""
+        return Step("bazel", "present", f"Bazel {found.version} ({found.path}, {found.source}{note}); wanted {want} by {why}", path=found.path)
+    os_, arch = machine.os_name(), machine.arch_name()
+    pin = next((p for p in pins.get("bazel", []) if p["version"] == want and p["os"] == os_ and p.get("arch", "x86_64") == arch), None)
+    tried = "; ".join(found.extra.get("tried", [])) or "none on PATH"
+    if pin is None:
+        return Step(
+            "bazel", "missing",
+            f"Bazel {want} wanted by {why}; found {tried}; no pinned download for {os_}-{arch}",
+            f"install Bazel {want} (or bazelisk) and set `bazel = \"PATH\"` in mobilebuild.toml",
+        )
+    art = pin_artifact(pin, bazel_sha256, f"Bazel {want}", "--bazel-sha256")
+    archive = fetch(art, mirrors=mirrors, offline=offline)
+    dest = machine.managed_prefix() / "bazel" / want
+    install_bazel(archive, dest, pin.get("kind", "binary"), want)
+    exe = dest / "bin" / "bazel"
+    return Step("bazel", "installed", f"Bazel {want} from {pin['url']} ({art.describe()}) into {dest}", path=str(exe))
+
+
+def install_bazel(archive: Path, dest: Path, kind: str, version: str) -> None:
+    """An installer script runs with --prefix into a staging dir; a binary is copied. The
+    staging dir is renamed into place only when complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = dest.with_name(f".{dest.name}.staging")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        if kind == "installer":
+            runner.run(["bash", str(archive), f"--prefix={stage}"], hint="the Bazel installer failed; see its output above")
+            if not (stage / "bin" / "bazel").exists():
+                raise ToolchainError(f"the Bazel {version} installer did not create bin/bazel", "install Bazel yourself and set its path in mobilebuild.toml")
+        else:
+            (stage / "bin").mkdir()
+            shutil.copyfile(archive, stage / "bin" / "bazel")
+            os.chmod(stage / "bin" / "bazel", 0o755)
+        # Releases before 0.24 have no --version: remember which one this is.
+        (stage / "VERSION").write_text(version + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(stage, dest)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _licence_consent(accept_licenses: bool) -> bool:
+    if accept_licenses:
+        return True
+    if console.is_interactive():
+        from rich.prompt import Confirm
+
+        console.info("The Android SDK packages are under the Android SDK licence (https://developer.android.com/studio/terms).")
+        return Confirm.ask("Accept the Android SDK licences?", console=console.err(), default=False)
+    return False
+
+
+def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machine.Found, accept_licenses: bool, mirrors: list[str], offline: bool) -> Step:
+    found = machine.find_sdk(sdk_flag, conf)
+    sdk = Path(found.path) if found.path else machine.managed_prefix() / "android-sdk"
+    source = found.source or "managed prefix"
+    api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
+    have = machine.sdk_packages(sdk, api, bt)
+    missing = [pkg for pkg, ok in have.items() if not ok]
+    if missing and found.source == "Debian android-sdk package":
+        # The package manager owns that tree: install into our own prefix instead.
+        sdk, source = machine.managed_prefix() / "android-sdk", "managed prefix (Debian's SDK lacks packages)"
+        have = machine.sdk_packages(sdk, api, bt)
+        missing = [pkg for pkg, ok in have.items() if not ok]
+    if not missing:
+        lic = "" if machine.sdk_licenses_accepted(sdk) else " (licence file not found; packages present anyway)"
+        return Step("android-sdk", "present", f"{sdk} ({source}): {', '.join(have)}{lic}", path=str(sdk))
+    sdkmanager = machine.sdkmanager_in(sdk)
+    installed_tools = ""
+    if sdkmanager is None and runner.which("sdkmanager"):
+        sdkmanager = Path(runner.which("sdkmanager"))  # type: ignore[arg-type]
+    if sdkmanager is None:
+        if not java.path:
+            return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} and the SDK tools need a JDK", "install the JDK first (see the jdk line), then rerun setup", str(sdk))
+        sdkmanager, installed_tools = install_sdk_tools(sdk, pins, java, mirrors, offline)
+    if not machine.sdk_licenses_accepted(sdk):
+        if not _licence_consent(accept_licenses):
+            return Step(
+                "android-sdk", "missing",
+                f"{sdk} lacks {', '.join(missing)}; installing them needs the Android SDK licences accepted",
+                "rerun with --accept-licenses to accept them (or run setup at a terminal to be asked)",
+                str(sdk),
+            )
+        runner.run([sdkmanager, f"--sdk_root={sdk}", "--licenses"], input="y\n" * 20, hint="sdkmanager --licenses failed")
+    if offline:
+        return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} (offline: sdkmanager needs the network)", "rerun setup without --offline", str(sdk))
+    console.info(f"sdkmanager: installing {', '.join(missing)} into {sdk}")
+    runner.run([sdkmanager, f"--sdk_root={sdk}", *missing], input="y\n" * 20, hint="sdkmanager failed; see its output above")
+    still = [pkg for pkg, ok in machine.sdk_packages(sdk, api, bt).items() if not ok]
+    if still:
+        raise ToolchainError(f"sdkmanager ran but {sdk} still lacks {', '.join(still)}", f"run {sdkmanager} --sdk_root={sdk} {' '.join(still)} yourself to see why")
+    return Step("android-sdk", "installed", f"{installed_tools}{', '.join(missing)} into {sdk} ({source})", path=str(sdk))
+
+
+def install_sdk_tools(sdk: Path, pins: dict, java: machine.Found, mirrors: list[str], offline: bool) -> tuple[Path, str]:
+    from mobilebuild.archives import extract
+
+    major = int(java.extra.get("major") or 0)
+    usable = [
+        p for p in pins.get("sdk_tools", [])
+        if p["os"] == machine.os_name() and p.get("min_java", 8) <= major and major <= p.get("max_java", 99)
+    ]
+    if not usable:
+        raise ToolchainError(
+            f"no pinned Android SDK command-line tools run on Java {java.version} ({machine.os_name()})",
+            "install the command-line tools from developer.android.com into SDK/cmdline-tools/latest",
+        )
+    pin = usable[-1]
+    archive = fetch(pin_artifact(pin, None, pin["file"], "--sha256"), mirrors=mirrors, offline=offline)
+    dest = sdk / pin["layout"]
+    if dest.exists():
+        shutil.rmtree(dest)
+    extract(archive, dest, strip_components=1)
+    exe = dest / "bin" / "sdkmanager"
+    if not runner.is_executable(exe):
+        raise ToolchainError(f"{pin['file']} has no bin/sdkmanager", "the archive is not the SDK command-line tools")
+    return exe, f"command-line tools {pin['file']}, "
+
+
+def step_ndk(profile, ndk_flag: str | None, conf: dict, sdk: Path | None, pins: dict, ndk_sha256: str | None, mirrors: list[str], offline: bool) -> Step:
+    from mobilebuild.archives import extract
+
+    found = machine.find_ndk(ndk_flag, conf, sdk, profile)
+    if found.path:
+        return Step("android-ndk", "present", f"NDK {found.extra['name']} ({found.version}) at {found.path} ({found.source})", path=found.path)
+    rec = profile.require("ndk.recommended")
+    seen = "; ".join(found.extra.get("seen", [])) or "none found"
+    pin = next((p for p in pins.get("ndk", []) if p["revision"] == rec and p["os"] == machine.os_name()), None)
+    if pin is None:
+        return Step("android-ndk", "missing", f"NDK {rec} recommended; seen: {seen}; no pinned download for {machine.os_name()}",
+                    f"install NDK {rec} and set `ndk = \"PATH\"` in mobilebuild.toml")
+    art = pin_artifact(pin, ndk_sha256, f"NDK {rec}", "--ndk-sha256")
+    archive = fetch(art, mirrors=mirrors, offline=offline)
+    dest = machine.managed_prefix() / f"android-ndk-{rec}"
+    if dest.exists():
+        shutil.rmtree(dest)  # a broken earlier install (no accepted revision in it)
+    extract(archive, dest, strip_components=1)
+    rev = machine.ndk_revision(dest)
+    if rev is None or machine.ndk_major(rev) != machine.ndk_major(rec.lstrip("r")):
+        raise ToolchainError(f"the NDK archive unpacked into {dest} has revision {rev}, not {rec}", f"delete {dest} and check the pins")
+    return Step("android-ndk", "installed", f"NDK {rec} ({rev}) from {pin['url']} ({art.describe()}) into {dest}", path=str(dest))
+
+
+def step_xcode(profile) -> Step:
+    if sys.platform != "darwin":
+        return Step("xcode", "skipped", "not macOS: the iOS path needs a Mac")
+    x = machine.find_xcode()
+    min_x = profile.get("ios.min_xcode")
+    if not x.path:
+        return Step("xcode", "missing", "Xcode / command-line tools not found", "install Xcode from the App Store, then: xcode-select --install")
+    if x.version and min_x and parse_version(x.version) < parse_version(min_x):
+        return Step("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode")
+    return Step("xcode", "present", f"Xcode {x.version or '?'} at {x.path}")
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def run_setup(
+    *,
+    tf_ref: str | None = None,
+    tf_src: str | None = None,
+    sdk: str | None = None,
+    ndk: str | None = None,
+    yes: bool = False,
+    accept_licenses: bool = False,
+    mirrors: Iterable[str] = (),
+    offline: bool = False,
+    pins_file: str | None = None,
+    bazel_sha256: str | None = None,
+    ndk_sha256: str | None = None,
+    config_dir: str | os.PathLike | None = None,
+) -> SetupReport:
+    existing = configmod.find_config(config_dir)
+    conf = configmod.load_config(config_dir)
+    profile, tree, how = choose_profile(tf_ref, tf_src, conf)
+    pins = load_pins(pins_file)
+    mirrors = list(mirrors)
+    report = SetupReport(profile.version_text, how, str(machine.managed_prefix()))
+    console.info(f"setup for {how} (profile {profile.family})")
+
+    jdk_step, java = step_jdk(yes)
+    report.steps.append(jdk_step)
+    report.steps.append(step_bazel(profile, tree, conf, pins, bazel_sha256, mirrors, offline))
+    sdk_step = step_sdk(profile, sdk, conf, pins, java, accept_licenses, mirrors, offline)
+    report.steps.append(sdk_step)
+    report.steps.append(step_ndk(profile, ndk, conf, Path(sdk_step.path) if sdk_step.path else None, pins, ndk_sha256, mirrors, offline))
+    report.steps.append(step_xcode(profile))
+
+    updates: dict[str, Any] = {}
+    if tree is not None:
+        updates["tf_src"] = str(tree)
+    if tf_ref:
+        updates["tf_ref"] = tf_ref
+    for step in report.steps:
+        key = {"bazel": "bazel", "android-sdk": "sdk", "android-ndk": "ndk", "jdk": "jdk"}.get(step.name)
+        if key and step.path and step.status in ("present", "installed"):
+            updates[key] = step.path
+    bazel_found = next(s for s in report.steps if s.name == "bazel")
+    if bazel_found.path and Path(bazel_found.path).name.startswith("bazelisk"):
+        updates["bazel_version"] = machine.bazel_wanted(profile, tree)[0]
+    if mirrors:
+        old = configmod.read_raw(existing).get("mirrors", []) if existing else []
+        updates["mirrors"] = list(dict.fromkeys([*old, *mirrors]))
+    target = existing or Path(config_dir or Path.cwd()) / configmod.FILENAME
+    report.config_path = str(target)
+    report.config_written = configmod.update_config(target, updates)
+    return report

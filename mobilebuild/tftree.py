@@ -1,0 +1,315 @@
+"""A TensorFlow source tree: an existing checkout (``--tf-src``) or our clone of a repository at a
+ref (``--tf-repo URL --tf-ref TAG``), its version, and the version profile that fits it.
+
+Clones live in the cache: one bare repository per URL (``tf-repos/``) and one detached worktree
+per ref (``tf-src/``), so a second ref of the same URL costs no second download and a ref already
+present is used without any network access. A user's own checkout is only read: its git state
+(HEAD, index, stash, branches) is never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobilebuild import console
+from mobilebuild.errors import PatchError, UserError
+from mobilebuild.paths import cache_dir
+from mobilebuild.profiles import Profile, load_profile, version_str
+
+VERSION_H = "tensorflow/core/public/version.h"
+
+
+class SourceTreeError(UserError):
+    """A source tree that cannot be used: missing, not TensorFlow, clone/ref problems."""
+
+
+@dataclass
+class TFTree:
+    root: Path
+    version: tuple[int, int, int]
+    version_source: str  # "version.h" or "tag v1.1.0"
+    profile: Profile
+    origin: str  # the directory given, or the repository URL we cloned
+    ref: str | None = None
+    managed: bool = False  # True for our own clone in the cache
+
+    @property
+    def version_text(self) -> str:
+        return version_str(self.version)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def rel(self, path: Path) -> str:
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
+    def as_dict(self) -> dict:
+        return {
+            "root": str(self.root),
+            "version": self.version_text,
+            "version_source": self.version_source,
+            "profile": self.profile.family,
+            "origin": self.origin,
+            "ref": self.ref,
+        }
+
+
+# ---- version --------------------------------------------------------------------------------
+
+
+def read_version_h(root: Path) -> tuple[int, int, int] | None:
+    path = root / VERSION_H
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    parts = []
+    for name in ("MAJOR", "MINOR", "PATCH"):
+        m = re.search(rf"^\s*#define\s+TF_{name}_VERSION\s+(\d+)\b", text, re.M)
+        if not m:
+            return None
+        parts.append(int(m.group(1)))
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def version_from_tag(root: Path) -> tuple[tuple[int, int, int], str] | None:
+    """A ``vX.Y.Z`` tag on the checked-out commit (read-only git access)."""
+    try:
+        import git
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        head = repo.head.commit
+    except Exception:
+        return None
+    for tag in repo.tags:
+        try:
+            if tag.commit == head:
+                m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-.].*)?", tag.name)
+                if m:
+                    return tuple(int(g) for g in m.groups()), tag.name  # type: ignore[return-value]
+        except ValueError:
+            continue
+    return None
+
+
+def detect_version(root: Path) -> tuple[tuple[int, int, int], str]:
+    v = read_version_h(root)
+    if v is not None:
+        return v, "version.h"
+    tagged = version_from_tag(root)
+    if tagged is not None:
+        return tagged[0], f"tag {tagged[1]}"
+    raise SourceTreeError(
+        f"cannot tell the TensorFlow version of {root}: no {VERSION_H} and no vX.Y.Z tag on HEAD",
+        "pass the root of a TensorFlow checkout with --tf-src (the directory holding WORKSPACE)",
+    )
+
+
+# ---- opening ---------------------------------------------------------------------------------
+
+
+def open_tree(tf_src: str | None = None, tf_repo: str | None = None, tf_ref: str | None = None) -> TFTree:
+    """The tree to work on, from ``--tf-src`` or ``--tf-repo/--tf-ref``."""
+    if tf_src and tf_repo:
+        raise UserError("--tf-src and --tf-repo were both given", "use one: an existing checkout or a repository to clone")
+    if tf_repo:
+        if not tf_ref:
+            raise UserError(
+                f"--tf-repo {tf_repo} needs --tf-ref",
+                "name the tag to build, e.g. --tf-ref v1.4.0",
+            )
+        root = clone_at_ref(tf_repo, tf_ref)
+        return _tree(root, origin=tf_repo, ref=tf_ref, managed=True)
+    if not tf_src:
+        tf_src = _configured_tree()
+    if not tf_src:
+        raise UserError(
+            "no TensorFlow source tree given",
+            "pass --tf-src DIR (a checkout) or --tf-repo URL --tf-ref TAG (cloned into the cache)",
+        )
+    root = Path(tf_src).expanduser()
+    if not root.is_dir():
+        raise SourceTreeError(
+            f"TensorFlow source tree not found: {root} is not a directory",
+            "pass the root of a TensorFlow checkout with --tf-src, or clone one with --tf-repo URL --tf-ref TAG",
+        )
+    return _tree(root.resolve(), origin=str(root), ref=None, managed=False)
+
+
+def _configured_tree() -> str | None:
+    from mobilebuild.config import load_config
+
+    value = load_config().get("tf_src")
+    if value:
+        console.detail(f"TensorFlow tree from mobilebuild.toml: {value}")
+    return value or None
+
+
+def _tree(root: Path, *, origin: str, ref: str | None, managed: bool) -> TFTree:
+    if not (root / "WORKSPACE").is_file() and not (root / "tensorflow").is_dir():
+        raise SourceTreeError(
+            f"{root} is not a TensorFlow source tree (no WORKSPACE, no tensorflow/ directory)",
+            "pass the root of a TensorFlow checkout with --tf-src",
+        )
+    version, source = detect_version(root)
+    profile = load_profile(version)
+    console.detail(f"TensorFlow {version_str(version)} ({source}) at {root}: profile {profile.family}")
+    return TFTree(root, version, source, profile, origin, ref, managed)
+
+
+# ---- cloning ---------------------------------------------------------------------------------
+
+
+def _normalise_url(url: str) -> str:
+    """Local paths become absolute (so the same repo has one cache key however it is named)."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url) or re.match(r"^[^/]+@[^/]+:", url):
+        return url
+    p = Path(url).expanduser()
+    if not p.exists():
+        raise SourceTreeError(
+            f"repository not found: {url} is neither a URL nor an existing directory",
+            "pass an https:// or file:// URL, or the path of a local git repository",
+        )
+    return str(p.resolve())
+
+
+def _cache_key(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git"))[:40] or "repo"
+    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def mirror_dir(url: str) -> Path:
+    return cache_dir() / "tf-repos" / (_cache_key(_normalise_url(url)) + ".git")
+
+
+def worktree_dir(url: str, ref: str) -> Path:
+    safe_ref = re.sub(r"[^A-Za-z0-9_.-]+", "_", ref)
+    return cache_dir() / "tf-src" / _cache_key(_normalise_url(url)) / safe_ref
+
+
+def clone_at_ref(url: str, ref: str) -> Path:
+    """A worktree of ``url`` at ``ref`` in the cache: clone once, fetch only when ref is missing."""
+    import git
+
+    norm = _normalise_url(url)
+    mirror = mirror_dir(url)
+    repo = _ensure_mirror(git, norm, mirror)
+    commit = _resolve(repo, ref)
+    if commit is None:
+        console.info(f"fetching {url} (ref {ref} is not in the cached clone)")
+        _git(repo, "fetch", "--quiet", "origin", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+             what=f"fetch {url}")
+        commit = _resolve(repo, ref)
+    if commit is None:
+        raise SourceTreeError(
+            f"ref {ref} not found in {url}",
+            f"list its tags with `git ls-remote --tags {url}` and pass one with --tf-ref (e.g. v1.4.0)",
+        )
+    work = worktree_dir(url, ref)
+    if (work / ".git").exists():
+        head = _git(git.Repo(work), "rev-parse", "HEAD", what="read the cached worktree")
+        if head.strip() == commit:
+            console.detail(f"reusing {work} ({ref} = {commit[:12]})")
+            return work
+        # A branch ref moved after a fetch: move the worktree along (it is ours, not the user's).
+        _git(git.Repo(work), "checkout", "--quiet", "--detach", commit, what=f"check out {ref}")
+        return work
+    if work.exists():  # a previous run was interrupted while creating it
+        shutil.rmtree(work)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    _git(repo, "worktree", "prune", what="prune stale worktrees")
+    _git(repo, "worktree", "add", "--detach", str(work), commit, what=f"check out {ref}")
+    console.info(f"checked out {url} at {ref} into {work}")
+    return work
+
+
+def _ensure_mirror(git, url: str, mirror: Path):
+    if (mirror / "HEAD").is_file():
+        return git.Repo(mirror)
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    tmp = mirror.with_name(mirror.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    console.info(f"cloning {url} (once; later runs reuse {mirror})")
+    try:
+        git.Repo.clone_from(url, tmp, bare=True)
+    except git.GitCommandError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SourceTreeError(
+            f"could not clone {url}: {_last_line(exc)}",
+            "check the URL and your network; a local path or file:// URL works too",
+        ) from exc
+    tmp.rename(mirror)  # only a complete clone gets the final name
+    return git.Repo(mirror)
+
+
+def _resolve(repo, ref: str) -> str | None:
+    import git
+
+    for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}"):
+        try:
+            return repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}").strip()
+        except git.GitCommandError:
+            continue
+    return None
+
+
+def _git(repo, *args: str, what: str) -> str:
+    import git
+
+    try:
+        return repo.git.execute(["git", *args])
+    except git.GitCommandError as exc:
+        raise SourceTreeError(f"git could not {what}: {_last_line(exc)}", "see `mobilebuild --verbose` output; the cache can be removed safely") from exc
+
+
+def _last_line(exc) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "unknown error").removeprefix("stderr: ").strip("'")
+
+
+# ---- reading git state (never changing it) ---------------------------------------------------
+
+
+def modified_since_head(root: Path, rels: list[str]) -> list[str]:
+    """Those of ``rels`` whose bytes differ from the checked-out commit (untracked files are not
+    reported). Compares blobs directly: no git command that could write the index runs."""
+    try:
+        import git
+
+        repo = git.Repo(root, search_parent_directories=True)
+        tree = repo.head.commit.tree
+        top = Path(repo.working_tree_dir).resolve()
+    except Exception:
+        return []
+    out = []
+    for rel in rels:
+        path = root / rel
+        try:
+            blob = tree / (path.resolve().relative_to(top).as_posix())
+        except (KeyError, ValueError):
+            continue
+        try:
+            current = path.read_bytes()
+        except OSError:
+            out.append(rel)  # deleted in the working tree
+            continue
+        if blob.data_stream.read() != current:
+            out.append(rel)
+    return out
+
+
+def require_file(tree: TFTree, rel: str, what: str) -> Path:
+    path = tree.path(rel)
+    if not path.is_file():
+        raise PatchError(
+            f"{rel} not found in {tree.root}: TensorFlow {tree.version_text} ({tree.version_source}) should have the {what} there",
+            f"is this a complete TensorFlow {tree.version_text} checkout? the profile is {tree.profile.source.name}",
+        )
+    return path

@@ -1,0 +1,250 @@
+"""The Android repositories of a TensorFlow WORKSPACE: find the spot, render, replace.
+
+TF 1.0 - 1.4 ship a commented ``#android_sdk_repository(`` ... ``#android_ndk_repository(``
+block whose exact text differs per tag; it is found by its structure (profile data) and replaced
+by our block, rendered from ``WORKSPACE.tmpl`` between markers. On later runs the marked block is
+found and updated in place. A tree without the commented block gets the marked block inserted
+after the anchor comment (or at the end). Every other byte of the file stays as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from mobilebuild.errors import PatchError, ToolchainError
+from mobilebuild.profiles import Profile
+from mobilebuild.sdk import NdkInfo, SdkInfo
+
+
+@dataclass
+class WorkspaceEdit:
+    text: str  # the new WORKSPACE text
+    how: str  # "replaced the commented block" | "updated the marked block" | "inserted a marked block"
+    warnings: list[str] = field(default_factory=list)
+
+
+def render_block(profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, ndk_api_level: int, newline: str = "\n") -> str:
+    from mobilebuild.templating import render
+
+    text = render(
+        "WORKSPACE.tmpl",
+        begin_marker=profile.require("workspace.begin_marker"),
+        end_marker=profile.require("workspace.end_marker"),
+        sdk_name=profile.require("workspace.sdk_repository_name"),
+        ndk_name=profile.require("workspace.ndk_repository_name"),
+        api_level=sdk.api_level,
+        build_tools=sdk.build_tools,
+        sdk_path=str(sdk.path),
+        ndk_path=str(ndk.path) if ndk else None,
+        ndk_revision=ndk.revision if ndk else "",
+        ndk_api_level=ndk_api_level,
+    )
+    if not text.endswith("\n"):
+        text += "\n"
+    return text.replace("\n", newline) if newline != "\n" else text
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _strip_eol(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def find_marked_block(lines: list[str], profile: Profile) -> tuple[int, int] | None:
+    """(first, last) line index of our marked block, inclusive."""
+    begin = profile.require("workspace.begin_marker")
+    end = profile.require("workspace.end_marker")
+    starts = [i for i, ln in enumerate(lines) if _strip_eol(ln).rstrip() == begin]
+    if not starts:
+        return None
+    if len(starts) > 1:
+        raise PatchError(
+            f"WORKSPACE has {len(starts)} '{begin}' lines",
+            "keep one mobilebuild block (or run `mobilebuild restore`) and run again",
+        )
+    for j in range(starts[0] + 1, len(lines)):
+        if _strip_eol(lines[j]).rstrip() == end:
+            return starts[0], j
+    raise PatchError(
+        f"WORKSPACE has '{begin}' but no '{end}' line after it",
+        "the marked block was cut by hand: put the end marker back or run `mobilebuild restore`",
+    )
+
+
+def find_commented_block(lines: list[str], profile: Profile) -> tuple[int, int] | None:
+    """(first, last) line index of the commented android block, inclusive, matched by structure."""
+    sdk_start = re.compile(profile.require("workspace.sdk_start"))
+    sdk_end = re.compile(profile.require("workspace.sdk_end"))
+    ndk_start = re.compile(profile.require("workspace.ndk_start"))
+    ndk_end = re.compile(profile.require("workspace.ndk_end"))
+    stripped = [_strip_eol(ln) for ln in lines]
+    for i, line in enumerate(stripped):
+        if not sdk_start.match(line):
+            continue
+        j = _close(stripped, i, sdk_end)
+        if j is None:
+            continue
+        # Between the two rules only comment lines (e.g. "#", "# Android NDK r12b is recommended").
+        k = j + 1
+        while k < len(stripped) and stripped[k].startswith("#") and not ndk_start.match(stripped[k]):
+            k += 1
+        if k < len(stripped) and ndk_start.match(stripped[k]):
+            last = _close(stripped, k, ndk_end)
+            if last is not None:
+                return i, last
+        return i, j  # an SDK rule alone
+    return None
+
+
+def _close(lines: list[str], start: int, end_rx: re.Pattern) -> int | None:
+    for j in range(start + 1, len(lines)):
+        if not lines[j].startswith("#"):
+            return None  # the commented rule ended without its closing line
+        if end_rx.match(lines[j]):
+            return j
+    return None
+
+
+def update_workspace(text: str, profile: Profile, block: str) -> WorkspaceEdit:
+    """The WORKSPACE text with ``block`` in place of the commented or marked block."""
+    lines = _lines(text)
+    marked = find_marked_block(lines, profile)
+    _refuse_active_rules(lines, profile, marked)
+    if marked is not None:
+        a, b = marked
+        return WorkspaceEdit("".join(lines[:a]) + block + "".join(lines[b + 1 :]), "updated the marked block")
+    commented = find_commented_block(lines, profile)
+    if commented is not None:
+        a, b = commented
+        return WorkspaceEdit("".join(lines[:a]) + block + "".join(lines[b + 1 :]), "replaced the commented block")
+    anchor = profile.get("workspace.anchor")
+    for i, line in enumerate(lines):
+        if anchor and _strip_eol(line).rstrip() == anchor:
+            return WorkspaceEdit("".join(lines[: i + 1]) + block + "".join(lines[i + 1 :]), "inserted a marked block")
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return WorkspaceEdit(text + sep + ("\n" if text else "") + block, "inserted a marked block")
+
+
+def _refuse_active_rules(lines: list[str], profile: Profile, marked: tuple[int, int] | None) -> None:
+    rx = re.compile(profile.require("workspace.active_rule"))
+    for i, line in enumerate(lines):
+        if marked and marked[0] <= i <= marked[1]:
+            continue
+        m = rx.match(line)
+        if m:
+            raise PatchError(
+                f"WORKSPACE line {i + 1} already defines android_{m.group(1)}_repository outside mobilebuild's block",
+                "comment it out again (or `git checkout WORKSPACE`): mobilebuild writes these rules itself",
+            )
+
+
+def newline_of(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def choose_ndk_api_level(profile: Profile, asked: int | None) -> int:
+    """--ndk-api-level, else the profile's; refuse one below the profile's minimum (the classic
+    mix-up: passing the NDK revision 12 where the api_level 14 belongs)."""
+    default = int(profile.require("ndk.api_level"))
+    minimum = int(profile.get("ndk.min_api_level", default))
+    if asked is None:
+        return default
+    if asked < minimum:
+        raise ToolchainError(
+            f"--ndk-api-level {asked} is below the {minimum} TensorFlow {profile.version_text} needs",
+            f"pass --ndk-api-level {minimum} or higher; the NDK revision ({profile.get('ndk.recommended')}) "
+            "is not its api_level and is chosen with --ndk DIR",
+        )
+    return asked
+
+
+@dataclass
+class WorkspacePlan:
+    rel: str
+    old: str
+    edit: WorkspaceEdit
+    sdk: SdkInfo
+    ndk: NdkInfo | None
+    ndk_api_level: int
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.rel,
+            "how": self.edit.how,
+            "sdk": self.sdk.as_dict(),
+            "ndk": self.ndk.as_dict() if self.ndk else None,
+            "ndk_api_level": self.ndk_api_level,
+        }
+
+
+def plan_workspace(
+    tree,
+    *,
+    sdk_flag: str | None = None,
+    ndk_flag: str | None = None,
+    api_level: int | None = None,
+    build_tools: str | None = None,
+    ndk_api_level: int | None = None,
+    require_ndk: bool = False,
+) -> WorkspacePlan:
+    """Detect SDK/NDK for ``tree``'s profile and compute the new WORKSPACE text (nothing written)."""
+    from mobilebuild import sdk as sdkmod
+    from mobilebuild.patching import read_text_exact
+    from mobilebuild.tftree import require_file
+
+    profile = tree.profile
+    sdk_path, sdk_source = sdkmod.find_sdk(sdk_flag)
+    sdk = sdkmod.inspect_sdk(
+        sdk_path,
+        api_level=api_level,
+        build_tools=build_tools,
+        profile_api_level=profile.get("sdk.api_level"),
+        profile_build_tools=profile.get("sdk.build_tools"),
+        source=sdk_source,
+    )
+    warnings: list[str] = []
+    if sdk.adb is None:
+        warnings.append(f"no platform-tools/adb in {sdk.path}: installing on a phone needs it (sdkmanager \"platform-tools\")")
+    if api_level is None and sdk.api_level != profile.get("sdk.api_level"):
+        warnings.append(
+            f"android-{profile.get('sdk.api_level')} (what TensorFlow {tree.version_text} names) is not installed; using android-{sdk.api_level}"
+        )
+    if build_tools is None and sdk.build_tools != profile.get("sdk.build_tools"):
+        warnings.append(
+            f"build-tools {profile.get('sdk.build_tools')} (what TensorFlow {tree.version_text} names) are not installed; using {sdk.build_tools}"
+        )
+    found = sdkmod.find_ndk(ndk_flag, sdk.path)
+    ndk = None
+    if found is not None:
+        ndk = sdkmod.ndk_revision(found[0], found[1])
+        sdkmod.check_ndk_range(
+            ndk,
+            min_major=int(profile.require("ndk.min_major")),
+            max_major=int(profile.require("ndk.max_major")),
+            recommended=profile.require("ndk.recommended"),
+            recommended_pkg=profile.get("ndk.recommended_pkg_revision", "?"),
+            api_level=int(profile.require("ndk.api_level")),
+            tf_version=tree.version_text,
+        )
+    elif require_ndk:
+        raise ToolchainError(
+            "no Android NDK found (tried --ndk, ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<version>)",
+            f"the demo compiles TensorFlow's C++ with the NDK: install {profile.get('ndk.recommended')} "
+            "(`mobilebuild setup --android`) and pass --ndk DIR",
+        )
+    else:
+        warnings.append(
+            "no Android NDK given or found: WORKSPACE gets only android_sdk_repository; "
+            f"building the demo needs NDK {profile.get('ndk.recommended')} (--ndk DIR)"
+        )
+    level = choose_ndk_api_level(profile, ndk_api_level)
+    rel = "WORKSPACE"
+    path = require_file(tree, rel, "WORKSPACE at the root")
+    old = read_text_exact(path)
+    block = render_block(profile, sdk, ndk, level, newline_of(old))
+    edit = update_workspace(old, profile, block)
+    edit.warnings.extend(warnings)
+    return WorkspacePlan(rel, old, edit, sdk, ndk, level)

@@ -1,0 +1,233 @@
+"""quantize: the three modes on real TF graphs, their numbers, sizes, op sets and the CLI.
+
+Tolerances (max |quantized - float| over the outputs, relative to max |float|):
+weights_rounded and weights 2 % (8-bit weights, float compute); eightbit 5 % (8-bit
+activations too, requantized after every layer) plus top-1 agreement >= 90 %.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mobilebuild.graphs import quantize
+
+TOLERANCE = {"weights_rounded": 0.02, "weights": 0.02, "eightbit": 0.05}
+OPS_DIR = Path(__file__).resolve().parents[2] / "mobilebuild" / "toolchains" / "tf-mobile-ops"
+
+
+def _output(graph):
+    # Compare pre-softmax outputs where the graph has them: they show errors softmax squashes.
+    return "logits" if "logits" in graph.outputs else graph.outputs[0]
+
+
+@pytest.fixture(scope="module")
+def quantized(graphs):
+    """(graph name, mode) -> quantized GraphDef, made once."""
+    made = {}
+    for name, g in graphs.items():
+        for mode in quantize.MODES:
+            made[name, mode] = quantize.quantize_graph_def(g.graph_def, mode, output_names=g.outputs)
+    return made
+
+
+@pytest.mark.parametrize("mode", quantize.MODES)
+@pytest.mark.parametrize("name", ["mixed", "fallback", "keras"])
+def test_outputs_close_to_float(graphs, quantized, name, mode, run_graph):
+    g = graphs[name]
+    x = g.sample(32)
+    out = _output(g)
+    ref = run_graph(g.graph_def, g.input, x, out)
+    got = run_graph(quantized[name, mode], g.input, x, out)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    assert err <= TOLERANCE[mode], f"{name}/{mode}: relative error {err:.4f}"
+    if mode == "eightbit":
+        agree = np.mean(got.argmax(-1) == ref.argmax(-1))
+        assert agree >= 0.9, f"{name}: top-1 agreement {agree:.2f}"
+    # The quantization really happened: the graph differs from the float one.
+    assert quantized[name, mode].SerializeToString() != g.graph_def.SerializeToString()
+
+
+def test_weights_rounded_snaps_to_levels_and_compresses(graphs, quantized):
+    import tensorflow as tf
+
+    g = graphs["mixed"]
+    q = quantized["mixed", "weights_rounded"]
+    node = next(n for n in q.node if n.name == "fc/weights")
+    values = tf.make_ndarray(node.attr["value"].tensor)
+    assert values.dtype == np.float32 and len(np.unique(values)) <= 256
+    # Every op is still the float op: only the numbers changed.
+    assert sorted(n.op for n in q.node) == sorted(n.op for n in g.graph_def.node)
+    # 4-bit: at most 16 distinct values.
+    q4 = quantize.quantize_graph_def(g.graph_def, "weights_rounded", bitdepth=4)
+    v4 = tf.make_ndarray(next(n for n in q4.node if n.name == "fc/weights").attr["value"].tensor)
+    assert len(np.unique(v4)) <= 16
+    raw, rounded = g.graph_def.SerializeToString(), q.SerializeToString()
+    ratio = len(gzip.compress(raw, 9)) / len(gzip.compress(rounded, 9))
+    assert ratio >= 2.0, f"compressed size gain only {ratio:.2f}x"
+
+
+def test_weights_mode_stores_quint8_with_dequantize(graphs, quantized):
+    import tensorflow as tf
+
+    q = quantized["mixed", "weights"]
+    nodes = {n.name: n for n in q.node}
+    deq = nodes["fc/weights"]
+    assert deq.op == "Dequantize" and deq.attr["mode"].s == b"MIN_COMBINED"
+    assert deq.attr["T"].type == tf.quint8.as_datatype_enum
+    qconst = nodes[deq.input[0]]
+    assert qconst.op == "Const" and qconst.attr["dtype"].type == tf.quint8.as_datatype_enum
+    # Small Consts (the 10 biases, 40 bytes) stay float.
+    assert nodes["fc/biases"].op == "Const" and nodes["fc/biases"].attr["dtype"].type == tf.float32.as_datatype_enum
+    ratio = len(graphs["mixed"].graph_def.SerializeToString()) / len(q.SerializeToString())
+    assert ratio >= 3.3, f"weights mode only {ratio:.2f}x smaller"
+
+
+def test_eightbit_uses_quantized_kernels(quantized):
+    ops = {n.op for n in quantized["mixed", "eightbit"].node}
+    expected = {
+        "QuantizeV2", "QuantizedConv2D", "QuantizedBiasAdd", "QuantizedRelu", "QuantizedRelu6",
+        "QuantizedMaxPool", "QuantizedAvgPool", "QuantizedConcat", "QuantizedReshape", "QuantizedMatMul",
+        "RequantizationRange", "Requantize", "Dequantize",
+    }
+    assert expected <= ops, expected - ops
+    # Nothing that was rewritten is left as a float op.
+    assert not ops & {"Conv2D", "MatMul", "BiasAdd", "Relu", "Relu6", "MaxPool", "AvgPool", "ConcatV2"}
+
+
+def test_eightbit_chains_stay_quantized(quantized):
+    """Relu feeds MaxPool feeds Conv2D directly in quint8: no Dequantize->QuantizeV2 round trips
+    between rewritten ops."""
+    q = quantized["mixed", "eightbit"]
+    nodes = {n.name: n for n in q.node}
+    quantize_inputs = [nodes[n.input[0].split(":")[0]].op for n in q.node if n.op == "QuantizeV2"]
+    assert "Dequantize" not in quantize_inputs
+    assert quantize_inputs == ["Placeholder"]  # only the graph input is quantized at run time
+
+
+def test_eightbit_falls_back_to_float(quantized):
+    ops = {n.op for n in quantized["fallback", "eightbit"].node}
+    # The float-only ops are still there, bridged by Dequantize, and the quantizable ones are not.
+    assert {"Tanh", "Sigmoid", "Mul", "DepthwiseConv2dNative"} <= ops
+    assert {"QuantizedConv2D", "QuantizedRelu", "QuantizedMatMul", "Dequantize"} <= ops
+    assert "Conv2D" not in ops and "MatMul" not in ops
+
+
+def test_outputs_keep_their_names(graphs, quantized):
+    for (name, mode), q in quantized.items():
+        names = {n.name for n in q.node}
+        assert set(graphs[name].outputs) <= names, (name, mode)
+
+
+def _opdefs(tag):
+    return json.loads((OPS_DIR / f"{tag}.opdefs.json").read_text())["ops"]
+
+
+@pytest.mark.parametrize("tag,version", [("v1.0.0", "1.0"), ("v1.1.0", "1.1"), ("v1.4.0", "1.4")])
+@pytest.mark.parametrize("mode", quantize.MODES)
+def test_tf1_target_uses_only_old_ops_and_attrs(graphs, tag, version, mode, run_graph):
+    """Checked against the op definitions of the real v1.x mobile builds directly (not through
+    our own checker), then run in TF 2.x: the numbers must still be right."""
+    g = graphs["keras"] if mode != "eightbit" else graphs["mixed"]
+    q = quantize.quantize_graph_def(g.graph_def, mode, tf_version=version, output_names=g.outputs)
+    ops = _opdefs(tag)
+    for node in q.node:
+        assert node.op in ops, f"{node.name}: op {node.op} unknown in {tag}"
+        assert ops[node.op]["has_kernel"], f"{node.name}: {node.op} has no kernel in {tag}"
+        extra = {a for a in node.attr if not a.startswith("_")} - set(ops[node.op]["attrs"])
+        assert not extra, f"{node.name} ({node.op}): attrs {extra} unknown in {tag}"
+        if node.op in ("QuantizeV2", "Dequantize"):
+            assert node.attr["mode"].s in (b"MIN_COMBINED", b"MIN_FIRST")
+    x = g.sample(16)
+    out = _output(g)
+    ref = run_graph(g.graph_def, g.input, x, out)
+    got = run_graph(q, g.input, x, out)
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE[mode]
+
+
+def test_mode_and_bitdepth_validation():
+    with pytest.raises(quantize.QuantizeModeError, match="unknown quantize mode"):
+        quantize.check_mode("int4")
+    with pytest.raises(quantize.QuantizeModeError, match="bitdepth"):
+        quantize.check_mode("weights", 4)
+    with pytest.raises(quantize.QuantizeModeError, match="bitdepth"):
+        quantize.check_mode("weights_rounded", 0)
+    quantize.check_mode("weights_rounded", 4)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_quantize_prints_sizes_and_writes(cli, graphs, tmp_path, run_graph):
+    g = graphs["mixed"]
+    out = tmp_path / "q.pb"
+    r = cli("model", "quantize", g.path, "-o", out, "--mode", "weights")
+    assert r.code == 0, r.output
+    assert "->" in r.stderr and "smaller" in r.stderr
+    size_in, size_out = g.path.stat().st_size, out.stat().st_size
+    assert size_out < size_in / 3
+    from mobilebuild.graphs import io
+
+    x = g.sample(4)
+    got = run_graph(io.load_graph_def(out), g.input, x, "logits")
+    ref = run_graph(g.graph_def, g.input, x, "logits")
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["weights"]
+    # Idempotent: a second run leaves the file untouched.
+    mtime = out.stat().st_mtime_ns
+    r2 = cli("model", "quantize", g.path, "-o", out, "--mode", "weights")
+    assert r2.code == 0 and out.stat().st_mtime_ns == mtime
+
+
+def test_cli_quantize_json_and_tf_version(cli, graphs, tmp_path):
+    g = graphs["keras"]
+    out = tmp_path / "k8.pb"
+    r = cli("--json", "model", "quantize", g.path, "-o", out, "--mode", "eightbit", "--tf-version", "1.1")
+    assert r.code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["mode"] == "eightbit" and data["size_after"] == out.stat().st_size
+    assert "QuantizedConv2D" in data["ops"] and "AddV2" not in data["ops"]
+    assert data["runtime_changes"], "the Keras graph needs rewriting for 1.1 (AddV2, Conv2D dilations...)"
+    ops = _opdefs("v1.1.0")
+    from mobilebuild.graphs import io
+
+    for node in io.load_graph_def(out).node:
+        assert node.op in ops and set(a for a in node.attr if not a.startswith("_")) <= set(ops[node.op]["attrs"])
+
+
+def test_cli_unknown_mode_writes_nothing(cli, graphs, tmp_path):
+    out = tmp_path / "q.pb"
+    r = cli("model", "quantize", graphs["mixed"].path, "-o", out, "--mode", "int4")
+    assert r.code == 1
+    assert "unknown quantize mode 'int4'" in r.stderr
+    assert "weights_rounded, weights, eightbit" in r.stderr
+    assert "Traceback" not in r.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_bad_outputs_write_nothing(cli, graphs, tmp_path):
+    g = graphs["mixed"]
+    before = g.path.read_bytes()
+    r = cli("model", "quantize", g.path, "-o", g.path, "--mode", "weights")
+    assert r.code == 1 and "is the input" in r.stderr
+    assert g.path.read_bytes() == before
+    r = cli("model", "quantize", g.path, "-o", tmp_path / "missing" / "q.pb", "--mode", "weights")
+    assert r.code == 1 and "output directory does not exist" in r.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_cli_bad_inputs(cli, graphs, tmp_path):
+    junk = tmp_path / "junk.pb"
+    junk.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 100)
+    r = cli("model", "quantize", junk, "-o", tmp_path / "q.pb", "--mode", "weights")
+    assert r.code == 1 and "JPEG" in r.stderr
+    r = cli("model", "quantize", tmp_path / "nope.pb", "-o", tmp_path / "q.pb", "--mode", "weights")
+    assert r.code == 1 and "not found" in r.stderr
+    r = cli("model", "quantize", graphs["mixed"].path, "-o", tmp_path / "q.pb", "--mode", "eightbit", "--output-names", "logitz")
+    assert r.code == 1 and "logits" in r.stderr  # suggests the close name
+    assert not (tmp_path / "q.pb").exists()

@@ -1,0 +1,135 @@
+"""`mobilebuild android --generate-only` on trees of every tag, with retrain-shaped and default models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from helpers.tftrees import ACTIVITY, ANDROID_ASSETS, VERSIONS, one_line_error, tree_digest, tree_mtimes
+
+
+def _gen(cli, tree, sdk, ndk, *args):
+    return cli("android", "--generate-only", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, *args)
+
+
+def _graph_ops(path) -> set[str]:
+    from tensorflow.core.framework import graph_pb2
+
+    gd = graph_pb2.GraphDef()
+    gd.ParseFromString(path.read_bytes())
+    return {n.op for n in gd.node}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_retrained_model_on_every_tag(cli, tf_tree, sdk, ndk, retrain_model, version):
+    model, labels = retrain_model
+    model_sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    tree = tf_tree(version)
+    before = tree_digest(tree)
+    r = _gen(cli, tree, sdk, ndk, "--model", model, "--labels", labels)
+    assert r.code == 0, r.stderr
+    text = (tree / ACTIVITY).read_text()
+    suffix = ":0" if version == "1.0" else ""
+    assert "  private static final int INPUT_SIZE = 64;\n" in text
+    assert "  private static final int IMAGE_MEAN = 128;\n" in text
+    assert "  private static final float IMAGE_STD = 128.0f;\n" in text
+    assert f'  private static final String INPUT_NAME = "Mul{suffix}";\n' in text
+    assert f'  private static final String OUTPUT_NAME = "final_result{suffix}";\n' in text
+    assert '  private static final String MODEL_FILE = "file:///android_asset/retrained_graph.pb";\n' in text
+    assert '  private static final String LABEL_FILE =\n      "file:///android_asset/retrained_labels.txt";\n' in text
+    # The app's copy is cut at Mul (no DecodeJpeg: no kernel on the phone); the user's file is untouched.
+    asset = tree / ANDROID_ASSETS / "retrained_graph.pb"
+    assert "DecodeJpeg" not in _graph_ops(asset) and "DecodeJpeg" in _graph_ops(model)
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == model_sha
+    assert (tree / ANDROID_ASSETS / "retrained_labels.txt").read_bytes() == labels.read_bytes()
+    assert "cut the graph at 'Mul'" in r.stderr
+    assert "android_sdk_repository(" in (tree / "WORKSPACE").read_text()
+
+    # Second run: nothing rewritten, no mtime moves.
+    mtimes = tree_mtimes(tree)
+    r = _gen(cli, tree, sdk, ndk, "--model", model, "--labels", labels)
+    assert r.code == 0 and "nothing rewritten" in r.stderr
+    assert tree_mtimes(tree) == mtimes
+
+    # restore: byte-identical to the checkout
+    assert cli("restore", "--tf-src", tree).code == 0
+    assert tree_digest(tree) == before
+
+
+def test_default_model_dry_run_then_json(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.4")
+    before = tree_digest(tree)
+    r = _gen(cli, tree, sdk, ndk, "--dry-run")
+    assert r.code == 0, r.stderr
+    assert "--- a/WORKSPACE\n+++ b/WORKSPACE\n" in r.stdout
+    assert f"--- a/{ACTIVITY}\n+++ b/{ACTIVITY}\n" in r.stdout
+    assert '-  private static final String OUTPUT_NAME = "output";\n' in r.stdout
+    assert f"-> {ANDROID_ASSETS}/digits.pb (" in r.stdout and f"-> {ANDROID_ASSETS}/labels.txt (" in r.stdout
+    assert tree_digest(tree) == before
+
+    r = cli("--json", "android", "--generate-only", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["model"]["default_model"] is True and data["tree"]["version"] == "1.4.0"
+    assert sorted(data["patch"]["changed"]) == sorted(["WORKSPACE", ACTIVITY, f"{ANDROID_ASSETS}/digits.pb", f"{ANDROID_ASSETS}/labels.txt"])
+    assert data["steps"] == ["source", "files", "toolchain", "model", "patch"]
+    labels = (tree / ANDROID_ASSETS / "labels.txt").read_text().split()
+    assert data["model"]["num_classes"] == len(labels)
+
+
+def test_switching_models_removes_the_old_assets_and_restore_is_exact(cli, tf_tree, sdk, ndk, retrain_model):
+    model, labels = retrain_model
+    tree = tf_tree("1.2")
+    before = tree_digest(tree)
+    assert _gen(cli, tree, sdk, ndk, "--model", model, "--labels", labels).code == 0
+    r = _gen(cli, tree, sdk, ndk)  # back to the default model
+    assert r.code == 0, r.stderr
+    assets = sorted(p.name for p in (tree / ANDROID_ASSETS).iterdir())
+    assert assets == ["BUILD", "digits.pb", "labels.txt"]
+    assert cli("restore", "--tf-src", tree).code == 0
+    assert tree_digest(tree) == before
+
+
+def test_command_line_values_win_and_need_escaping(cli, tf_tree, sdk, ndk, retrain_model, tmp_path):
+    model, labels = retrain_model
+    quoted = tmp_path / 'my "flower" labels.txt'
+    quoted.write_bytes(labels.read_bytes())
+    tree = tf_tree("1.3")
+    r = _gen(cli, tree, sdk, ndk, "--model", model, "--labels", quoted, "--mean", "127.0", "--std", "127.5")
+    assert r.code == 0, r.stderr
+    text = (tree / ACTIVITY).read_text()
+    assert '      "file:///android_asset/my \\"flower\\" labels.txt";\n' in text
+    assert "IMAGE_MEAN = 127;" in text and "IMAGE_STD = 127.5f;" in text
+    assert (tree / ANDROID_ASSETS / 'my "flower" labels.txt').is_file()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--mean", "127.5"), "IMAGE_MEAN is an int"),
+        (("--labels-lines", "3"), "has 3 lines but the model outputs 5 classes"),
+        (("--no-labels",), "needs --labels"),
+        (("--model-missing",), "model file not found"),
+    ],
+)
+def test_bad_model_inputs_leave_the_tree_alone(cli, tf_tree, sdk, ndk, retrain_model, tmp_path, args, message):
+    model, labels = retrain_model
+    argv = ["--model", str(model), "--labels", str(labels)]
+    if args == ("--labels-lines", "3"):
+        short = tmp_path / "labels3.txt"
+        short.write_text("a\nb\nc\n")
+        argv = ["--model", str(model), "--labels", str(short)]
+    elif args == ("--no-labels",):
+        argv = ["--model", str(model)]
+    elif args == ("--model-missing",):
+        argv = ["--model", str(tmp_path / "nope.pb"), "--labels", str(labels)]
+    else:
+        argv += list(args)
+    tree = tf_tree("1.1")
+    before = tree_digest(tree)
+    r = _gen(cli, tree, sdk, ndk, *argv)
+    one_line_error(r)
+    assert message in r.stderr
+    assert tree_digest(tree) == before

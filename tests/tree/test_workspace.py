@@ -1,0 +1,158 @@
+"""`mobilebuild workspace` on the WORKSPACE of every tag v1.0.0 - v1.4.0."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.tftrees import VERSIONS, make_ndk, make_sdk, one_line_error, tree_digest, workspace_block
+
+BEGIN = "# BEGIN mobilebuild android repositories"
+END = "# END mobilebuild android repositories"
+
+
+def _split_around_block(text: str, block: str) -> tuple[str, str]:
+    assert text.count(block) == 1
+    head, tail = text.split(block)
+    return head, tail
+
+
+def _marked(text: str) -> str:
+    a = text.index(BEGIN)
+    b = text.index(END) + len(END) + 1
+    return text[a:b]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_replaces_each_tags_commented_block(cli, tf_tree, sdk, ndk, version):
+    tree = tf_tree(version)
+    before = (tree / "WORKSPACE").read_bytes().decode()
+    head, tail = _split_around_block(before, workspace_block(version))
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    after = (tree / "WORKSPACE").read_bytes().decode()
+    # Everything outside the block is byte-identical; the block is ours, uncommented.
+    assert after.startswith(head) and after.endswith(tail)
+    block = after[len(head) : len(after) - len(tail)]
+    assert block.startswith(BEGIN) and block.rstrip("\n").endswith(END)
+    assert "\nandroid_sdk_repository(\n" in block and "\nandroid_ndk_repository(\n" in block
+    assert f'    path = "{sdk.resolve()}",' in block
+    assert f'    path = "{ndk.resolve()}",' in block
+    expected_bt = {"1.0": "23.0.1", "1.1": "25.0.1", "1.2": "25.0.2", "1.3": "25.0.2", "1.4": "26.0.1"}[version]
+    assert f'build_tools_version = "{expected_bt}"' in block  # the profile's, installed in this SDK
+    expected_api = 21 if version == "1.0" else 14
+    assert f"    api_level = {expected_api},\n" in block
+    assert "#android_sdk_repository(" not in after
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.4"])
+def test_second_run_rewrites_nothing_and_other_sdk_updates_in_place(cli, tf_tree, sdk, ndk, tmp_path, version):
+    tree = tf_tree(version)
+    ws = tree / "WORKSPACE"
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+    first = ws.read_bytes()
+    mtime = ws.stat().st_mtime_ns
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0 and "nothing rewritten" in r.stderr
+    assert ws.stat().st_mtime_ns == mtime and ws.read_bytes() == first
+
+    other = make_sdk(tmp_path / "other sdk", platforms=(24,), build_tools=("25.0.3",))
+    r = cli("workspace", "--tf-src", tree, "--sdk", other, "--ndk", ndk, "--ndk-api-level", "21")
+    assert r.code == 0, r.stderr
+    text = ws.read_text()
+    assert text.count(BEGIN) == 1 and text.count("android_sdk_repository(") == 1
+    block = _marked(text)
+    assert f'path = "{other.resolve()}"' in block and "api_level = 24," in block
+    assert 'build_tools_version = "25.0.3"' in block and "    api_level = 21,\n" in block
+    # Outside the block nothing moved.
+    assert text.replace(block, "") == first.decode().replace(_marked(first.decode()), "")
+
+
+def test_tree_without_commented_block_gets_a_marked_block_found_again(cli, tf_tree, sdk, ndk, tmp_path):
+    tree = tf_tree("1.4", workspace_block=False)
+    original = (tree / "WORKSPACE").read_text()
+    assert "android_sdk_repository" not in original
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+    text = (tree / "WORKSPACE").read_text()
+    block = _marked(text)
+    assert text == original + "\n" + block  # appended after a blank line (no anchor comment)
+    other_ndk = make_ndk(tmp_path / "ndk-r13b", "13.1.4529063")
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", other_ndk).code == 0
+    text2 = (tree / "WORKSPACE").read_text()
+    assert text2.count(BEGIN) == 1 and str(other_ndk.resolve()) in text2
+    assert text2 == original + "\n" + _marked(text2)
+
+
+def test_no_ndk_renders_only_the_sdk_repository_with_a_warning(cli, tf_tree, sdk):
+    tree = tf_tree("1.1")
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk)
+    assert r.code == 0, r.stderr
+    assert "warning: no Android NDK" in r.stderr and "r12b" in r.stderr
+    text = (tree / "WORKSPACE").read_text()
+    assert "android_sdk_repository(" in text and "\nandroid_ndk_repository(" not in text
+
+
+def test_ndk_found_next_to_the_sdk(cli, tf_tree, sdk):
+    make_ndk(sdk / "ndk" / "12.1.2977051")
+    make_ndk(sdk / "ndk" / "9.0.1", "9.0.1")
+    tree = tf_tree("1.3")
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk)
+    assert r.code == 0, r.stderr
+    assert str((sdk / "ndk" / "12.1.2977051").resolve()) in (tree / "WORKSPACE").read_text()
+
+
+def test_dry_run_prints_a_diff_and_changes_nothing(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.2")
+    before = tree_digest(tree)
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--dry-run")
+    assert r.code == 0, r.stderr
+    assert r.stdout.startswith("--- a/WORKSPACE\n+++ b/WORKSPACE\n")
+    # the v1.2.0 line with its trailing space is removed by the diff
+    assert "-#    # Ensure that you have the build_tools_version below installed in the \n" in r.stdout
+    assert "+android_sdk_repository(\n" in r.stdout
+    assert tree_digest(tree) == before
+
+
+def test_json_result(cli, tf_tree, sdk, ndk):
+    import json
+
+    tree = tf_tree("1.1")
+    r = cli("--json", "workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["tree"]["version"] == "1.1.0"
+    assert data["workspace"]["how"] == "replaced the commented block"
+    assert data["workspace"]["ndk"]["revision"] == "r12b"
+    assert data["patch"]["changed"] == ["WORKSPACE"]
+
+
+def test_restore_puts_the_workspace_back_byte_exactly(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.2")
+    before = tree_digest(tree)
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+    assert tree_digest(tree) != before
+    r = cli("restore", "--tf-src", tree)
+    assert r.code == 0, r.stderr
+    assert tree_digest(tree) == before
+    one_line_error(cli("restore", "--tf-src", tree))  # nothing left to restore
+
+
+def test_hand_uncommented_rule_is_refused(cli, tf_tree, sdk, ndk):
+    from helpers.tftrees import workspace_text
+
+    text = workspace_text("1.1").replace("#android_sdk_repository(", "android_sdk_repository(", 1)
+    tree = tf_tree("1.1", extra_files={"WORKSPACE": text})
+    before = tree_digest(tree)
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    one_line_error(r)
+    assert "android_sdk_repository" in r.stderr and "line" in r.stderr
+    assert tree_digest(tree) == before
+
+
+def test_crlf_workspace_keeps_its_line_endings(cli, tf_tree, sdk, ndk):
+    from helpers.tftrees import workspace_text
+
+    crlf = workspace_text("1.3").replace("\n", "\r\n")
+    tree = tf_tree("1.3", extra_files={"WORKSPACE": crlf.encode()})
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+    data = (tree / "WORKSPACE").read_bytes()
+    assert b"android_sdk_repository(\r\n" in data
+    assert data.count(b"\n") == data.count(b"\r\n")
