@@ -373,13 +373,16 @@ def tree_version(tf_src: str | os.PathLike) -> tuple[tuple[int, int, int], str]:
             fn = getattr(tftree, fn_name, None)
             if callable(fn):
                 v = fn(tf_src)
+                how = f"mobilebuild.tftree.{fn_name}"
+                if isinstance(v, tuple) and v and isinstance(v[0], tuple):  # (version, how)
+                    v, how = v[0], f"{how} ({v[1]})" if len(v) > 1 else how
                 v = getattr(v, "version", v)
                 if isinstance(v, str):
                     from mobilebuild.profiles import parse_version
 
                     v = parse_version(v)
                 if isinstance(v, tuple) and len(v) >= 2:
-                    return (tuple(v) + (0, 0))[:3], f"mobilebuild.tftree.{fn_name}"  # type: ignore[return-value]
+                    return (tuple(v) + (0, 0))[:3], how  # type: ignore[return-value]
     return read_version_h(tf_src), "tensorflow/core/public/version.h"
 
 

@@ -560,10 +560,14 @@ def _resumable(part: Path, meta_path: Path, src: str) -> bool:
 
 def _all_failed(art: Artifact, failures: list[tuple[str, str]], offline: bool) -> DownloadError:
     checksum = [f for f in failures if "mismatch" in f[1] or "truncated gzip" in f[1]]
+    if checksum:
+        # Content that is not the pinned file is the headline: it may be an attack.
+        others = "; ".join(f"{src}: {why}" for src, why in failures if (src, why) not in checksum)
+        return ChecksumError(
+            "; ".join(why for _, why in checksum) + (f" (other sources: {others})" if others else ""),
+            "the file was deleted; use another mirror (--mirror BASE) or check the pinned digest",
+        )
     lines = "; ".join(f"{src}: {why}" for src, why in failures)
-    if checksum and len(checksum) == len(failures):
-        return ChecksumError(checksum[0][1] if len(failures) == 1 else f"every source of {art.filename} failed verification: {lines}",
-                             "the file was deleted; use another mirror (--mirror BASE) or check the pinned digest")
     where = "offline: no local mirror has" if offline else "could not download"
     return DownloadError(
         f"{where} {art.filename} ({art.describe()}): {lines}",

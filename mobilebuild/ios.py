@@ -127,7 +127,7 @@ def build_patch(tree, m, out: str | None):
 
 def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild import appmodel
-    from mobilebuild.android import check_constants, report_model
+    from mobilebuild.android import apply_or_show, check_constants, report_model
     from mobilebuild.paths import cache_dir
     from mobilebuild.tftree import open_tree
 

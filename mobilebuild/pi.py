@@ -342,8 +342,8 @@ def _stream(argv: list[str], cwd: Path | None, log: Path, name: str, *, remote: 
     step_log = log.with_name(f"{log.stem}-{name}{log.suffix}")
 
     def echo(line: str) -> None:
-        if not console.settings.json or console.settings.verbose:
-            console.err().print(f"  {line}", markup=False, highlight=False)
+        # Live on stderr even with --json (stdout carries only the JSON result).
+        console.err().print(f"  {line}", markup=False, highlight=False)
 
     start = time.monotonic()
     try:

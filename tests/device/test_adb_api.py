@@ -352,3 +352,20 @@ def test_large_apk_arrives_intact(attach, tmp_path, legacy):
     adb.install(ADB, phone.serial, big)
     assert phone.installs[0].apk == big.read_bytes()
     assert phone.installs[0].via == ("push" if legacy else "stream")
+
+
+def test_logcat_on_old_android_finds_the_pid_with_ps(attach, apk):
+    phone = attach(sdk=22, features=LEGACY_FEATURES, logcat_lines=LOG, logcat_follow=False, app_pid=4321)
+    adb.install(ADB, phone.serial, apk)
+    assert adb.app_pid(ADB, phone.serial, "org.tensorflow.demo") == 4321
+    assert "ps" in phone.shell_commands
+    seen = []
+    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == 2
+    assert seen == LOG[2:4]
+
+
+def test_logcat_app_not_running_shows_everything(attach, capsys):
+    phone = attach(logcat_lines=LOG, logcat_follow=False)
+    seen = []
+    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == len(LOG)
+    assert "is not running" in capsys.readouterr().err

@@ -42,7 +42,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -402,7 +402,10 @@ class SimulatedDevice:
             if v2:
                 stream.write(struct.pack("<BI", fd, len(data)) + data)
             else:
-                # raw shell: stdout and stderr arrive mixed, with the tty's CRLF on old devices
+                # raw shell: stdout and stderr arrive mixed; adbd before Android 7 ran every
+                # `shell:` command on a pty, whose line discipline turns \n into \r\n
+                if int(self.props["ro.build.version.sdk"]) < 24:
+                    data = data.replace(b"\n", b"\r\n")
                 stream.write(data)
 
         result = self._interpret(command, out, stream)
@@ -483,12 +486,18 @@ class SimulatedDevice:
         if name == "am":
             return self._am(argv[1:])
         if name == "pidof":
-            if self.props["ro.build.version.sdk"] < "24":
-                return ShellResult(stderr=f"/system/bin/sh: pidof: not found\n", exit_code=127)
+            if int(self.props["ro.build.version.sdk"]) < 24:  # toybox pidof came with Android 7
+                return ShellResult(stderr="/system/bin/sh: pidof: not found\n", exit_code=127)
             pkg = argv[1] if len(argv) > 1 else ""
             if self.app_pid and pkg in self.installed:
                 return ShellResult(f"{self.app_pid}\n")
             return ShellResult(exit_code=1)
+        if name == "ps":
+            # toolbox ps of Android 5/6
+            lines = ["USER     PID   PPID  VSIZE  RSS     WCHAN    PC        NAME", "root      1     0     8904   788   ffffffff 00000000 S /init"]
+            if self.app_pid and self.package in self.installed:
+                lines.append(f"u0_a85    {self.app_pid}  266   1520340 98420 ffffffff 00000000 S {self.package}")
+            return ShellResult("\n".join(lines) + "\n")
         if name == "rm":
             for path in argv[1:]:
                 if not path.startswith("-"):

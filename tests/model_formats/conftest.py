@@ -34,9 +34,11 @@ def _run_graph(graph_def, input_name: str, x, output: str):
     """Run a GraphDef in a tf.compat.v1 session (the way TF 1.x runtimes run it)."""
     import tensorflow as tf
 
+    copy = tf.compat.v1.GraphDef()
+    copy.CopyFrom(graph_def)  # import_graph_def fills default attrs into the GraphDef it is given
     g = tf.Graph()
     with g.as_default():
-        tf.import_graph_def(graph_def, name="")
+        tf.import_graph_def(copy, name="")
     with tf.compat.v1.Session(graph=g) as sess:
         return sess.run(f"{output}:0", {f"{input_name}:0": x})
 
