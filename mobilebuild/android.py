@@ -55,7 +55,9 @@ class AndroidOptions:
     remote_cache: str | None = None
     remote_executor: str | None = None
     remote_headers: list[str] = field(default_factory=list)
+    bazel_startup_args: list[str] = field(default_factory=list)
     reinstall: bool = False
+    logcat: bool = False
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Context:
     workspace: Any = None
     model: Any = None
     patch: Any = None
+    device: Any = None
+    apk: Any = None
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,8 +96,12 @@ def plan(opts: AndroidOptions) -> list[Step]:
 
 
 def build_steps(opts: AndroidOptions) -> list[Step]:
-    """build -> locate APK -> install -> launch. Hook point: wired to mobilebuild.bazel / adb."""
-    steps = [Step("build", "bazel build of the demo", _step_build), Step("apk", "locate the APK", _step_apk)]
+    """build -> locate APK -> install -> launch (mobilebuild.bazel / mobilebuild.adb); the device
+    is chosen before the build so a missing phone is reported in seconds."""
+    steps = []
+    if not opts.no_install:
+        steps.append(Step("device", "the device to install on", _step_device))
+    steps += [Step("build", "bazel build of the demo", _step_build), Step("apk", "locate the APK", _step_apk)]
     if not opts.no_install:
         steps.append(Step("install", "install on the device", _step_install))
         if not opts.no_launch:
@@ -110,6 +118,8 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
         ctx = Context(opts=opts, staging=Path(staging))
         timings: dict[str, float] = {}
         ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings}
+        if opts.dry_run:
+            console.info("plan: " + " -> ".join(step.name for step in plan(opts)) + " (dry run: nothing is written or run)")
         for step in plan(opts):
             console.detail(f"step {step.name}: {step.title}")
             t0 = time.monotonic()
@@ -148,8 +158,31 @@ def check_constants(tree, section: str, rel: str) -> None:
     )
 
 
+def check_model_options(o) -> None:
+    """Option values that are wrong whatever the model is: refused before any model work."""
+    from mobilebuild.errors import UserError
+
+    if o.quantize:
+        from mobilebuild.graphs.quantize import check_mode  # no TensorFlow at import
+
+        check_mode(o.quantize)
+    if o.input_size is not None and o.input_size <= 0:
+        raise UserError(f"--input-size {o.input_size} must be a positive number of pixels", "e.g. --input-size 224")
+    if o.std is not None and o.std == 0:
+        raise UserError("--std 0 would divide every pixel by zero", "use the std the model was trained with (e.g. 128, or 1)")
+
+
 def _step_files(ctx: Context) -> None:
-    check_constants(ctx.tree, "android", ctx.tree.profile.require("android.activity"))
+    from mobilebuild.patching import declarations_for
+
+    p = ctx.tree.profile
+    check_constants(ctx.tree, "android", p.require("android.activity"))
+    check_model_options(ctx.opts)
+    if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
+        declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
+                         literal_template=p.require("android.literal_template"), file_label=p.require("android.activity"))
+    if not ctx.opts.generate_only:
+        _check_build_options(ctx)
 
 
 def _step_toolchain(ctx: Context) -> None:
@@ -261,7 +294,7 @@ def build_patch(tree, ws, m):
                                            file_label=label, expected=expected))
     asset_dir = p.require("android.asset_dir")
     wanted = {f"{asset_dir}/{m.model_asset}", f"{asset_dir}/{m.labels_asset}"}
-    ps.copy(m.model, f"{asset_dir}/{m.model_asset}")
+    ps.copy(m.model, f"{asset_dir}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
     ps.copy(m.labels, f"{asset_dir}/{m.labels_asset}")
     # Assets an earlier run added for another model would bloat the APK: remove them.
     for rel in Originals(tree.root).created():
@@ -270,91 +303,152 @@ def build_patch(tree, ws, m):
     return ps
 
 
-def warn_user_changes(tree, ps) -> list[str]:
-    """Files we are about to patch that hold uncommitted changes not made by mobilebuild."""
-    from mobilebuild.patching import Originals
-    from mobilebuild.tftree import modified_since_head
-
-    store = Originals(tree.root)
-    rels = [c.rel for c in ps.pending() if c.kind == "edit" and not store.has(c.rel)]
-    dirty = modified_since_head(tree.root, rels)
-    for rel in dirty:
-        console.warn(
-            f"{rel} has uncommitted changes; they are kept, and `mobilebuild restore` returns to this state"
-        )
-    return dirty
-
-
-def apply_or_show(tree, ps, dry_run: bool, *, check_git: bool = True) -> dict[str, Any]:
-    """Apply the PatchSet (or print its diff with --dry-run); the result for --json."""
-    out: dict[str, Any] = {"dirty_before": warn_user_changes(tree, ps) if check_git else []}
-    if dry_run:
-        diff = ps.diff()
-        copies = ps.copy_lines()
-        out.update({"diff": diff, "copies": copies, "changed": [c.rel for c in ps.pending()]})
-        if not console.settings.json:
-            import sys
-
-            sys.stdout.write(diff)
-            for line in copies:
-                sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        if not ps.pending():
-            console.info("dry run: nothing would change (the tree is up to date)")
-        else:
-            console.info(f"dry run: {len(ps.pending())} change(s) shown above; nothing was written")
-        return out
-    res = ps.apply()
-    out.update({"changed": res.changed, "unchanged": res.unchanged, "removed": res.removed})
-    if res.changed or res.removed:
-        console.success(
-            f"updated {len(res.changed)} file(s) in {tree.root}: " + ", ".join(res.changed + [f"-{r}" for r in res.removed])
-        )
-    else:
-        console.success("the tree is up to date: nothing rewritten")
-    return out
-
-
 def _step_patch(ctx: Context) -> None:
+    from mobilebuild.patching import apply_or_show
+
     ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
     console.detail(f"WORKSPACE: {ctx.workspace.edit.how}")
     ctx.patch = ps
-    ctx.result["patch"] = apply_or_show(ctx.tree, ps, ctx.opts.dry_run)
+    ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)
     if ctx.opts.generate_only and not ctx.opts.dry_run:
         p = ctx.tree.profile
         console.info(f"next: cd {ctx.tree.root} && bazel build -c opt {p.require('android.bazel_target')}")
 
 
-# ---- build / deploy (issue 5): hook points --------------------------------------------------
+# ---- build / deploy (issue 5) ------------------------------------------------------------------
 
 
-def _require_module(name: str):
-    import importlib
+def _say(line: str) -> None:
+    """A planned command in --dry-run (stdout, like the diff) or with --json (stderr)."""
+    import sys
 
+    if console.settings.json:
+        console.info(line)
+    else:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _check_build_options(ctx: Context) -> None:
+    """Bad build options fail before anything is patched or built."""
+    from mobilebuild import bazel
     from mobilebuild.errors import UserError
 
-    try:
-        return importlib.import_module(f"mobilebuild.{name}")
-    except ImportError as exc:  # pragma: no cover - both ship with the package
-        raise UserError(f"mobilebuild.{name} is not available in this build", "use --generate-only") from exc
+    o = ctx.opts
+    if o.compilation_mode not in ("opt", "dbg", "fastbuild"):
+        raise UserError(f"-c {o.compilation_mode} is not a Bazel compilation mode", "use -c opt, -c dbg or -c fastbuild")
+    bazel.cpu_flags(ctx.tree.profile, o.cpu)
+    _remote_settings(o)  # URL / header syntax
+
+
+def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
+    """--remote-* flags, else mobilebuild.toml's remote_cache / remote_executor / remote_headers."""
+    from mobilebuild.bazel import _check_header, _check_url, CACHE_SCHEMES, EXECUTOR_SCHEMES
+    from mobilebuild.config import load_config
+
+    cfg = load_config() if not (o.remote_cache or o.remote_executor) else {}
+    cache = o.remote_cache or cfg.get("remote_cache")
+    executor = o.remote_executor or cfg.get("remote_executor")
+    headers = list(o.remote_headers) or [f"{k}={v}" for k, v in (cfg.get("remote_headers") or {}).items()]
+    if cache:
+        _check_url(cache, "--remote-cache", CACHE_SCHEMES)
+    if executor:
+        _check_url(executor, "--remote-executor", EXECUTOR_SCHEMES)
+    for h in headers:
+        _check_header(h)
+    return cache, executor, headers
+
+
+def _step_device(ctx: Context) -> None:
+    """Pick the device before building, so a missing phone fails in seconds, not after the build."""
+    from mobilebuild import adb
+
+    o = ctx.opts
+    adb_path = adb.find_adb(ctx.workspace.sdk.path)
+    ctx.result["adb"] = adb_path
+    if o.dry_run:
+        _say(f"$ {adb_path} devices -l")
+        ctx.result["device"] = o.device
+        return
+    device = adb.select_device(adb.list_devices(adb_path), o.device)
+    ctx.device = device
+    ctx.result["device"] = device.to_json()
+    console.info(f"device {device.describe()}")
 
 
 def _step_build(ctx: Context) -> None:
-    from mobilebuild.errors import UserError
+    from mobilebuild import bazel, runner
+    from mobilebuild.patching import Originals
 
-    raise UserError(
-        "building the app is not wired in yet in this version",
-        "run with --generate-only, then `bazel build -c opt //tensorflow/examples/android:tensorflow_demo` in the tree",
-    )
+    o = ctx.opts
+    tree = ctx.tree
+    p = tree.profile
+    bz = bazel.resolve_bazel(p, bazel_path=o.bazel, tree=tree.root, allow_any_version=o.allow_any_bazel)
+    flags = ["-c", o.compilation_mode, *(p.get("android.bazel_flags") or []), *bazel.cpu_flags(p, o.cpu), *o.bazel_args]
+    cache, executor, headers = _remote_settings(o)
+    rc = None
+    if cache or executor:
+        rc_rel = bazel.BAZELRC_NAME
+        if o.dry_run:
+            rc = tree.root / rc_rel
+            _say(f"write {rc_rel} (remote cache/executor settings for bazel --bazelrc)")
+        else:
+            Originals(tree.root).record([rc_rel], [])  # so `mobilebuild restore` removes it again
+            rc = bazel.write_bazelrc_fragment(tree.root, cache, executor, headers)
+    target = p.require("android.bazel_target")
+    startup = list(o.bazel_startup_args)
+    if o.dry_run:
+        _say("$ " + runner.format_argv(bazel.build_argv(bz, target, flags=flags, bazelrc=rc, startup_flags=startup))
+             + f"  (in {tree.root})")
+        return
+    result = bazel.build(bz, tree.root, target, flags=flags, bazelrc=rc, startup_flags=startup)
+    ctx.result["build"] = {**result.as_json(), "bazel": bz.path, "bazel_version": bz.version_text}
+    what = "no-op (everything up to date)" if result.no_op else f"{result.actions if result.actions is not None else '?'} actions"
+    hits = f", {result.remote_cache_hits} remote cache hits" if result.remote_cache_hits else ""
+    console.success(f"bazel build {target}: {what}{hits} in {result.seconds:.1f} s (log: {result.log_path})")
 
 
-def _step_apk(ctx: Context) -> None:  # pragma: no cover - reached only once build is wired
-    pass
+def _step_apk(ctx: Context) -> None:
+    from mobilebuild import bazel
+
+    p = ctx.tree.profile
+    if ctx.opts.dry_run:
+        ctx.result["apk"] = str(ctx.tree.root / p.require("android.apk"))
+        return
+    apk = bazel.locate_apk(ctx.tree.root, p)
+    ctx.apk = apk
+    ctx.result["apk"] = str(apk)
+    console.info(f"APK {apk} ({apk.stat().st_size} bytes)")
 
 
-def _step_install(ctx: Context) -> None:  # pragma: no cover
-    pass
+def _step_install(ctx: Context) -> None:
+    from mobilebuild import adb
+
+    o = ctx.opts
+    p = ctx.tree.profile
+    package = p.require("android.package")
+    if o.dry_run:
+        _say(f"$ {ctx.result['adb']} -s {o.device or '<device>'} install -r -g {ctx.result['apk']}")
+        return
+    res = adb.install(ctx.result["adb"], ctx.device.serial, ctx.apk, reinstall=o.reinstall, package=package)
+    ctx.result["install"] = res.to_json()
+    console.success(f"installed on {ctx.device.describe()}" + (" (after uninstalling the old one)" if res.reinstalled else ""))
 
 
-def _step_launch(ctx: Context) -> None:  # pragma: no cover
-    pass
+def _step_launch(ctx: Context) -> None:
+    from mobilebuild import adb
+
+    o = ctx.opts
+    p = ctx.tree.profile
+    comp = adb.component(p.require("android.package"), p.require("android.launcher_activity"))
+    if o.dry_run:
+        _say(f"$ {ctx.result['adb']} -s {o.device or '<device>'} shell am start -n {comp}")
+        return
+    res = adb.launch(ctx.result["adb"], ctx.device.serial, comp)
+    ctx.result["launch"] = res.to_json()
+    if res.warning:
+        console.warn(res.warning)
+    console.success(f"started {comp} on {ctx.device.describe()}")
+    if o.logcat and not console.settings.json:
+        console.info("following the app's log (Ctrl-C to stop)")
+        adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), lambda line: console.info(line))

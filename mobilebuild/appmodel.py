@@ -9,6 +9,8 @@ TensorFlow is imported only inside the toolkit, when a model is actually prepare
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,44 +103,140 @@ def prepare(
     optimize: bool = False,
     quantize: str | None = None,
 ) -> AppModel:
-    """Prepare the model for the tree's runtime into ``staging`` and check the labels against it."""
-    model_path, labels_path, is_default = resolve_inputs(model, labels)
-    from mobilebuild.graphs.prepare import prepare_for_app
+    """Prepare the model for the tree's runtime and check the labels against it.
 
-    out = staging / model_path.name
+    The prepared file is kept in the cache under a key of everything it depends on (model
+    bytes, options, TF version, the tree's kernel list, mobilebuild's graph code), so a re-run
+    with the same inputs neither imports TensorFlow nor rewrites anything: the no-op re-run
+    costs little more than Bazel's own no-op build.
+    """
+    model_path, labels_path, is_default = resolve_inputs(model, labels)
     # The tree's own kernel list wins (it may have been extended); trees without one (never a
     # real 1.x checkout) use the op set bundled for their version.
     own_ops = (tree.root / OP_FILES_LIST).is_file()
-    prepared = prepare_for_app(
-        model_path,
-        out,
-        tf_version=tree.version_text,
-        tf_src=tree.root if own_ops else None,
-        input_name=input_name,
-        output_name=output_name,
-        input_size=input_size,
-        mean=mean,
-        std=std,
-        optimize=optimize,
-        quantize=quantize,
-    )
+    args = {
+        "input_name": input_name,
+        "output_name": output_name,
+        "input_size": input_size,
+        "mean": mean,
+        "std": std,
+        "optimize": optimize,
+        "quantize": quantize,
+    }
+    key = _cache_key(model_path, tree, own_ops, args)
+    cached = _load_cached(key, model_path.name)
+    if cached is not None:
+        info, path = cached
+        notes = ["reused the copy prepared by an earlier run (same model, options and TF version):"]
+        notes += [f"  {n}" for n in info.get("notes", [])]
+    else:
+        from mobilebuild.graphs.prepare import prepare_for_app
+
+        prepared = prepare_for_app(
+            model_path,
+            staging / model_path.name,
+            tf_version=tree.version_text,
+            tf_src=tree.root if own_ops else None,
+            **args,
+        )
+        info = {
+            "input_name": prepared.input_name,
+            "output_name": prepared.output_name,
+            "input_size": int(prepared.input_size),
+            "mean": float(prepared.mean),
+            "std": float(prepared.std),
+            "channels": int(getattr(prepared, "channels", 3) or 3),
+            "num_classes": getattr(prepared, "num_classes", None),
+            "memory_mapped": bool(getattr(prepared, "memory_mapped", False)),
+            "notes": list(getattr(prepared, "notes", []) or []),
+        }
+        path = _store_cached(key, Path(prepared.path), info)
+        notes = info["notes"]
     app = AppModel(
-        model=Path(prepared.path),
+        model=path,
         labels=labels_path,
         source_model=model_path,
-        input_name=prepared.input_name,
-        output_name=prepared.output_name,
-        input_size=int(prepared.input_size),
-        mean=float(prepared.mean),
-        std=float(prepared.std),
-        channels=int(getattr(prepared, "channels", 3) or 3),
-        num_classes=getattr(prepared, "num_classes", None),
-        memory_mapped=bool(getattr(prepared, "memory_mapped", False)),
+        input_name=info["input_name"],
+        output_name=info["output_name"],
+        input_size=info["input_size"],
+        mean=info["mean"],
+        std=info["std"],
+        channels=info["channels"],
+        num_classes=info["num_classes"],
+        memory_mapped=info["memory_mapped"],
         is_default=is_default,
-        notes=list(getattr(prepared, "notes", []) or []),
+        notes=notes,
     )
     check_labels_fit(labels_path, app.num_classes)
     return app
+
+
+# ---- the cache of prepared models -------------------------------------------------------------
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _graph_code_digest() -> str:
+    """mobilebuild's graph code: a changed rewrite rule must not reuse an old prepared file."""
+    from mobilebuild import __version__
+    from mobilebuild.paths import PACKAGE_DIR
+
+    h = hashlib.sha256(__version__.encode())
+    for src in sorted((PACKAGE_DIR / "graphs").glob("*.py")) + sorted((PACKAGE_DIR / "toolchains").rglob("*")):
+        if src.is_file():
+            h.update(src.name.encode())
+            h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_key(model_path: Path, tree, own_ops: bool, args: dict) -> str:
+    parts = {
+        "model": _file_sha256(model_path),
+        "name": model_path.name,
+        "tf_version": tree.version_text,
+        "ops": _file_sha256(tree.root / OP_FILES_LIST) if own_ops else "bundled",
+        "code": _graph_code_digest(),
+        "args": args,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _cache_dir(key: str) -> Path:
+    from mobilebuild.paths import cache_dir
+
+    return cache_dir() / "prepared" / key
+
+
+def _load_cached(key: str, name: str) -> tuple[dict, Path] | None:
+    d = _cache_dir(key)
+    info_path, model = d / "info.json", d / name
+    if not (info_path.is_file() and model.is_file()):
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+    except ValueError:
+        return None
+    if info.get("sha256") != _file_sha256(model):
+        return None  # damaged cache entry: prepare again
+    return info, model
+
+
+def _store_cached(key: str, prepared: Path, info: dict) -> Path:
+    from mobilebuild.fsutil import atomic_write_text, copy_if_changed
+
+    d = _cache_dir(key)
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / prepared.name
+    copy_if_changed(prepared, target)
+    # info.json last: an entry without it (interrupted copy) is never used.
+    atomic_write_text(d / "info.json", json.dumps({**info, "sha256": _file_sha256(target)}, indent=1))
+    return target
 
 
 def label_lines(path: Path) -> list[str]:

@@ -278,7 +278,7 @@ def write_bazelrc_fragment(
     from mobilebuild.templating import render
 
     text = render("bazel-mobilebuild.bazelrc", options=options)
-    path = Path(tree) / BAZELRC_NAME
+    path = Path(tree).resolve() / BAZELRC_NAME
     mode = 0o600 if headers else 0o644
     try:
         same = path.is_file() and path.read_text() == text and (path.stat().st_mode & 0o777) == mode
@@ -326,7 +326,6 @@ def _bazelrc_quote(value: str) -> str:
 _PROGRESS = re.compile(r"^\[[\d,]+ / [\d,]+\]\s*(.*)$")
 _PROCESSES = re.compile(r"^INFO: (\d+) process(?:es)?(?:: (.*?))?\.?\s*$")
 _ACTIONS = re.compile(r"^INFO: Build completed successfully, (\d+) total actions?")
-_REMOTE_WARNING = re.compile(r"^WARNING: (Reading from|Writing to) Remote Cache:?", re.I)
 
 # Failures we can explain better than Bazel does.
 _KNOWN_FAILURES = (
@@ -357,7 +356,8 @@ def build_argv(
     """The exact command ``build`` runs (``--dry-run`` prints it)."""
     argv = [bazel.path, *bazel.startup_options, *startup_flags]
     if bazelrc is not None:
-        argv.append(f"--bazelrc={bazelrc}")  # a startup option: before the command
+        # A startup option (before the command); absolute because Bazel runs inside the tree.
+        argv.append(f"--bazelrc={os.path.abspath(bazelrc)}")
     # No curses/colour: the output goes to a pipe we parse and to the log file.
     argv += ["build", "--color=no", "--curses=no", *flags, target]
     return argv
@@ -450,12 +450,15 @@ class _OutputWatcher:
         if self.verbose:
             console.err().print(line, markup=False, highlight=False)
         if self._pending_remote is not None:
-            # Bazel puts the reason on the line after "WARNING: Reading from Remote Cache:".
-            self._note_remote(f"remote cache: {self._pending_remote.lower()} it failed ({line.strip()}); building locally")
+            # Bazel 2-4 put the reason on the line after "WARNING: Reading from Remote Cache:".
+            self._note_remote(f"remote cache: {self._pending_remote} failed ({line.strip()}); building locally")
             self._pending_remote = None
-        m = _REMOTE_WARNING.match(line)
-        if m:
-            self._pending_remote = m.group(1)
+        if line.startswith("WARNING:") and "remote cache" in line.lower():
+            what = line[len("WARNING:"):].strip()
+            if what.endswith(":"):
+                self._pending_remote = what.rstrip(":").lower()
+            else:  # newer Bazels: "WARNING: Remote Cache: UNAVAILABLE: io exception"
+                self._note_remote(f"remote cache problem ({what}); building locally")
             return
         if self.live is not None:
             text = _status_text(line)

@@ -312,7 +312,7 @@ def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
         stage = extract(archive, stage_parent / plan.name, strip_components=1)
         delete_build_files(stage)
         applied = apply_patches(stage, plan)
-        stamp = {"sha256": plan.artifact.sha256, "url": plan.script_url, "patches": _patch_ids(plan)}
+        stamp = {"sha256": plan.artifact.sha256, "url": plan.script_url, "patches": _patch_ids(plan), "applied": applied}
         stamp["files"] = _count_files(stage) + 1  # + the stamp itself
         (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
         if dep_dir.exists() or dep_dir.is_symlink():
@@ -354,7 +354,8 @@ def fetch_deps(tf_src: str | os.PathLike, profile, mirrors: Iterable[str] = (), 
         if plan.name in results:
             out.append(results[plan.name])
         else:
-            out.append(DepResult(plan.name, "up-to-date", str(downloads_dir / plan.name), plan.artifact.sha256 or "", plan.script_url, plan.origin, _patch_ids(plan)))
+            applied = _read_stamp(downloads_dir / plan.name).get("applied", [])
+            out.append(DepResult(plan.name, "up-to-date", str(downloads_dir / plan.name), plan.artifact.sha256 or "", plan.script_url, plan.origin, applied))
     return DepsReport(str(tf_src), str(downloads_dir), f"{profile.family} {profile.version_text}", out)
 
 

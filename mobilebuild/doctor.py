@@ -124,17 +124,24 @@ def _check_sdk(checks: list[Check], profile, conf: dict, sdk_flag: str | None) -
     api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
     have = machine.sdk_packages(sdk, api, bt)
     sdkmgr = machine.sdkmanager_in(sdk)
-    cmd = f"{sdkmgr or 'sdkmanager'} --sdk_root={sdk}"
+    cmd = f"{sdkmgr} --sdk_root={sdk}" if sdkmgr else None
+
+    def fix(arg: str) -> str:
+        # Without sdkmanager in this SDK, setup installs the command-line tools first.
+        # Debian's SDK belongs to the package manager: setup then fills its own prefix.
+        where = "" if found.source == "Debian android-sdk package" else f" --sdk {sdk}"
+        return f"{cmd} {arg}" if cmd else f"mobilebuild setup{where} --accept-licenses --tf-ref v{profile.version_text}"
+
     plat = f"platforms;android-{api}"
-    checks.append(Check("sdk-platform", "ok" if have[plat] else "missing", f"{plat} {'installed' if have[plat] else 'not installed'}", None if have[plat] else f'{cmd} "{plat}"'))
+    checks.append(Check("sdk-platform", "ok" if have[plat] else "missing", f"{plat} {'installed' if have[plat] else 'not installed'}", None if have[plat] else fix(f'"{plat}"')))
     btk = f"build-tools;{bt}"
     others = [v for v in machine.installed_build_tools(sdk) if v != bt]
     detail = f"{btk} {'installed' if have[btk] else 'not installed'}" + (f" (also: {', '.join(others)})" if others else "")
-    checks.append(Check("sdk-build-tools", "ok" if have[btk] else "missing", detail, None if have[btk] else f'{cmd} "{btk}"'))
+    checks.append(Check("sdk-build-tools", "ok" if have[btk] else "missing", detail, None if have[btk] else fix(f'"{btk}"')))
     pt = have["platform-tools"]
-    checks.append(Check("sdk-platform-tools", "ok" if pt else "missing", f"platform-tools {'installed' if pt else 'not installed'}", None if pt else f'{cmd} "platform-tools"'))
+    checks.append(Check("sdk-platform-tools", "ok" if pt else "missing", f"platform-tools {'installed' if pt else 'not installed'}", None if pt else fix('"platform-tools"')))
     lic = machine.sdk_licenses_accepted(sdk)
-    checks.append(Check("sdk-licenses", "ok" if lic else "warning", "Android SDK licence accepted" if lic else f"no accepted licence in {sdk / 'licenses'}", None if lic else f"{cmd} --licenses"))
+    checks.append(Check("sdk-licenses", "ok" if lic else "warning", "Android SDK licence accepted" if lic else f"no accepted licence in {sdk / 'licenses'}", None if lic else fix("--licenses")))
     return sdk
 
 

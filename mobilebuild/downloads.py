@@ -150,12 +150,8 @@ def configured_mirrors() -> list[str]:
     """Mirrors listed in the project's mobilebuild.toml (none when there is no such file)."""
     from mobilebuild.config import load_config
 
-    try:
-        return list(load_config().get("mirrors") or [])
-    except DownloadError:
-        raise
-    except Exception:  # a broken config is reported by the commands that read it
-        return []
+    # A broken mobilebuild.toml raises ConfigError (a UserError) here: better than ignoring it.
+    return list(load_config().get("mirrors") or [])
 
 
 def sources_for(art: Artifact, mirrors: Sequence[str] = ()) -> list[str]:
@@ -331,6 +327,9 @@ def _http_attempt(url: str, part: Path, meta_path: Path, art: Artifact, policy: 
     try:
         resp = _session().get(url, headers=headers, stream=True, timeout=(policy.timeout, policy.timeout), allow_redirects=True)
     except (requests.ConnectionError, requests.Timeout) as exc:
+        if _is_name_resolution_error(exc):
+            # An unknown host does not appear by retrying: go to the next source at once.
+            raise _SourceFailed(f"host not found: {urlsplit(url).hostname}") from exc
         raise _Retry(f"connection failed: {_short(exc)}") from exc
     except requests.RequestException as exc:
         raise _SourceFailed(f"request failed: {_short(exc)}") from exc
@@ -381,6 +380,11 @@ def _http_attempt(url: str, part: Path, meta_path: Path, art: Artifact, policy: 
                 raise _Retry(f"connection dropped after {offset + got} bytes: {_short(exc)}") from exc
         if expected is not None and got < expected:
             raise _Retry(f"body shorter than Content-Length ({got} of {expected} bytes)")
+
+
+def _is_name_resolution_error(exc: BaseException) -> bool:
+    text = repr(exc)
+    return any(m in text for m in ("NameResolutionError", "Name or service not known", "nodename nor servname", "getaddrinfo failed", "No address associated"))
 
 
 def _content_range_total(value: str | None) -> int | None:

@@ -36,6 +36,8 @@ class IosOptions:
     quantize: str | None = None
     out: str | None = None
     dry_run: bool = False
+    build: bool = False  # then build the iOS libraries (mobilebuild.ios_build, macOS only)
+    archs: list[str] | None = None
 
 
 def ios_values(m) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def build_patch(tree, m, out: str | None):
         ps = PatchSet(tree.root)
         ps.edit(controller_rel, text)
         wanted = {f"{camera_rel}/{data}/{m.model_asset}", f"{camera_rel}/{data}/{m.labels_asset}"}
-        ps.copy(m.model, f"{camera_rel}/{data}/{m.model_asset}")
+        ps.copy(m.model, f"{camera_rel}/{data}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
         ps.copy(m.labels, f"{camera_rel}/{data}/{m.labels_asset}")
         for rel in Originals(tree.root).created():
             if rel.startswith(f"{camera_rel}/{data}/") and rel not in wanted:
@@ -120,22 +122,28 @@ def build_patch(tree, m, out: str | None):
                 ps.edit(rel, text)
             elif rel not in skip and not src.is_symlink():
                 ps.copy(src, rel)
-    ps.copy(m.model, f"{data}/{m.model_asset}")
+    ps.copy(m.model, f"{data}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
     ps.copy(m.labels, f"{data}/{m.labels_asset}")
     return ps, root
 
 
 def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild import appmodel
-    from mobilebuild.android import apply_or_show, check_constants, report_model
+    from mobilebuild.android import check_constants, check_model_options, report_model
+    from mobilebuild.patching import apply_or_show
     from mobilebuild.paths import cache_dir
     from mobilebuild.tftree import open_tree
 
+    if opts.build:
+        from mobilebuild.ios_build import check_host
+
+        check_host()  # refuse before touching (or cloning) anything
     tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
     result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run}
     p = tree.profile
     check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
+    check_model_options(opts)
     if opts.out:
         _out_dir(opts.out, tree.path(p.require("ios.camera_dir")).resolve())
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -157,36 +165,51 @@ def run(opts: IosOptions) -> dict[str, Any]:
         result["model"] = m.as_dict()
         ps, example = build_patch(tree, m, opts.out)
         if opts.out is None:
-            result["patch"] = apply_or_show(tree, ps, opts.dry_run)
+            result["patch"] = apply_or_show(ps, opts.dry_run)
         else:
             result["patch"] = _apply_out(ps, opts.dry_run)
     result["example"] = str(example)
+    if opts.build and not opts.dry_run:
+        from mobilebuild.ios_build import build_libraries
+
+        libs = build_libraries(tree.root, tree.profile, archs=opts.archs or None)
+        result["libraries"] = libs.as_json()
+        console.success(f"iOS libraries: {libs.library}")
     if not opts.dry_run:
-        for line in next_steps(tree, example, m):
+        for line in next_steps(tree, example, m, libs_built=opts.build, copied=opts.out is not None):
             console.info(line)
     return result
 
 
 def _apply_out(ps, dry_run: bool) -> dict[str, Any]:
-    from types import SimpleNamespace
-
-    from mobilebuild.android import apply_or_show
+    from mobilebuild.patching import apply_or_show
 
     if not dry_run:
         ps.root.mkdir(exist_ok=True)
     # A copy of our own making: no user git state to report on.
-    return apply_or_show(SimpleNamespace(root=ps.root), ps, dry_run, check_git=False)
+    return apply_or_show(ps, dry_run, check_git=False)
 
 
-def next_steps(tree, example: Path, m) -> list[str]:
+def next_steps(tree, example: Path, m, *, libs_built: bool = False, copied: bool = False) -> list[str]:
     p = tree.profile
     data = p.require("ios.data_dir")
-    return [
-        f"next, on a Mac with Xcode {p.get('ios.min_xcode', '')}+:",
-        f"  1. build the TensorFlow iOS libraries: `mobilebuild ios --build --tf-src {tree.root}` "
-        f"(they land in {p.get('ios.core_lib')})",
-        f"  2. open the Xcode project in {example} (camera_example.xcodeproj)",
-        f"  3. add {data}/{m.model_asset} and {data}/{m.labels_asset} to the target's Copy Bundle Resources "
-        "if they are not listed there yet",
-        "  4. choose your iPhone as the run destination and press Run (the camera example needs a device)",
-    ]
+    lines = [f"next, on a Mac with Xcode {p.get('ios.min_xcode', '')}+:"]
+    n = 1
+    if not libs_built:
+        lines.append(
+            f"  {n}. build the TensorFlow iOS libraries: `mobilebuild ios-libs --tf-src {tree.root}` "
+            f"(they land in {p.get('ios.core_lib')})"
+        )
+        n += 1
+    lines.append(f"  {n}. open the Xcode project in {example} (camera_example.xcodeproj)")
+    if copied:
+        lines.append(
+            f"     this copy's project finds TensorFlow's headers and libraries by paths relative to the "
+            f"example's place in the tree: point its Header/Library Search Paths at {tree.root} if Xcode cannot find them"
+        )
+    lines.append(
+        f"  {n + 1}. add {data}/{m.model_asset} and {data}/{m.labels_asset} to the target's Copy Bundle Resources "
+        "if they are not listed there yet"
+    )
+    lines.append(f"  {n + 2}. choose your iPhone as the run destination and press Run (the camera example needs a device)")
+    return lines

@@ -111,11 +111,12 @@ def bazel_version_of(exe: str | os.PathLike) -> str | None:
         res = runner.run([str(exe), "--version"], check=False, timeout=PROBE_TIMEOUT)
     except UserError:
         return None
-    m = re.search(r"bazel\s+(\d+\.\d+\.\d+)", res.output)
+    m = re.search(r"(?:^bazel|Build label:)\s+(\d+\.\d+\.\d+)", res.output, re.M)
     if m:
         return m.group(1)
     # A managed install records its version next to it (old releases have no --version).
-    marker = Path(exe).resolve().parent.parent / "VERSION"
+    # Not resolved: an installer's bin/bazel is a link into lib/bazel/bin.
+    marker = Path(exe).parent.parent / "VERSION"
     if marker.is_file():
         return marker.read_text().strip() or None
     return None
@@ -236,7 +237,8 @@ def sdk_licenses_accepted(sdk: Path) -> bool:
 
 def installed_build_tools(sdk: Path) -> list[str]:
     d = sdk / "build-tools"
-    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    # Only version-named dirs (Debian adds a "debian" dir of its own there).
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and re.match(r"^\d+(\.\d+)*", p.name)) if d.is_dir() else []
 
 
 # ---------------------------------------------------------------------------- NDK

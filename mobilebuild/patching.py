@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class Change:
     kind: str  # "edit" | "copy" | "remove"
     new: bytes | None = None  # edit
     src: Path | None = None  # copy
+    shown: str | None = None  # how --dry-run names the copy's source
 
     def data(self) -> bytes:
         if self.kind == "edit":
@@ -182,8 +184,8 @@ class PatchSet:
         data = new_text.encode("utf-8") if isinstance(new_text, str) else new_text
         self._add(Change(rel, "edit", new=data))
 
-    def copy(self, src: Path, rel: str) -> None:
-        self._add(Change(rel, "copy", src=Path(src)))
+    def copy(self, src: Path, rel: str, *, shown: str | None = None) -> None:
+        self._add(Change(rel, "copy", src=Path(src), shown=shown))
 
     def remove(self, rel: str) -> None:
         self._add(Change(rel, "remove"))
@@ -236,7 +238,7 @@ class PatchSet:
             path = self.root / c.rel
             if c.kind == "copy":
                 how = "replace" if path.exists() else "new"
-                lines.append(f"copy {c.src} -> {c.rel} ({c.src.stat().st_size} bytes, {how})")
+                lines.append(f"copy {c.shown or c.src} -> {c.rel} ({c.src.stat().st_size} bytes, {how})")
             elif c.kind == "remove":
                 lines.append(f"remove {c.rel} (left by an earlier run)")
         return lines
@@ -364,6 +366,51 @@ def _same(path: Path, c: Change) -> bool:
                     return True
     data = c.data()
     return path.stat().st_size == len(data) and path.read_bytes() == data
+
+
+# ---- applying one command's changes, or showing them (--dry-run) ----------------------------
+
+
+def warn_user_changes(ps: "PatchSet") -> list[str]:
+    """Files we are about to patch that hold uncommitted changes not made by mobilebuild."""
+    from mobilebuild.tftree import modified_since_head
+
+    store = Originals(ps.root)
+    rels = [c.rel for c in ps.pending() if c.kind == "edit" and not store.has(c.rel)]
+    dirty = modified_since_head(ps.root, rels)
+    for rel in dirty:
+        console.warn(
+            f"{rel} has uncommitted changes; they are kept, and `mobilebuild restore` returns to this state"
+        )
+    return dirty
+
+
+def apply_or_show(ps: "PatchSet", dry_run: bool, *, check_git: bool = True) -> dict[str, Any]:
+    """Apply the PatchSet (or print its diff with --dry-run); the result for --json."""
+    out: dict[str, Any] = {"dirty_before": warn_user_changes(ps) if check_git else []}
+    if dry_run:
+        diff = ps.diff()
+        copies = ps.copy_lines()
+        out.update({"diff": diff, "copies": copies, "changed": [c.rel for c in ps.pending()]})
+        if not console.settings.json:
+            sys.stdout.write(diff)
+            for line in copies:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        if not ps.pending():
+            console.info("dry run: nothing would change (the tree is up to date)")
+        else:
+            console.info(f"dry run: {len(ps.pending())} change(s) shown above; nothing was written")
+        return out
+    res = ps.apply()
+    out.update({"changed": res.changed, "unchanged": res.unchanged, "removed": res.removed})
+    if res.changed or res.removed:
+        console.success(
+            f"updated {len(res.changed)} file(s) in {ps.root}: " + ", ".join(res.changed + [f"-{r}" for r in res.removed])
+        )
+    else:
+        console.success("the tree is up to date: nothing rewritten")
+    return out
 
 
 # ---- constant declarations ------------------------------------------------------------------

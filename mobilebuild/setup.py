@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

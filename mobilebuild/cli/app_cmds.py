@@ -31,8 +31,8 @@ def workspace_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff, change nothing."),
 ) -> None:
     """Write android_sdk_repository / android_ndk_repository into the tree's WORKSPACE."""
-    from mobilebuild.android import apply_or_show, report_toolchain
-    from mobilebuild.patching import PatchSet
+    from mobilebuild.android import report_toolchain
+    from mobilebuild.patching import PatchSet, apply_or_show
     from mobilebuild import console
     from mobilebuild.tftree import open_tree
     from mobilebuild.workspace import plan_workspace
@@ -48,7 +48,7 @@ def workspace_cmd(
     if ps.pending():
         console.detail(f"WORKSPACE: {ws.edit.how}")
     result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
-    result["patch"] = apply_or_show(tree, ps, dry_run)
+    result["patch"] = apply_or_show(ps, dry_run)
     _emit(result)
 
 
@@ -82,8 +82,12 @@ def android_cmd(
     remote_cache: Optional[str] = typer.Option(None, "--remote-cache", help="Bazel remote cache URL."),
     remote_executor: Optional[str] = typer.Option(None, "--remote-executor", help="Bazel remote executor URL."),
     remote_header: Optional[List[str]] = typer.Option(None, "--remote-header", help="K=V header for the remote cache/executor (repeatable)."),
+    ignore_bazel_version: bool = typer.Option(False, "--ignore-bazel-version", help="Use a Bazel outside the profile's range anyway (a warning stays)."),
+    bazel_startup_arg: Optional[List[str]] = typer.Option(None, "--bazel-startup-arg", help="Bazel startup option, e.g. --output_user_root=DIR (repeatable)."),
+    reinstall: bool = typer.Option(False, "--reinstall", help="If the installed app is signed differently, uninstall it first (wipes its data)."),
+    logcat: bool = typer.Option(False, "--logcat", help="After launching, follow the app's log until Ctrl-C."),
 ) -> None:
-    """Set up (and build, install, launch) the TensorFlow Android demo for a model."""
+    """Set up, build, install and launch the TensorFlow Android demo for a model."""
     from mobilebuild import android
 
     opts = android.AndroidOptions(
@@ -94,6 +98,8 @@ def android_cmd(
         no_install=no_install, no_launch=no_launch, device=device, cpu=cpu,
         compilation_mode=compilation_mode, bazel_args=list(bazel_arg or []), bazel=bazel,
         remote_cache=remote_cache, remote_executor=remote_executor, remote_headers=list(remote_header or []),
+        allow_any_bazel=ignore_bazel_version, bazel_startup_args=list(bazel_startup_arg or []),
+        reinstall=reinstall, logcat=logcat,
     )
     _emit(android.run(opts))
 
@@ -113,14 +119,16 @@ def ios_cmd(
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit."),
     out: Optional[str] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff and the copies; change nothing."),
+    build: bool = typer.Option(False, "--build", help="Then build the iOS libraries (macOS only; same as `mobilebuild ios-libs`)."),
+    archs: Optional[List[str]] = typer.Option(None, "--archs", help="With --build: archs to build (ARMV7 ARMV7S ARM64 I386 X86_64)."),
 ) -> None:
-    """Set up the TensorFlow iOS camera example for a model (works on every OS)."""
+    """Set up the TensorFlow iOS camera example for a model (generation works on every OS)."""
     from mobilebuild import ios
 
     opts = ios.IosOptions(
         tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
         mean=mean, std=std, input_name=input_name, output_name=output_name, optimize=optimize,
-        quantize=quantize, out=out, dry_run=dry_run,
+        quantize=quantize, out=out, dry_run=dry_run, build=build, archs=list(archs or []),
     )
     _emit(ios.run(opts))
 

@@ -88,9 +88,9 @@ def setup_cmd(
         if report.config_written:
             console.info(f"wrote {report.config_path}")
     if report.missing:
-        first = report.missing[0]
         names = ", ".join(s.name for s in report.missing)
-        raise ToolchainError(f"setup incomplete: missing {names}", first.fix)
+        fixes = "; ".join(f"{s.name}: {s.fix}" for s in report.missing if s.fix) if len(report.missing) > 1 else report.missing[0].fix
+        raise ToolchainError(f"setup incomplete: missing {names}", fixes)
     if not report.changed and not console.settings.json:
         console.success(f"everything for TF {report.tf_version} is already present; nothing to do")
     elif not console.settings.json:

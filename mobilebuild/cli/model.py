@@ -287,9 +287,10 @@ def downgrade_cmd(
 def _rewrite_memmapped(loaded, new_graph, output: Path) -> None:
     """A memmapped package keeps its format: same regions, downgraded GraphDef."""
     from mobilebuild.graphs import memmap
+    from mobilebuild.graphs.prepare import min_region_size as _min_region_size
 
     plain = memmap.inline_regions(new_graph, loaded.path, loaded.regions)
-    memmap.write_package(plain, output, memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE, loaded.path)
+    memmap.write_package(plain, output, _min_region_size(loaded.regions), loaded.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +319,10 @@ def label_cmd(
     if not images:
         if model is not None:
             raise ModelError("no image given", "pass --image IMAGE.jpg (repeat for several)")
-        images = [sorted(d.iterdir())[0] for d in sorted(defaults.sample_images_dir().iterdir()) if d.is_dir()]
+        # one sample image per class, in the labels' order
+        from mobilebuild.graphs.label import read_labels
+
+        images = [sorted((defaults.sample_images_dir() / name).iterdir())[0] for name in read_labels(defaults.default_labels())]
     for img in images:
         if not img.is_file():
             raise ModelError(f"image not found: {img}", "check the path given with --image")

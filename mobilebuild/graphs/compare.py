@@ -79,11 +79,15 @@ def compare_models(
     files = preprocess.list_images(images_dir)
     truth = preprocess.folder_labels(images_dir, files) if labels_from_dirs else None
     runner_a = open_model(model_a, input_name=input_name, output_name=output_name, input_size=input_size, mean=mean, std=std)
-    # B (often a .tflite or a quantized copy) inherits what A knows unless it tells otherwise.
+    # B (often a .tflite or a quantized copy) learns what A knows unless it tells otherwise.
     try:
-        runner_b = open_model(model_b, input_name=input_name, output_name=output_name, input_size=input_size, mean=mean, std=std)
+        runner_b = open_model(
+            model_b, input_name=input_name, output_name=output_name, input_size=input_size, mean=mean, std=std, reference=runner_a
+        )
     except ModelError:
-        runner_b = open_model(model_b, input_size=input_size or runner_a.input_size, mean=runner_a.mean, std=runner_a.std)
+        if input_name is None and output_name is None:
+            raise
+        runner_b = open_model(model_b, input_size=input_size, mean=mean, std=std, reference=runner_a)
     figures, outputs = [], []
     for path, runner in ((model_a, runner_a), (model_b, runner_b)):
         out, latency = _run_all(runner, files, runner.input_size, runner.mean, runner.std, runner.channels)

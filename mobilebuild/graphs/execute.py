@@ -93,13 +93,14 @@ class TfliteModelRunner(ModelRunner):
         return self._runner.run(batch)
 
 
-def open_model(path, *, input_name=None, output_name=None, input_size=None, mean=None, std=None) -> ModelRunner:
-    """A runner for ``path`` with the input/output, size and mean/std auto-detected unless given."""
+def open_model(path, *, input_name=None, output_name=None, input_size=None, mean=None, std=None, reference=None) -> ModelRunner:
+    """A runner for ``path`` with the input/output, size and mean/std auto-detected unless given.
+    ``reference``: a runner of the graph a .tflite was converted from, to learn its normalisation."""
     from mobilebuild.graphs.inspect import app_info
 
     model = io.load_model(path)
     if model.format == io.TFLITE:
-        return _open_tflite(model, input_size, mean, std)
+        return _open_tflite(model, input_size, mean, std, getattr(reference, "app", None))
     if model.graph_def is None:
         raise ModelError(
             f"{model.path} is a {model.format}; this command runs frozen GraphDefs, memmapped packages and .tflite",
@@ -116,13 +117,14 @@ def open_model(path, *, input_name=None, output_name=None, input_size=None, mean
     app = app_info(graph_def, specs)
     values = resolve_app_values(graph_def, app, specs, input_name, output_name, input_size, mean, std)
     runner = GraphRunner(graph_def, values["input_name"], values["output_name"])
+    runner.app = app
     runner.format, runner.path, runner.size_bytes = model.format, model.path, model.size_bytes
     for key in ("input_size", "mean", "std", "channels", "num_classes"):
         setattr(runner, key, values[key])
     return runner
 
 
-def _open_tflite(model, input_size, mean, std) -> ModelRunner:
+def _open_tflite(model, input_size, mean, std, reference_app=None) -> ModelRunner:
     runner = TfliteModelRunner(model.path)
     runner.format, runner.path, runner.size_bytes = model.format, model.path, model.size_bytes
     shape = runner._runner.input_shape
@@ -130,6 +132,8 @@ def _open_tflite(model, input_size, mean, std) -> ModelRunner:
     runner.channels = shape[3] if len(shape) == 4 else 3
     if not runner.input_size:
         raise ModelError(f"the input size of {model.path} is unknown", "pass --input-size PIXELS")
+    if (mean is None or std is None) and reference_app is not None:
+        mean, std = _normalisation_from(reference_app, runner.input_name, mean, std)
     if mean is None or std is None:
         raise ModelError(
             f"{model.path} is a .tflite: it keeps no record of its input normalisation",
@@ -137,3 +141,17 @@ def _open_tflite(model, input_size, mean, std) -> ModelRunner:
         )
     runner.mean, runner.std = float(mean), float(std)
     return runner
+
+
+def _normalisation_from(app, tflite_input: str, mean, std):
+    """A .tflite converted from a graph feeds the graph's raw input (which normalises itself:
+    0/1) or the node after the normalisation (the graph's mean/std)."""
+    name = tflite_input.split(":")[0]
+    name = name[len("serving_default_") :] if name.startswith("serving_default_") else name
+    if name == app.graph_input and app.preprocessing and not app.needs_cut and app.input_name != app.graph_input:
+        guess = (0.0, 1.0)
+    elif name == app.input_name:
+        guess = (app.mean, app.std)
+    else:
+        return mean, std
+    return (guess[0] if mean is None else mean, guess[1] if std is None else std)

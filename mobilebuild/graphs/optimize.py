@@ -193,7 +193,8 @@ def _topological(graph_def) -> list:
 
 
 def fold_constants(graph_def, keep: set[str]):
-    """Replace every sub-graph that depends on no input by the Const it evaluates to.
+    """Replace every sub-graph that depends on no input by the Const(s) it evaluates to: one
+    Const per output that is read (a constant Split read through :0 and :1 gives two).
     Returns (graph_def, number of nodes replaced)."""
     import tensorflow as tf
     from tensorflow.python.framework import op_def_registry, tensor_util
@@ -209,7 +210,6 @@ def fold_constants(graph_def, keep: set[str]):
             and node.op not in EXPANDING_OPS
             and op_def is not None
             and not op_def.is_stateful
-            and len(op_def.output_arg) == 1
             and bool(node.input)
             and all(constant.get(gn.base_name(i), False) for i in node.input)
         )
@@ -224,31 +224,62 @@ def fold_constants(graph_def, keep: set[str]):
     ]
     if not frontier:
         return graph_def, 0
+    # Which outputs of each frontier node are read (by anyone: constant readers get rewired too).
+    read: dict[str, set[int]] = {name: set() for name in frontier}
+    for n in graph_def.node:
+        for i in n.input:
+            if not i.startswith("^") and gn.base_name(i) in read:
+                read[gn.base_name(i)].add(_output_index(i))
+    fetches = [(name, k) for name in frontier for k in sorted(read[name] | {0})]
     graph = gn.import_graph(graph_def)
     with tf.compat.v1.Session(graph=graph) as sess:
-        values = sess.run([f"{name}:0" for name in frontier])
+        values = sess.run([f"{name}:{k}" for name, k in fetches])
+    value_of = dict(zip(fetches, values))
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(graph_def)
-    folded = set(frontier)
-    by_name = dict(zip(frontier, values))
-    for node in out.node:
-        if node.name in folded:
-            value = by_name[node.name]
-            node.op = "Const"
-            del node.input[:]
-            node.attr.clear()
-            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-            node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
-    outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS] + list(keep)
-    outputs = [o for o in dict.fromkeys(outputs) if o in gn.node_map(out)]
-    return _extract(out, outputs), len(folded)
+    taken = {n.name for n in out.node}
+    extra_name: dict[tuple[str, int], str] = {}
+    for (name, k) in fetches:
+        if k:
+            extra_name[(name, k)] = _unique(dict.fromkeys(taken), f"{name}/output_{k}")
+            taken.add(extra_name[(name, k)])
+    for node in list(out.node):
+        if node.name in read:
+            _make_const(node, value_of[(node.name, 0)])
+        for idx, inp in enumerate(node.input):
+            if not inp.startswith("^") and (gn.base_name(inp), _output_index(inp)) in extra_name:
+                node.input[idx] = extra_name[(gn.base_name(inp), _output_index(inp))]
+    for (name, k), new_name in extra_name.items():
+        _make_const(out.node.add(name=new_name), value_of[(name, k)])
+    outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS and n.name in consumers]
+    outputs = [o for o in dict.fromkeys(outputs + list(keep)) if o in taken]
+    return _extract(out, outputs), len(frontier)
 
 
-def _channel_vector(value, channels: int):
-    """A constant that acts per output channel: scalar, [C] or [1, ..., 1, C] -> [C]; else None."""
+def _output_index(tensor: str) -> int:
+    _, _, idx = tensor.partition(":")
+    return int(idx) if idx else 0
+
+
+def _make_const(node, value) -> None:
+    import tensorflow as tf
+    from tensorflow.python.framework import tensor_util
+
+    node.op = "Const"
+    del node.input[:]
+    node.attr.clear()
+    node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+
+
+def _channel_vector(value, channels: int, rank: int):
+    """A constant that acts per output channel on a rank-``rank`` tensor: scalar, [C] or
+    [1, ..., 1, C] of at most that rank (so broadcasting keeps the shape) -> [C]; else None."""
     import numpy as np
 
     v = np.asarray(value)
+    if v.ndim > rank:
+        return None
     if v.size == 1:
         return np.full(channels, float(v.reshape(-1)[0]), dtype=np.float64)
     if v.shape and v.shape[-1] == channels and v.size == channels:
@@ -307,7 +338,7 @@ def fold_affine_chains(graph_def):
                 cnode = gn.resolve_const(nodes, other)
                 if cnode is None or gn.base_name(other) == cur.name:
                     break
-                vec = _channel_vector(gn.const_value(cnode), channels)
+                vec = _channel_vector(gn.const_value(cnode), channels, 2 if lin.op == "MatMul" else 4)
                 if vec is None:
                     break
                 if node.op in ("BiasAdd", "Add", "AddV2"):

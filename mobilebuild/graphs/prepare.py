@@ -135,7 +135,7 @@ def prepare_for_app(
     if memory_mapped:
         from mobilebuild.graphs import memmap
 
-        memmap.write_package(graph_def, out_p, memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE, model.path)
+        memmap.write_package(graph_def, out_p, min_region_size(model.regions), model.path)
         notes.append("kept the memmapped format (the app loads it through MemmappedEnv)")
     else:
         from mobilebuild.fsutil import write_if_changed
@@ -196,3 +196,12 @@ def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None,
         "channels": int(channels),
         "num_classes": num_classes,
     }
+
+
+def min_region_size(regions: dict | None) -> int:
+    """The --min-conversion-tensor-size that memory-maps the same tensors again: the smallest
+    region of the original package (regions are tensors of at least that many bytes)."""
+    from mobilebuild.graphs import memmap
+
+    sizes = [length for _, length in (regions or {}).values() if length]
+    return min(sizes) if sizes else memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE

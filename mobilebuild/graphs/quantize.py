@@ -6,10 +6,14 @@
 - ``weights``: every large float Const is stored as quint8 plus min/max scalars and a
   ``Dequantize`` (MIN_COMBINED) node under the original name, so consumers are untouched and
   the file is ~4x smaller. Compute stays float.
-- ``eightbit``: Conv2D, MatMul, BiasAdd, Relu, Relu6, MaxPool, AvgPool, Reshape and Concat run
-  as TF's quantized kernels (QuantizeV2 -> QuantizedConv2D -> RequantizationRange/Requantize ->
-  ... -> Dequantize); quantized ops feed each other directly, anything else falls back to float
-  through a Dequantize named like the original node, so the graph's names and outputs stay.
+- ``eightbit``: Conv2D, MatMul, BiasAdd (and Add/AddV2 of a 1-D Const over the last
+  dimension), Relu, Relu6, MaxPool, AvgPool, Reshape and Concat/ConcatV2 run as TF's quantized
+  kernels (QuantizeV2 -> QuantizedConv2D -> RequantizationRange/Requantize -> ... -> Dequantize);
+  quantized ops feed each other directly, anything else falls back to float through a
+  Dequantize named like the original node, so the graph's names and outputs stay.
+
+``weights`` and ``eightbit`` first fold constant sub-graphs (``fold_constants``) and keep only
+what the outputs need.
 
 The quantized ops and attrs emitted are the ones the TF 1.0-1.4 mobile runtimes have; with
 ``tf_version`` the whole result is downgraded to and checked against that runtime's op set.
@@ -59,13 +63,27 @@ def quantize_graph_def(
     """Quantize a frozen GraphDef (see the module doc for the modes). With ``tf_version`` the
     result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not)."""
     check_mode(mode, bitdepth)
+    if input_names:  # the graph is not cut here (that is `optimize`), but names must be real
+        from mobilebuild.graphs.nodes import require_nodes
+
+        require_nodes(graph_def, list(input_names), "input node")
     if mode == "weights_rounded":
         out = round_weights(graph_def, bitdepth, min_const_bytes)
-    elif mode == "weights":
-        out = quantize_weights(graph_def, min_const_bytes)
     else:
-        outputs = list(output_names) if output_names else sink_names(graph_def)
-        out = EightBitRewriter(graph_def, min_const_bytes).rewrite(outputs)
+        # Fold constant sub-graphs first (TF's own quantize pipeline does the same): Keras
+        # batch norm's four vectors become one scale and one offset, read-variable Identities
+        # disappear, and each weight gets quantized once, where it is used.
+        if output_names:
+            from mobilebuild.graphs.nodes import require_nodes
+
+            outputs = require_nodes(graph_def, list(output_names), "output node")
+        else:
+            outputs = sink_names(graph_def)
+        folded = fold_constants(graph_def, outputs)
+        if mode == "weights":
+            out = quantize_weights(folded, min_const_bytes)
+        else:
+            out = EightBitRewriter(folded, min_const_bytes).rewrite(outputs)
     if tf_version:
         out, _changes = fit_runtime(out, tf_version)
     return out
@@ -190,6 +208,95 @@ def _range_of(value):
     if hi - lo < 1e-6:
         hi = lo + 1.0
     return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# constant folding
+
+# Pure, single-output ops whose result only depends on their inputs: safe to precompute.
+FOLDABLE_OPS = {
+    "Identity", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Rsqrt", "Sqrt", "Reciprocal",
+    "Neg", "Square", "Maximum", "Minimum", "Cast", "Reshape", "ExpandDims", "Squeeze",
+    "Transpose", "Pack", "ConcatV2", "Fill",
+}
+
+
+def fold_constants(graph_def, output_names):
+    """Replace every node computed from Consts alone by a Const of its value (same name), and
+    keep only what the outputs need. Numbers are unchanged: TF computes the same ops, earlier."""
+    import tensorflow as tf
+
+    nodes = {n.name: n for n in graph_def.node}
+    constant: set[str] = set()
+    for node in _topological(graph_def):
+        if node.op == "Const" or (
+            node.op in FOLDABLE_OPS and node.input and all(_split_ref(i.lstrip("^"))[0] in constant for i in node.input)
+        ):
+            constant.add(node.name)
+    consumers_outside = set(output_names)
+    for node in graph_def.node:
+        if node.name not in constant:
+            consumers_outside.update(_split_ref(i.lstrip("^"))[0] for i in node.input)
+    frontier = [n for n in constant if n in consumers_outside and nodes[n].op != "Const"]
+    folded = _evaluate(graph_def, frontier) if frontier else {}
+    out = tf.compat.v1.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    for node in graph_def.node:
+        if node.name in folded:
+            value = folded[node.name]
+            out.node.append(_const_node(node.name, value, value.dtype, node.device))
+        else:
+            copy_node = out.node.add()
+            copy_node.CopyFrom(node)
+            # Control edges from constants order nothing (a Const has no side effect), but they
+            # would keep the unfolded weights alive (Keras' frozen NoOp depends on all of them).
+            kept = [i for i in node.input if not (i.startswith("^") and i[1:] in constant)]
+            if len(kept) != len(node.input):
+                del copy_node.input[:]
+                copy_node.input.extend(kept)
+    return _keep_reachable(out, output_names)
+
+
+def _evaluate(graph_def, names: list[str]) -> dict:
+    """{name: value of output 0} computed by TF; {} when this TF cannot run the graph (then
+    nothing is folded and the graph is quantized as it is)."""
+    import tensorflow as tf
+
+    copy = tf.compat.v1.GraphDef()
+    copy.CopyFrom(graph_def)  # import_graph_def fills default attrs into the GraphDef it is given
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.import_graph_def(copy, name="")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            values = sess.run([f"{n}:0" for n in names])
+    except (ValueError, TypeError, KeyError, tf.errors.OpError):
+        return {}
+    return dict(zip(names, values))
+
+
+def _topological(graph_def):
+    """Nodes with every input before its consumers (GraphDefs are usually, not always, sorted)."""
+    nodes = {n.name: n for n in graph_def.node}
+    done: set[str] = set()
+    order = []
+    for root in graph_def.node:
+        stack = [(root.name, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if name in done or name not in nodes:
+                continue
+            if expanded:
+                done.add(name)
+                order.append(nodes[name])
+                continue
+            stack.append((name, True))
+            for inp in nodes[name].input:
+                dep = _split_ref(inp.lstrip("^"))[0]
+                if dep not in done:
+                    stack.append((dep, False))
+    return order
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +452,7 @@ class EightBitRewriter:
         self.quantized: dict[str, _Q] = {}  # original node name -> its output 0, quantized
         self.from_float: dict[str, _Q] = {}  # float tensor ref -> QuantizeV2 of it
         self._flatten_consts: tuple[str, str] | None = None
+        self._shapes = None  # the source graph imported, for shape inference (lazily)
         self.rewritten: list[str] = []  # names of ops that now run quantized
         self.fallback: list[str] = []  # float compute ops left as they were
 
@@ -369,6 +477,8 @@ class EightBitRewriter:
                 "Conv2D": self._conv2d,
                 "MatMul": self._matmul,
                 "BiasAdd": self._bias_add,
+                "Add": self._add_vector,
+                "AddV2": self._add_vector,
                 "Relu": self._elementwise,
                 "Relu6": self._elementwise,
                 "MaxPool": self._pool,
@@ -416,16 +526,51 @@ class EightBitRewriter:
         self._finish(node, self._requantize(node, mm))
         return True
 
-    def _bias_add(self, node) -> bool:
+    def _bias_add(self, node, x_ref: str | None = None, bias_ref: str | None = None) -> bool:
         if not _nhwc(node):
             return False
-        x, b = self._q(node.input[0]), self._q(node.input[1])
+        x, b = self._q(x_ref or node.input[0]), self._q(bias_ref or node.input[1])
         add = self._emit(
             node, "QuantizedBiasAdd", [x.value, b.value, x.min, x.max, b.min, b.max],
             T1=("type", "quint8"), T2=("type", "quint8"), out_type=("type", "qint32"),
         )
         self._finish(node, self._requantize(node, add))
         return True
+
+    def _add_vector(self, node) -> bool:
+        """x + b with b a 1-D Const over x's last dimension is a BiasAdd (Keras biases and
+        folded batch-norm offsets come out this way)."""
+        data = [i for i in node.input if not i.startswith("^")]
+        if len(data) != 2:
+            return False
+        for x_ref, b_ref in (data, data[::-1]):
+            bias = self.src_nodes.get(_split_ref(b_ref)[0])
+            if bias is None or bias.op != "Const" or _type_attr(bias, "dtype") != _FLOAT:
+                continue
+            dims = [d.size for d in bias.attr["value"].tensor.tensor_shape.dim]
+            x_shape = self._static_shape(x_ref)
+            if len(dims) == 1 and x_shape and len(x_shape) >= 2 and x_shape[-1] == dims[0]:
+                return self._bias_add(node, x_ref, b_ref)
+        return False
+
+    def _static_shape(self, ref: str):
+        """The inferred shape of a tensor of the source graph (None when unknown)."""
+        if self._shapes is None:
+            copy = self.tf.compat.v1.GraphDef()
+            copy.CopyFrom(self.src)
+            graph = self.tf.Graph()
+            try:
+                with graph.as_default():
+                    self.tf.import_graph_def(copy, name="")
+            except (ValueError, TypeError, KeyError):
+                graph = self.tf.Graph()  # shapes unknown: vector adds stay float
+            self._shapes = graph
+        name, port = _split_ref(ref)
+        try:
+            shape = self._shapes.get_tensor_by_name(f"{name}:{port}").shape
+        except (KeyError, ValueError):
+            return None
+        return shape.as_list() if shape.rank is not None else None
 
     def _elementwise(self, node) -> bool:
         x = self._q(node.input[0])

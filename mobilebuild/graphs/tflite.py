@@ -66,11 +66,12 @@ def convert(
     input_names=None,
     output_names=None,
     input_shape=None,
-    mean: float = 127.5,
-    std: float = 127.5,
+    mean: float | None = None,
+    std: float | None = None,
 ) -> ConvertResult:
     """Convert and write ``out`` atomically. ``mean``/``std`` normalise the representative
-    images exactly as the app will: (pixel - mean) / std."""
+    images exactly as the app will, (pixel - mean) / std; when not given they are read from
+    the graph (see ``representative_normalisation``)."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
     from mobilebuild.graphs import io
 
@@ -85,11 +86,37 @@ def convert(
         converter, ins, outs, shape = _graph_converter(src, fmt, input_names, output_names, input_shape)
     else:
         raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
+    if rep_files and (mean is None or std is None):
+        mean, std = representative_normalisation(src, fmt, ins, mean, std)
     _apply_quantization(converter, quantize, rep_files, shape, mean, std)
     data = _run_converter(converter, src)
     write_if_changed(out_p, data)
     size_in = src.stat().st_size if src.is_file() else sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
     return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files))
+
+
+def representative_normalisation(src: Path, fmt: str, inputs: list[str], mean, std) -> tuple[float, float]:
+    """How to turn representative pixels into what the converted input expects: raw pixels
+    (0, 1) when the graph normalises them itself after that input, the graph's own mean/std
+    when the input is the node after its normalisation, else the common 127.5/127.5."""
+    from mobilebuild import console
+
+    if fmt in ("graphdef", "memmapped"):
+        from mobilebuild.graphs import io
+        from mobilebuild.graphs.inspect import app_info
+
+        info = app_info(io.load_graph_def(src))
+        if inputs and inputs[0] == info.graph_input and info.preprocessing and info.input_name != info.graph_input:
+            auto = (0.0, 1.0)
+        elif inputs and inputs[0] == info.input_name and info.mean is not None and info.std:
+            auto = (float(info.mean), float(info.std))
+        else:
+            auto = None
+        if auto is not None:
+            console.info(f"representative images: (pixel - {auto[0]:g}) / {auto[1]:g}, read from the graph")
+            return (auto[0] if mean is None else mean, auto[1] if std is None else std)
+    console.warn("representative images normalised as (pixel - 127.5) / 127.5; pass --mean/--std if training used others")
+    return (127.5 if mean is None else mean, 127.5 if std is None else std)
 
 
 def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape):

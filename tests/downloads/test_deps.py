@@ -17,7 +17,6 @@ import pytest
 
 from helpers.archive_builders import make_tar_gz, make_zip, sha256, tree_snapshot
 from helpers.httpserver import Fault
-from mobilebuild import downloads
 from mobilebuild.deps import fetch_deps, parse_workspace_bzl, plan_deps
 from mobilebuild.errors import ChecksumError, DownloadError, PatchError
 from mobilebuild.paths import TOOLCHAINS_DIR
@@ -210,9 +209,12 @@ def tf_workspace(path_prefix="", tf_repo_name=""):
 def tf_tree(tmp_path, server):
     """make_tree("1.1") -> (tree, profile): a TF tree + test profile, archives on the server."""
 
-    def make(version: str = "1.1") -> tuple[Path, object]:
+    def make(version: str = "1.1", dead_host: str | None = None) -> tuple[Path, object]:
+        """``dead_host``: workspace.bzl names http://<dead_host>/... (unreachable) and the
+        server holds the archives under /mirror/<dead_host>/... (Bazel mirror layout)."""
         arcs = dep_archives(version)
-        base = server.base
+        base = f"http://{dead_host}" if dead_host else server.base
+        route_prefix = f"/mirror/{dead_host}" if dead_host else ""
         sums = {}
         for name, (fname, data) in arcs.items():
             sums[name] = sha256(data)
@@ -227,7 +229,7 @@ def tf_tree(tmp_path, server):
         }
         for name, (fname, data) in arcs.items():
             for p in paths[name]:
-                server.add(p + fname, data)
+                server.add((route_prefix if name != "googletest" else "") + p + fname, data)
         tree = tmp_path / f"tensorflow-{version}"
         (tree / "tensorflow/core/public").mkdir(parents=True)
         major, minor = version.split(".")
@@ -364,7 +366,7 @@ def test_tampered_archive_fails_and_leaves_no_dir(tf_tree, server):
     tree, profile = tf_tree("1.1")
     for p in list(server.routes):
         if p.endswith("b94b7cd.tar.gz"):
-            server.fault(p, Fault.body(make_tar_gz({"re2-x/evil.h": "//"})))
+            server.fault(p, Fault.wrong_body(make_tar_gz({"re2-x/evil.h": "//"})))
     with pytest.raises(ChecksumError) as exc:
         fetch_deps(tree, profile)
     assert "b94b7cd.tar.gz" in exc.value.message
@@ -410,9 +412,9 @@ def test_cli_deps_offline_reports_only_what_the_cache_lacks(cli, tf_tree, server
 
 
 def test_cli_deps_succeeds_with_every_archive_cached(cli, tf_tree, server, tmp_path):
-    """The CLI end to end on a tree whose deps are all in the cache (v1.4 layout; googletest
-    seeded through the test profile is keyed by another digest, so it is given a local
-    mirror dir holding a file with the real name but the test content -> checksum refusal)."""
+    """The CLI on a v1.4 tree whose workspace.bzl deps are installed and stamped: they are
+    skipped without a request; only googletest, pinned by the shipped profile to the real
+    release's sha256 (not fetchable here), is reported missing."""
     tree, profile = tf_tree("1.4")
     fetch_deps(tree, profile)
     n = len(server.requests)
@@ -425,3 +427,40 @@ def test_cli_deps_succeeds_with_every_archive_cached(cli, tf_tree, server, tmp_p
 def test_not_a_tree(cli, tmp_path):
     r = cli("deps", "--tf-src", tmp_path)
     assert r.code == 1 and "version.h" in r.stderr
+
+
+def test_optional_patch_absent_is_fine_but_required_one_is_not(tf_tree, server):
+    """Eigen revisions differ in which NEON initialisers they spell as the script expects:
+    the optional ones may be absent; p2ul (required by the profile) may not."""
+    tree, profile = tf_tree("1.1")
+    only_p2ul = "static uint64x2_t p2ul_CONJ_XOR = vld1q_u64( p2ul_conj_XOR_DATA );\n"
+    arc = make_tar_gz({"eigen-x/Eigen/src/Core/arch/NEON/Complex.h": only_p2ul, "eigen-x/Eigen/Core": "//\n"})
+    bzl = tree / "tensorflow/workspace.bzl"
+    old_sum = next(p.artifact.sha256 for p in plan_deps(tree, profile) if p.name == "eigen")
+    bzl.write_text(bzl.read_text().replace(old_sum, sha256(arc)))
+    for p in list(server.routes):
+        if p.endswith("f3a22f35b044.tar.gz"):
+            server.add(p, arc)
+    report = fetch_deps(tree, profile)
+    eigen = next(d for d in report.deps if d.name == "eigen")
+    assert [p.split(": ", 1)[1] for p in eigen.patches] == ["static uint64x2_t p2ul_CONJ_XOR = vld1q_u64( p2ul_conj_XOR_DATA );"]
+    assert not fetch_deps(tree, profile).changed
+    # Without the required line the dep is refused.
+    arc2 = make_tar_gz({"eigen-y/Eigen/src/Core/arch/NEON/Complex.h": "// nothing\n"})
+    bzl.write_text(bzl.read_text().replace(sha256(arc), sha256(arc2)))
+    for p in list(server.routes):
+        if p.endswith("f3a22f35b044.tar.gz"):
+            server.add(p, arc2)
+    with pytest.raises(PatchError, match="occurs 0 times"):
+        fetch_deps(tree, profile)
+    # The previous good copy is still in place.
+    assert (tree / "tensorflow/contrib/makefile/downloads/eigen/Eigen/Core").is_file()
+
+
+def test_dead_hosts_fall_back_to_the_mirror(tf_tree, server):
+    """Every workspace.bzl host is gone; --mirror BASE serves BASE/host/path; sha256 verified."""
+    tree, profile = tf_tree("1.1", dead_host="gone.invalid")
+    report = fetch_deps(tree, profile, mirrors=[server.url("/mirror")])
+    assert all(d.status == "installed" for d in report.deps)
+    eigen_hits = [r for r in server.requests if r.path.startswith("/mirror/gone.invalid/") and "eigen" in r.path]
+    assert eigen_hits and eigen_hits[0].status == 200

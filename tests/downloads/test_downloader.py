@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-
 import pytest
 
 from helpers.archive_builders import make_tar_gz, sha1, sha256
@@ -37,7 +35,7 @@ def test_fetch_verifies_and_caches_by_sha256(server):
 
 def test_500_then_ok_is_retried(server):
     url = server.add("/a.bin", BLOB)
-    server.fault("/a.bin", Fault.status(500), Fault.status(503))
+    server.fault("/a.bin", Fault.http_error(500), Fault.http_error(503))
     assert fetch(url, sha256=sha256(BLOB)).read_bytes() == BLOB
     assert [r.status for r in server.requests_for("/a.bin")] == [500, 503, 200]
 
@@ -45,7 +43,7 @@ def test_500_then_ok_is_retried(server):
 def test_429_retry_after_is_honoured(server, monkeypatch):
     monkeypatch.setenv("MOBILEBUILD_RETRY_MAX", "5")
     url = server.add("/limited.bin", BLOB)
-    server.fault("/limited.bin", Fault.status(429, retry_after="1"))
+    server.fault("/limited.bin", Fault.http_error(429, retry_after="1"))
     fetch(url, sha256=sha256(BLOB))
     first, second = server.requests_for("/limited.bin")
     assert first.status == 429 and second.status == 200
@@ -55,7 +53,7 @@ def test_429_retry_after_is_honoured(server, monkeypatch):
 def test_gives_up_after_the_configured_attempts(server, monkeypatch):
     monkeypatch.setenv("MOBILEBUILD_RETRIES", "3")
     url = server.add("/down.bin", BLOB)
-    server.fault("/down.bin", *[Fault.status(502)] * 5)
+    server.fault("/down.bin", *[Fault.http_error(502)] * 5)
     with pytest.raises(DownloadError) as exc:
         fetch(url, sha256=sha256(BLOB))
     assert "HTTP 502" in exc.value.message and url in exc.value.message
@@ -123,7 +121,7 @@ def test_html_page_with_200_is_rejected(server):
 
 def test_html_body_without_html_content_type_is_rejected(server):
     url = server.add("/x.tar.gz", BLOB)
-    server.fault("/x.tar.gz", Fault.body(b"<!DOCTYPE html><html>quota exceeded</html>"))
+    server.fault("/x.tar.gz", Fault.wrong_body(b"<!DOCTYPE html><html>quota exceeded</html>"))
     with pytest.raises(DownloadError, match="HTML page"):
         fetch(url, sha256=sha256(BLOB))
 
@@ -276,3 +274,23 @@ def test_cache_survives_a_second_process(server):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
     assert len(server.requests_for("/p.bin")) == 1
+
+
+def test_netrc_credentials_are_sent(server, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login builder password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = server.add("/private/p.bin", BLOB, basic_auth=("builder", "s3cret"))
+    assert fetch(url, sha256=sha256(BLOB)).read_bytes() == BLOB
+    assert server.requests_for("/private/p.bin")[-1].status == 200
+
+
+def test_unknown_host_is_not_retried(server, monkeypatch):
+    monkeypatch.setenv("MOBILEBUILD_RETRY_BASE", "5")  # a retry would make this test slow
+    server.add("/m/no-such-host.invalid/f.bin", BLOB)
+    start = time.monotonic()
+    stats = fetch_with_stats("http://no-such-host.invalid/f.bin", sha256=sha256(BLOB), mirrors=[server.url("/m")])
+    assert stats.source == server.url("/m/no-such-host.invalid/f.bin")
+    assert "host not found" in stats.failures[0][1]
+    assert time.monotonic() - start < 4

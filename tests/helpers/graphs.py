@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 
 
+# The TF-Mobile runtimes whose op sets are bundled (toolchains/tf-mobile-ops).
+TAGS = ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"]
+
+
 @dataclass
 class GraphFile:
     path: Path
@@ -222,3 +226,24 @@ def run_graph(graph_def, feeds: dict, output: str):
         tf.compat.v1.import_graph_def(copy, name="")
     with tf.compat.v1.Session(graph=graph) as sess:
         return sess.run(f"{output}:0", {f"{k}:0": v for k, v in feeds.items()})
+
+
+def assert_close(a, b, rtol=1e-5):
+    """Equal to 1e-5 relative (with an absolute floor for values near 0)."""
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    scale = np.maximum(np.abs(a), np.abs(b)).max()
+    assert np.abs(a - b).max() <= rtol * max(scale, 1e-6), f"max diff {np.abs(a - b).max()} (scale {scale})"
+
+
+def one_line_error(result) -> str:
+    """The error line of a failed CLI run, checking the bad-input contract: exit 1, exactly one
+    'error:' line plus a hint, no traceback."""
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "hint:" in result.stderr
+    return errors[0]

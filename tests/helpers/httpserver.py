@@ -6,7 +6,7 @@ its Range / If-Range headers, the status sent and how many body bytes went out.
 
     with FaultyServer() as srv:
         srv.add("/a.tar.gz", data, etag='"v1"')
-        srv.fault("/a.tar.gz", Fault.status(500), Fault.drop_after(1000))
+        srv.fault("/a.tar.gz", Fault.http_error(500), Fault.drop_after(1000))
         url = srv.url("/a.tar.gz")
         ...
         assert srv.requests_for("/a.tar.gz")[-1].range == "bytes=1000-"
@@ -36,7 +36,7 @@ class Fault:
     delay: float = 0.0
 
     @staticmethod
-    def status(code: int, retry_after: str | None = None, body: bytes = b"error\n") -> "Fault":
+    def http_error(code: int, retry_after: str | None = None, body: bytes = b"error\n") -> "Fault":
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         return Fault("status", status=code, headers=headers, body=body)
 
@@ -60,7 +60,7 @@ class Fault:
         return Fault("slow", delay=delay)
 
     @staticmethod
-    def body(data: bytes) -> "Fault":
+    def wrong_body(data: bytes) -> "Fault":
         """Answer 200 with other bytes (wrong content for its checksum)."""
         return Fault("body", body=data)
 
@@ -75,6 +75,7 @@ class Request:
     sent: int = 0
     time: float = 0.0
     fault: str | None = None
+    authorization: str | None = None
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Route:
     content_type: str = "application/octet-stream"
     etag: str | None = None
     faults: list[Fault] = field(default_factory=list)
+    auth: str | None = None  # required "Authorization" header value (401 otherwise)
 
 
 class FaultyServer:
@@ -118,9 +120,14 @@ class FaultyServer:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def add(self, path: str, data: bytes, content_type: str = "application/octet-stream", etag: str | None = None) -> str:
+    def add(self, path: str, data: bytes, content_type: str = "application/octet-stream", etag: str | None = None, basic_auth: tuple[str, str] | None = None) -> str:
+        auth = None
+        if basic_auth:
+            import base64
+
+            auth = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
         with self._lock:
-            self.routes[path] = Route(data, content_type, etag)
+            self.routes[path] = Route(data, content_type, etag, auth=auth)
         return self.url(path)
 
     def fault(self, path: str, *faults: Fault) -> None:
@@ -144,7 +151,7 @@ class FaultyServer:
     # ------------------------------------------------------------------ serving
     def _handle(self, h: BaseHTTPRequestHandler, head: bool) -> None:
         path = h.path.split("?", 1)[0]
-        rec = Request(path, h.command, h.headers.get("Range"), h.headers.get("If-Range"), time=time.monotonic())
+        rec = Request(path, h.command, h.headers.get("Range"), h.headers.get("If-Range"), time=time.monotonic(), authorization=h.headers.get("Authorization"))
         with self._lock:
             self.requests.append(rec)
             route = self.routes.get(path)
@@ -152,6 +159,9 @@ class FaultyServer:
         rec.fault = fault.kind if fault else None
         if route is None:
             self._send(h, rec, 404, {"Content-Type": "text/plain"}, b"not found\n", head)
+            return
+        if route.auth and rec.authorization != route.auth:
+            self._send(h, rec, 401, {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="test"'}, b"auth\n", head)
             return
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)

@@ -76,7 +76,8 @@ def _v1_mixed_graph():
 
 def _v1_fallback_graph():
     """Quantizable ops around ops eightbit leaves in float (Tanh, Mul by a tensor, Sigmoid,
-    a depthwise conv with float weights): the rewrite must bridge them with Dequantize."""
+    a depthwise conv with float weights): the rewrite must bridge them with Dequantize. Also the
+    old Concat op and x + vector (rewritten as QuantizedConcat / QuantizedBiasAdd)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(2)
@@ -91,8 +92,11 @@ def _v1_fallback_graph():
         gate = tf.sigmoid(d, name="gate")
         m = tf.multiply(d, gate, name="swish")
         r = tf.nn.relu(m, name="relu")
-        flat = tf.reshape(r, [-1, 12 * 12 * 8])
-        wd = tf.constant(rng.normal(size=(12 * 12 * 8, 5)).astype(np.float32) * 0.05)
+        # The pre-ConcatV2 op (axis first), as TF 1.0 graphs have it, and a vector AddV2.
+        both = tf.raw_ops.Concat(concat_dim=tf.constant(3), values=[r, t], name="concat_v1")
+        shifted = tf.add(both, tf.constant(rng.normal(size=16).astype(np.float32) * 0.1), name="shift")
+        flat = tf.reshape(shifted, [-1, 12 * 12 * 16])
+        wd = tf.constant(rng.normal(size=(12 * 12 * 16, 5)).astype(np.float32) * 0.05)
         tf.identity(tf.matmul(flat, wd), name="logits")
     return g.as_graph_def()
 

@@ -84,6 +84,26 @@ def test_round_trip_and_python_run(graphs, mixed_package, run_graph):
     np.testing.assert_array_equal(run_graph(plain, g.input, x, "logits"), run_graph(g.graph_def, g.input, x, "logits"))
 
 
+def test_reads_directories_without_lengths(graphs, mixed_package, tmp_path, run_graph):
+    """Older TF writers left `length` out: each region then runs to the next offset."""
+    from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
+
+    path, _ = mixed_package
+    data, offset, elements = _directory(path)
+    old = mmfs.MemmappedFileSystemDirectory()
+    for e in elements:
+        el = old.element.add()
+        el.offset, el.name = e.offset, e.name
+    legacy = tmp_path / "legacy.mm"
+    legacy.write_bytes(data[:offset] + old.SerializeToString() + struct.pack("<Q", offset))
+    gd, regions = memmap.read_package(legacy)
+    g = graphs["mixed"]
+    x = g.sample(2)
+    np.testing.assert_array_equal(
+        run_graph(memmap.inline_regions(gd, legacy, regions), g.input, x, "logits"), run_graph(g.graph_def, g.input, x, "logits")
+    )
+
+
 def test_min_conversion_size(graphs, tmp_path):
     path = tmp_path / "m.mm"
     stats = memmap.write_package(graphs["mixed"].graph_def, path)  # default 10000 bytes

@@ -112,6 +112,8 @@ def test_command_line_values_win_and_need_escaping(cli, tf_tree, sdk, ndk, retra
         (("--labels-lines", "3"), "has 3 lines but the model outputs 5 classes"),
         (("--no-labels",), "needs --labels"),
         (("--model-missing",), "model file not found"),
+        (("--quantize", "sixbit"), "unknown quantize mode"),
+        (("--std", "0"), "divide every pixel by zero"),
     ],
 )
 def test_bad_model_inputs_leave_the_tree_alone(cli, tf_tree, sdk, ndk, retrain_model, tmp_path, args, message):
@@ -133,3 +135,28 @@ def test_bad_model_inputs_leave_the_tree_alone(cli, tf_tree, sdk, ndk, retrain_m
     one_line_error(r)
     assert message in r.stderr
     assert tree_digest(tree) == before
+
+
+def test_rerun_reuses_the_prepared_model_without_importing_tensorflow(cli, tf_tree, sdk, ndk, retrain_model):
+    import subprocess
+    import sys
+
+    model, labels = retrain_model
+    tree = tf_tree("1.1")
+    argv = ["android", "--generate-only", "--tf-src", str(tree), "--sdk", str(sdk), "--ndk", str(ndk),
+            "--model", str(model), "--labels", str(labels)]
+    assert cli(*argv).code == 0
+    mtimes = tree_mtimes(tree)
+    code = (
+        "import sys; from mobilebuild.cli import run; rc = run(sys.argv[1:]);"
+        "print('TF' if 'tensorflow' in sys.modules else 'noTF'); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "noTF"
+    assert "reused the copy prepared by an earlier run" in proc.stderr and "nothing rewritten" in proc.stderr
+    assert tree_mtimes(tree) == mtimes
+    # other options: prepared again, and the constants follow
+    r = cli(*argv, "--input-size", "80")
+    assert r.code == 0, r.stderr
+    assert "reused" not in r.stderr and "INPUT_SIZE = 80;" in (tree / ACTIVITY).read_text()

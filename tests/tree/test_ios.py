@@ -86,3 +86,17 @@ def test_ios_refuses_a_controller_without_a_constant(cli, tf_tree):
     one_line_error(r)
     assert "no declaration of input_std" in r.stderr and "TensorFlow 1.1.0" in r.stderr
     assert tree_digest(tree) == before
+
+
+def test_build_is_refused_off_macos_before_anything_changes(cli, tf_tree, monkeypatch):
+    import sys
+
+    if sys.platform == "darwin":
+        pytest.skip("macOS builds for real")
+    monkeypatch.delenv("MOBILEBUILD_IOS_FORCE_HOST", raising=False)
+    tree = tf_tree("1.3")
+    before = tree_digest(tree)
+    r = cli("ios", "--tf-src", tree, "--build")
+    one_line_error(r)
+    assert "macOS" in r.stderr
+    assert tree_digest(tree) == before

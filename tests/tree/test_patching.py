@@ -10,7 +10,7 @@ import pytest
 
 from helpers.tftrees import ACTIVITY, activity_text, ios_controller, one_line_error, tree_digest
 from mobilebuild.errors import PatchError
-from mobilebuild.patching import Declaration, PatchSet, declarations_for, restore_tree, set_declarations
+from mobilebuild.patching import PatchSet, declarations_for, restore_tree, set_declarations
 from mobilebuild.profiles import load_profile
 
 

@@ -128,7 +128,11 @@ def test_restore_puts_the_workspace_back_byte_exactly(cli, tf_tree, sdk, ndk):
     tree = tf_tree("1.2")
     before = tree_digest(tree)
     assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
-    assert tree_digest(tree) != before
+    patched = tree_digest(tree)
+    assert patched != before
+    r = cli("restore", "--tf-src", tree, "--dry-run")
+    assert r.code == 0 and "would restore WORKSPACE" in r.stderr
+    assert tree_digest(tree) == patched
     r = cli("restore", "--tf-src", tree)
     assert r.code == 0, r.stderr
     assert tree_digest(tree) == before
@@ -156,3 +160,19 @@ def test_crlf_workspace_keeps_its_line_endings(cli, tf_tree, sdk, ndk):
     data = (tree / "WORKSPACE").read_bytes()
     assert b"android_sdk_repository(\r\n" in data
     assert data.count(b"\n") == data.count(b"\r\n")
+
+
+def test_paths_needing_escapes_render_valid_starlark(cli, tf_tree, tmp_path):
+    import ast
+
+    odd = make_sdk(tmp_path / 'my "odd" sdk\\dir', platforms=(23,), build_tools=("25.0.2",))
+    odd_ndk = make_ndk(tmp_path / "ndk ü")
+    tree = tf_tree("1.2")
+    assert cli("workspace", "--tf-src", tree, "--sdk", odd, "--ndk", odd_ndk).code == 0
+    block = _marked((tree / "WORKSPACE").read_text())
+    # Starlark call syntax is a subset of Python's: parse it and read the values back.
+    calls = {c.value.func.id: {k.arg: ast.literal_eval(k.value) for k in c.value.keywords}
+             for c in ast.parse(block).body}
+    assert calls["android_sdk_repository"]["path"] == str(odd.resolve())
+    assert calls["android_ndk_repository"]["path"] == str(odd_ndk.resolve())
+    assert calls["android_ndk_repository"]["api_level"] == 14

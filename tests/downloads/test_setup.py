@@ -1,0 +1,245 @@
+"""`mobilebuild setup` against a local release server (127.0.0.1) serving Bazel / NDK / SDK
+command-line-tools archives built here, with their digests in a pins file passed by --pins.
+
+Google's sdkmanager cannot run here (it downloads from Google): a stand-in executable — inside
+the served command-line-tools zip, or on PATH — records its arguments and writes the SDK
+directories and licence file the real one writes (tests/helpers/machine_standins.py). Likewise
+the Bazel 0.5 installer is a stand-in script with the real --prefix interface. The JDK is the
+real one of this machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers.archive_builders import sha256
+from helpers.machine_standins import make_ndk, make_sdk, read_log, sdkmanager_script, write_exe, write_pins
+from mobilebuild.config import load_config
+from mobilebuild.paths import data_dir
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    log = tmp_path / "sdkmanager.log"
+    monkeypatch.setenv("SDKMANAGER_LOG", str(log))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    return proj, log
+
+
+def test_fresh_machine_then_nothing_to_do(cli, server, project, tmp_path):
+    proj, log = project
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    sdk = tmp_path / "sdk"
+    r = cli("setup", "--tf-ref", "v1.4.0", "--sdk", sdk, "--accept-licenses", "--pins", pins)
+    assert r.code == 0, r.stderr
+    # Bazel 0.5.4 (the v1.4 profile's pin) installed from the release server into the prefix.
+    bazel = data_dir() / "bazel" / "0.5.4" / "bin" / "bazel"
+    assert os.access(bazel, os.X_OK)
+    # Command-line tools unpacked where the new tools must live, then sdkmanager ran.
+    assert (sdk / "cmdline-tools/latest/bin/sdkmanager").is_file()
+    calls = read_log(log)
+    assert calls[0] == [f"--sdk_root={sdk}", "--licenses"]
+    assert calls[1] == [f"--sdk_root={sdk}", "platforms;android-23", "build-tools;26.0.1", "platform-tools"]
+    assert (sdk / "platforms/android-23/android.jar").is_file() and (sdk / "build-tools/26.0.1/aapt").is_file()
+    # NDK r14b (sha1 + size pinned) downloaded, verified, unpacked.
+    ndk = data_dir() / "android-ndk-r14b"
+    assert "14.1.3816874" in (ndk / "source.properties").read_text()
+    assert os.access(ndk / "ndk-build", os.X_OK)
+    conf = load_config(proj)
+    assert conf["sdk"] == str(sdk) and conf["ndk"] == str(ndk) and conf["bazel"] == str(bazel)
+    assert conf["tf_ref"] == "v1.4.0" and conf["jdk"]
+    config_file = proj / "mobilebuild.toml"
+    mtime = config_file.stat().st_mtime_ns
+    n = len(server.requests)
+    # Second run: everything present; no download, no sdkmanager call, config untouched.
+    r2 = cli("setup", "--pins", pins)
+    assert r2.code == 0, r2.stderr
+    assert "nothing to do" in r2.stderr
+    assert len(server.requests) == n and len(read_log(log)) == 2
+    assert config_file.stat().st_mtime_ns == mtime
+
+
+def test_licences_need_consent_without_a_tty(cli, server, project, tmp_path, monkeypatch):
+    proj, log = project
+    bin_dir = tmp_path / "bin"
+    write_exe(bin_dir / "sdkmanager", sdkmanager_script())
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    sdk = tmp_path / "sdk"
+    r = cli("setup", "--tf-ref", "v1.4.0", "--sdk", sdk, "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins)
+    assert r.code == 1
+    assert "error: setup incomplete: missing android-sdk" in r.stderr
+    assert "hint: rerun with --accept-licenses" in r.stderr and "Traceback" not in r.stderr
+    assert read_log(log) == []  # never ran sdkmanager without consent
+    assert not (sdk / "licenses").exists()
+
+
+def test_bazel_without_published_digest_needs_the_users(cli, server, project, tmp_path):
+    proj, _ = project
+    pins = tmp_path / "pins.toml"
+    files = write_pins(pins, server, bazel_version="0.4.5", bazel_digest=False)
+    sdk = make_sdk(tmp_path / "sdk", build_tools="25.0.2")
+    ndk = make_ndk(tmp_path / "ndk", "12.1.2977051")
+    args = ["setup", "--tf-ref", "v1.2.0", "--sdk", sdk, "--ndk", ndk, "--pins", pins]
+    r = cli(*args)
+    assert r.code == 1
+    assert "no published digest" in r.stderr and "--bazel-sha256" in r.stderr
+    assert not [q for q in server.requests if "bazel" in q.path]  # refused before downloading
+    bad = cli(*args, "--bazel-sha256", "1" * 64)
+    assert bad.code == 1 and "sha256 mismatch" in bad.stderr and ("1" * 64) in bad.stderr
+    assert not (data_dir() / "bazel" / "0.4.5").exists()
+    good = cli(*args, "--bazel-sha256", sha256(files["installer"]))
+    assert good.code == 0, good.stderr
+    assert os.access(data_dir() / "bazel/0.4.5/bin/bazel", os.X_OK)
+
+
+def test_tree_bazelversion_wins_and_version_read_from_tree(cli, server, project, tmp_path):
+    proj, _ = project
+    tree = tmp_path / "tf"
+    (tree / "tensorflow/core/public").mkdir(parents=True)
+    (tree / "tensorflow/core/public/version.h").write_text(
+        "#define TF_MAJOR_VERSION 1\n#define TF_MINOR_VERSION 4\n#define TF_PATCH_VERSION 0\n"
+    )
+    (tree / ".bazelversion").write_text("0.6.1\n")
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server, bazel_version="0.6.1")
+    r = cli("setup", "--tf-src", tree, "--sdk", make_sdk(tmp_path / "sdk"), "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins)
+    assert r.code == 0, r.stderr
+    assert os.access(data_dir() / "bazel/0.6.1/bin/bazel", os.X_OK)
+    conf = load_config(proj)
+    assert conf["tf_src"] == str(tree.resolve())
+    assert "TF 1.4.0" in r.stderr
+
+
+def test_bazelisk_on_path_is_used(cli, server, project, tmp_path, monkeypatch):
+    proj, _ = project
+    bin_dir = tmp_path / "bin"
+    write_exe(bin_dir / "bazelisk", "#!/bin/sh\necho bazelisk-standin\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    r = cli("setup", "--tf-ref", "v1.3.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.2"), "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"), "--pins", pins)
+    assert r.code == 0, r.stderr
+    conf = load_config(proj)
+    assert conf["bazel"] == str(bin_dir / "bazelisk") and conf["bazel_version"] == "0.5.0"
+    assert not [q for q in server.requests if "bazel" in q.path]
+
+
+def test_missing_jdk_prints_the_install_command(cli, server, project, tmp_path, monkeypatch):
+    """No java on PATH: setup names the exact package-manager command and does not run it."""
+    proj, _ = project
+    bin_dir = tmp_path / "bin"
+    write_exe(bin_dir / "bazelisk", "#!/bin/sh\n")
+    os.symlink("/usr/bin/apt-get", bin_dir / "apt-get")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    r = cli("setup", "--tf-ref", "v1.1.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.1"), "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"), "--pins", pins)
+    assert r.code == 1
+    expected = "apt-get install -y openjdk-17-jdk-headless"
+    if os.geteuid() != 0:
+        expected = "sudo " + expected
+    assert expected in r.stderr and "--yes" in r.stderr
+
+
+def test_json_report_and_offline_refusal(cli, server, project, tmp_path):
+    proj, _ = project
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    r = cli("setup", "--json", "--tf-ref", "v1.4.0", "--sdk", make_sdk(tmp_path / "sdk"), "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins, "--offline")
+    # Bazel is not cached and --offline forbids the download: one clear line naming it.
+    assert r.code == 1 and "offline" in r.stderr and "bazel-0.5.4-installer" in r.stderr
+    assert server.requests == []
+
+
+def test_need_a_version(cli, project):
+    r = cli("setup")
+    assert r.code == 1 and "--tf-ref" in r.stderr
+
+
+def test_yes_runs_the_jdk_install_command(cli, server, project, tmp_path, monkeypatch):
+    """--yes runs the printed command. apt-get is a stand-in on PATH (recording its argv and
+    installing a `java` that answers `-version` like OpenJDK 17), as the real one needs root
+    and a package mirror."""
+    proj, _ = project
+    bin_dir = tmp_path / "bin"
+    record = tmp_path / "apt.log"
+    write_exe(bin_dir / "bazelisk", "#!/bin/sh\n")
+    write_exe(bin_dir / "sudo", '#!/bin/sh\nexec "$@"\n')
+    write_exe(
+        bin_dir / "apt-get",
+        f"""#!/bin/sh
+echo "$@" >> {record}
+cat > {bin_dir}/java <<'EOS'
+#!/bin/sh
+echo 'openjdk version "17.0.99" 2026-01-01' >&2
+EOS
+chmod +x {bin_dir}/java
+""",
+    )
+    for tool in ("cat", "chmod"):
+        os.symlink(f"/bin/{tool}", bin_dir / tool)
+    monkeypatch.setenv("PATH", str(bin_dir))  # no java anywhere on it
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    r = cli("setup", "--yes", "--tf-ref", "v1.1.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.1"), "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"), "--pins", pins)
+    assert r.code == 0, r.stderr
+    assert record.read_text().split() == ["install", "-y", "openjdk-17-jdk-headless"]
+    assert "Java 17.0.99" in r.stderr
+
+
+def test_licences_accepted_by_an_explicit_answer_at_a_terminal(server, project, tmp_path):
+    """A real pseudo-terminal: setup asks, we answer "y", and only then sdkmanager --licenses runs."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    proj, log = project
+    bin_dir = tmp_path / "bin"
+    write_exe(bin_dir / "sdkmanager", sdkmanager_script())
+    write_exe(bin_dir / "bazelisk", "#!/bin/sh\n")
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    sdk = tmp_path / "sdk"
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", COLUMNS="200")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mobilebuild", "setup", "--tf-ref", "v1.4.0", "--sdk", str(sdk), "--ndk", str(make_ndk(tmp_path / "ndk")), "--pins", str(pins)],
+        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=proj, close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"Accept the Android SDK licences?" in seen:
+            os.write(master, b"y\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert answered, text
+    assert proc.returncode == 0, text
+    calls = read_log(log)
+    assert calls[0] == [f"--sdk_root={sdk}", "--licenses"]
+    assert (sdk / "platforms/android-23/android.jar").is_file()

@@ -1,0 +1,111 @@
+"""`model inspect`: what a model is and what the app must be told, on real TF graphs."""
+
+from __future__ import annotations
+
+import json
+
+from helpers.graphs import jpeg_bytes, run_graph
+
+
+def test_retrain_graph_app_part(retrain):
+    from mobilebuild.graphs.inspect import inspect_model
+
+    report = inspect_model(retrain.path)
+    app = report.app
+    assert (app.input_name, app.input_size, app.mean, app.std, app.output_name, app.num_classes) == (
+        "Mul", 64, 128.0, 128.0, "final_result", 5
+    )
+    assert app.needs_cut and app.graph_input == "DecodeJpeg/contents" and app.channels == 3
+    assert app.preprocessing == ["Cast", "ExpandDims", "ResizeBilinear", "Sub", "Mul"]
+    assert any("DecodeJpeg cannot run in the mobile runtime" in n and "'Mul'" in n for n in app.notes)
+    assert report.inputs == [{"name": "DecodeJpeg/contents", "dtype": "string", "shape": []}]
+    assert report.outputs[0]["name"] == "final_result" and report.outputs[0]["op"] == "Softmax"
+    assert report.op_counts["DecodeJpeg"] == 1 and report.node_count == len(retrain.graph_def.node)
+    # parameters: conv 3x3x3x8 + 4x8 batch norm + 8x5 dense + 5 bias
+    assert report.params == 3 * 3 * 3 * 8 + 4 * 8 + 8 * 5 + 5 + 2  # + the Sub/Mul scalars
+    # the values read from the constants really are the graph's preprocessing
+    img = jpeg_bytes(64)
+    resized = run_graph(retrain.graph_def, {"DecodeJpeg/contents": img}, "ResizeBilinear")
+    normalised = run_graph(retrain.graph_def, {"DecodeJpeg/contents": img}, "Mul")
+    assert resized.shape == (1, app.input_size, app.input_size, 3)
+    assert abs(normalised - (resized - app.mean) / app.std).max() < 1e-6
+
+
+def test_default_model_app_part(default_graph):
+    from mobilebuild import defaults
+    from mobilebuild.graphs.inspect import inspect_model
+
+    report = inspect_model(defaults.default_model())
+    app = report.app
+    info = defaults.default_info()
+    assert (app.input_name, app.input_size, app.mean, app.std, app.output_name, app.num_classes) == (
+        info["input_name"], info["input_size"], info["mean"], info["std"], info["output_name"], info["num_classes"]
+    )
+    assert not app.needs_cut and app.graph_input == "input"
+    assert report.op_counts["FusedBatchNorm"] == 3
+    assert info["held_out_accuracy"] >= 0.9
+
+
+def test_keras3_graph_without_normalisation(keras3):
+    from mobilebuild.graphs.inspect import inspect_model
+
+    app = inspect_model(keras3.path).app
+    assert app.input_name == "image" and app.input_size == 24 and app.num_classes == 4
+    assert app.output_name == keras3.output_name
+    assert app.mean is None and app.std is None
+    assert any("--mean and --std" in n for n in app.notes)
+
+
+def test_inspect_tf_version_lists_missing_ops(retrain, cli):
+    r = cli("--json", "model", "inspect", retrain.path, "--tf-version", "1.1")
+    assert r.code == 0, r.output
+    data = json.loads(r.stdout)
+    rt = data["runtime"]
+    assert rt["tag"] == "v1.1.0" and rt["loads"] is False
+    assert rt["missing_ops"] == ["AddV2", "DecodeJpeg", "FusedBatchNormV3"]
+    assert rt["after_prepare"]["loads"] is True
+    assert any("cut the graph at 'Mul'" in c for c in rt["after_prepare"]["changes"])
+    assert data["app"]["input_name"] == "Mul" and data["app"]["needs_cut"] is True
+
+
+def test_inspect_human_output_and_default(cli):
+    r = cli("model", "inspect")
+    assert r.code == 0, r.output
+    assert "built-in default model" in r.stderr
+    assert "input node   Mul" in r.stdout and "mean / std   128 / 128" in r.stdout
+    assert "output node  final_result" in r.stdout
+    r = cli("model", "inspect", "--tf-version", "1.0")
+    assert r.code == 0 and "runtime TF v1.0.0: loads as is" in r.stdout
+
+
+def test_inspect_refused_case_explains(cli, small):
+    r = cli("--json", "model", "inspect", small("dilated_conv").path, "--tf-version", "1.2")
+    data = json.loads(r.stdout)
+    assert data["runtime"]["after_prepare"]["loads"] is False
+    assert "dilations=[1, 2, 2, 1]" in data["runtime"]["after_prepare"]["reason"]
+
+
+def test_inspect_memmapped_package(default_graph, tmp_path, cli):
+    from mobilebuild.graphs import memmap
+
+    pkg = tmp_path / "digits.mmap"
+    memmap.write_package(default_graph.graph_def, pkg, 1024)
+    r = cli("--json", "model", "inspect", pkg)
+    assert r.code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["format"] == "memmapped"
+    assert data["op_counts"]["ImmutableConst"] >= 3
+    assert data["app"]["input_name"] == "Mul" and data["app"]["num_classes"] == 10
+    assert data["params"] == 24572
+
+
+def test_inspect_tflite(default_graph, tmp_path, cli):
+    from mobilebuild.graphs import tflite
+
+    out = tmp_path / "digits.tflite"
+    tflite.convert(default_graph.path, out)
+    r = cli("--json", "model", "inspect", out)
+    assert r.code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["format"] == "tflite"
+    assert data["app"]["input_size"] == 32 and data["app"]["num_classes"] == 10
