@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -111,6 +112,7 @@ def build_steps(opts: AndroidOptions) -> list[Step]:
 
 def run(opts: AndroidOptions) -> dict[str, Any]:
     """Run every planned step; returns the machine-readable result (``--json``)."""
+    from mobilebuild.patching import tree_lock
     from mobilebuild.paths import cache_dir
 
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -120,12 +122,15 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
         ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings}
         if opts.dry_run:
             console.info("plan: " + " -> ".join(step.name for step in plan(opts)) + " (dry run: nothing is written or run)")
-        for step in plan(opts):
-            console.detail(f"step {step.name}: {step.title}")
-            t0 = time.monotonic()
-            step.action(ctx)
-            timings[step.name] = round(time.monotonic() - t0, 3)
-            ctx.result["steps"].append(step.name)
+        with ExitStack() as stack:
+            for step in plan(opts):
+                console.detail(f"step {step.name}: {step.title}")
+                t0 = time.monotonic()
+                step.action(ctx)
+                timings[step.name] = round(time.monotonic() - t0, 3)
+                ctx.result["steps"].append(step.name)
+                if step.name == "source" and not opts.dry_run:
+                    stack.enter_context(tree_lock(ctx.tree.root))  # one command per tree at a time
         return ctx.result
 
 
@@ -172,12 +177,36 @@ def check_model_options(o) -> None:
         raise UserError("--std 0 would divide every pixel by zero", "use the std the model was trained with (e.g. 128, or 1)")
 
 
+def check_asset_names(profile, paths) -> None:
+    """Asset file names the demo's Bazel can turn into labels (profile ``android.asset_name_pattern``)."""
+    import re
+    from pathlib import PurePath
+
+    from mobilebuild.errors import UserError
+
+    pattern = profile.get("android.asset_name_pattern")
+    if not pattern:
+        return
+    for path in paths:
+        if not path:
+            continue
+        name = PurePath(path).name
+        if not re.match(pattern, name):
+            safe = re.sub(r"[^A-Za-z0-9_@+,=~.-]", "_", name)
+            raise UserError(
+                f"the file name {name!r} cannot be an Android asset of TensorFlow {profile.version_text}: "
+                "Bazel rejects it as a label (spaces, quotes and similar are not allowed)",
+                f"copy or rename it, e.g. to {safe!r}, and pass that path",
+            )
+
+
 def _step_files(ctx: Context) -> None:
     from mobilebuild.patching import declarations_for
 
     p = ctx.tree.profile
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
+    check_asset_names(p, [ctx.opts.model, ctx.opts.labels])
     if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
         declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
                          literal_template=p.require("android.literal_template"), file_label=p.require("android.activity"))
@@ -253,6 +282,8 @@ def report_model(m) -> None:
 
 
 def android_values(tree, m) -> dict[str, Any]:
+    from mobilebuild.appmodel import label_lines
+
     p = tree.profile
     suffix = p.get("android.tensor_suffix", "") or ""
     prefix = p.require("android.asset_url_prefix")
@@ -261,6 +292,7 @@ def android_values(tree, m) -> dict[str, Any]:
         return name if ":" in name or not suffix else name + suffix
 
     return {
+        "num_classes": m.num_classes or len(label_lines(m.labels)),
         "input_size": m.input_size,
         "mean": m.mean,
         "std": m.std,

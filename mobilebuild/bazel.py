@@ -250,12 +250,17 @@ def write_bazelrc_fragment(
     remote_executor: str | None = None,
     remote_headers: Iterable[str] = (),
     upload_local_results: bool = True,
+    *,
+    bazel_version: tuple[int, ...] | None = None,
 ) -> Path | None:
     """Render ``TREE/mobilebuild.bazelrc`` with the remote settings (None: nothing to share).
 
     The user's own ``.bazelrc`` is never touched: ``build`` passes the fragment with the
     ``--bazelrc=`` startup option (or a user's .bazelrc can ``try-import`` it). Unchanged content
     is not rewritten. With headers (often tokens) the file is made readable by its owner only.
+    ``bazel_version`` (the resolved Bazel's, when known) picks the flag names that Bazel knows:
+    ``--remote_cache=URL`` takes http(s) URLs from 0.25 on; 0.10 - 0.24 call the HTTP cache
+    ``--remote_http_cache`` (and before 0.15 also need the ``remote`` strategies).
     """
     headers = [_check_header(h) for h in remote_headers]
     if not remote_cache and not remote_executor:
@@ -267,11 +272,16 @@ def write_bazelrc_fragment(
         return None
     options: list[str] = []
     if remote_cache:
-        options.append("--remote_cache=" + _bazelrc_quote(_check_url(remote_cache, "--remote-cache", CACHE_SCHEMES)))
+        url = _check_url(remote_cache, "--remote-cache", CACHE_SCHEMES)
+        options += _cache_options(url, bazel_version)
     if remote_executor:
-        options.append(
-            "--remote_executor=" + _bazelrc_quote(_check_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES))
-        )
+        url = _check_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
+        if bazel_version is not None and bazel_version < MODERN_REMOTE:
+            raise UserError(
+                f"--remote-executor needs Bazel {version_str(MODERN_REMOTE)} or newer (this is {version_str(bazel_version)})",
+                "use a newer Bazel (--bazel PATH --ignore-bazel-version) or give your Bazel's own flags with --bazel-arg",
+            )
+        options.append("--remote_executor=" + _bazelrc_quote(url))
     options += ["--remote_header=" + _bazelrc_quote(h) for h in headers]
     options.append(f"--remote_upload_local_results={'true' if upload_local_results else 'false'}")
 
@@ -289,6 +299,26 @@ def write_bazelrc_fragment(
 
         atomic_write_text(path, text, mode=mode)
     return path
+
+
+MODERN_REMOTE = (0, 25, 0)  # --remote_cache accepts http(s)://, grpc(s):// URLs
+HTTP_CACHE_FLAG = (0, 10, 0)  # --remote_http_cache (before: experimental REST cache flags)
+SPAWN_CACHE_DEFAULT = (0, 15, 0)  # from here remote caching needs no --*strategy=remote
+
+
+def _cache_options(url: str, version: tuple[int, ...] | None) -> list[str]:
+    if version is None or version >= MODERN_REMOTE or urlparse(url).scheme not in ("http", "https"):
+        return ["--remote_cache=" + _bazelrc_quote(url)]
+    if version < HTTP_CACHE_FLAG:
+        raise UserError(
+            f"Bazel {version_str(version)} has only experimental remote-cache flags, which mobilebuild does not write",
+            "use Bazel 0.10 or newer for --remote-cache (--bazel PATH --ignore-bazel-version), or give your "
+            "Bazel's own flags with --bazel-arg",
+        )
+    options = ["--remote_http_cache=" + _bazelrc_quote(url)]
+    if version < SPAWN_CACHE_DEFAULT:
+        options += ["--spawn_strategy=remote", "--genrule_strategy=remote"]
+    return options
 
 
 def _check_url(url: str, option: str, schemes: Sequence[str]) -> str:

@@ -274,17 +274,20 @@ def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: st
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
     conf = configmod.load_config(config_dir)
+    why_none = "no TF version chosen (no --tf-ref/--tf-src, no mobilebuild.toml)"
     try:
         profile, tree, _how = choose_profile(tf_ref, tf_src, conf)
-    except UserError:
+    except UserError as exc:
         if tf_ref or tf_src:
             raise
         profile, tree = None, None
+        if conf.get("tf_src") or conf.get("tf_ref"):
+            why_none = f"{conf.get('config_path')}: {exc.message}"
     checks: list[Check] = []
     if profile is not None:
         checks.append(Check("tf-version", "ok", f"TensorFlow {profile.version_text} ({profile.family}): {_how}"))
     else:
-        checks.append(Check("tf-version", "missing", "no TF version chosen (no --tf-ref/--tf-src, no mobilebuild.toml)", "mobilebuild doctor --tf-ref v1.4.0  (or run mobilebuild setup)"))
+        checks.append(Check("tf-version", "missing", why_none, "mobilebuild doctor --tf-ref v1.4.0  (or run mobilebuild setup)"))
     _check_python(checks)
     _check_tool(checks, "git", ["git", "--version"], r"git version \S+", "apt-get install git  (macOS: xcode-select --install)")
     _check_jdk(checks)

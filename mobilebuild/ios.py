@@ -130,7 +130,7 @@ def build_patch(tree, m, out: str | None):
 def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild import appmodel
     from mobilebuild.android import check_constants, check_model_options, report_model
-    from mobilebuild.patching import apply_or_show
+    from mobilebuild.patching import apply_or_show, tree_lock
     from mobilebuild.paths import cache_dir
     from mobilebuild.tftree import open_tree
 
@@ -147,7 +147,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
     if opts.out:
         _out_dir(opts.out, tree.path(p.require("ios.camera_dir")).resolve())
     cache_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging:
+    with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging, tree_lock(tree.root):
         m = appmodel.prepare(
             tree,
             Path(staging),

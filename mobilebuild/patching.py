@@ -16,12 +16,14 @@ by an anchored pattern from the version profile; the new declaration text comes 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,44 @@ def restore_tree(root: Path, *, dry_run: bool = False) -> RestoreResult:
                 pass
         shutil.rmtree(store.dir)
     return result
+
+
+# ---- one command per tree at a time -------------------------------------------------------------
+
+
+@contextmanager
+def tree_lock(root: Path):
+    """Hold an exclusive lock for ``root`` while a command patches/builds it (two runs at once
+    would interleave their changes). The lock file lives in the cache, not in the tree."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, run unguarded
+        yield
+        return
+    from mobilebuild.paths import cache_dir
+
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    path = locks / f"tree-{key}.lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise PatchError(
+                f"another mobilebuild command is working on {root} (pid {holder})",
+                "wait for it to finish, then run again",
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 # ---- the set of changes of one command ------------------------------------------------------
@@ -423,17 +463,30 @@ class Declaration:
     name: str
     type: str
     literal: str
+    optional: bool = False  # set when declared, fine when absent (e.g. NUM_CLASSES of v1.0 only)
 
 
 def _norm_type(t: str) -> str:
     return re.sub(r"\s+", "", t)
 
 
-def find_declaration(text: str, name: str, type_name: str, *, pattern: str, file_label: str, expected: str) -> re.Match:
-    """The one declaration of ``name`` (anchored profile pattern), else PatchError naming the
-    file, the constant and the profile/version that expected it."""
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
+def _in_block_comment(text: str, pos: int) -> bool:
+    return any(m.start() <= pos < m.end() for m in _BLOCK_COMMENT.finditer(text))
+
+
+def find_declaration(
+    text: str, name: str, type_name: str, *, pattern: str, file_label: str, expected: str, optional: bool = False
+) -> re.Match | None:
+    """The one declaration of ``name`` (anchored profile pattern; lines inside /* */ comments do
+    not count), else PatchError naming the file, the constant and the profile/version that
+    expected it. An ``optional`` constant that is absent gives None."""
     rx = re.compile(pattern.replace("{name}", re.escape(name)), re.M)
-    matches = list(rx.finditer(text))
+    matches = [m for m in rx.finditer(text) if not _in_block_comment(text, m.start())]
+    if not matches and optional:
+        return None
     if not matches:
         raise PatchError(
             f"{file_label}: no declaration of {name} found ({expected} expects one)",
@@ -458,7 +511,8 @@ def find_declaration(text: str, name: str, type_name: str, *, pattern: str, file
 def check_declarations(text: str, constants: dict[str, dict], *, pattern: str, file_label: str, expected: str) -> None:
     """Fail early (before any model work) when a constant of the profile is missing/duplicated."""
     for name, spec in constants.items():
-        find_declaration(text, name, spec["type"], pattern=pattern, file_label=file_label, expected=expected)
+        find_declaration(text, name, spec["type"], pattern=pattern, file_label=file_label, expected=expected,
+                         optional=bool(spec.get("optional")))
 
 
 def set_declarations(
@@ -479,7 +533,10 @@ def set_declarations(
 
     spans: list[tuple[int, int, str]] = []
     for d in decls:
-        m = find_declaration(text, d.name, d.type, pattern=pattern, file_label=file_label, expected=expected)
+        m = find_declaration(text, d.name, d.type, pattern=pattern, file_label=file_label, expected=expected,
+                             optional=d.optional)
+        if m is None:
+            continue
         new = render("patch/declaration.j2", head=m.group("head"), sep=m.group("sep"), literal=d.literal)
         spans.append((m.start(), m.end(), new))
     spans.sort()
@@ -541,5 +598,5 @@ def declarations_for(
             value = int(float(value))
         number = format_number(value, type_name) if type_name in ("float", "double") else ""
         literal = render(literal_template, type=type_name, value=value, number=number)
-        out.append(Declaration(name=name, type=type_name, literal=literal))
+        out.append(Declaration(name=name, type=type_name, literal=literal, optional=bool(spec.get("optional"))))
     return out

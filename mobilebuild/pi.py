@@ -1,7 +1,8 @@
 """The Raspberry Pi makefile build, on the Pi itself or on a Pi reached over ssh.
 
 The steps of TensorFlow's Pi instructions, as data from the profile's [pi] table:
-``download_dependencies.sh``; optionally ``apt-get install autoconf automake libtool``; protobuf
+the makefile deps (locally: mobilebuild's verified downloader; on a Pi over ssh: the tree's
+``download_dependencies.sh``); optionally ``apt-get install autoconf automake libtool``; protobuf
 from ``downloads/protobuf`` (``./autogen.sh && ./configure && make && make install && ldconfig``);
 then ``make -f tensorflow/contrib/makefile/Makefile HOST_OS=PI TARGET=PI OPTFLAGS=... CXX=...``
 with the Pi 1 (ARMv6: ``-Os``) or Pi 2/3 (NEON) flag set. A step whose result already exists is
@@ -300,6 +301,20 @@ def _run_local(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) ->
     if cxx and not opts.dry_run and not runner.which(cxx):
         raise ToolchainError(f"the C++ compiler {cxx} is not installed", "pass --cxx (e.g. --cxx g++) or install it")
     for step in steps:
+        if step.name == "deps":
+            # Here mobilebuild itself runs: use its downloader, which checks every sha256
+            # (download_dependencies.sh checks none). It is idempotent on its own.
+            if opts.dry_run:
+                console.info("would fetch the makefile deps with mobilebuild's verified downloader (`mobilebuild deps`)")
+                result["steps"].append({"name": "deps", "status": "planned", "via": "mobilebuild deps"})
+                continue
+            from mobilebuild import deps
+
+            start = time.monotonic()
+            report = deps.fetch_deps(tree, opts.profile)
+            status = "ran" if report.changed else "skipped"
+            result["steps"].append({"name": "deps", "status": status, "seconds": round(time.monotonic() - start, 3)})
+            continue
         creates = step.creates and (Path(step.creates) if step.creates.startswith("/") else tree / step.creates)
         if creates and creates.exists():
             console.info(f"pi: {step.name}: already done ({step.creates} exists)")
@@ -326,6 +341,11 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
         result["copied"] = [f"{opts.host}:{data_dir}/{f.name}" for f in files]
     for step in steps:
         commands.append((step.name, ssh_argv(opts, remote_command(step, remote_dir))))
+    if any(s.name == "deps" for s in steps):
+        console.warn(
+            "the Pi fetches the deps with download_dependencies.sh, which checks no sha256; for verified copies "
+            "run `mobilebuild deps` on a checkout of the same tag, copy its downloads/ to the Pi and pass --skip-deps"
+        )
     for name, argv in commands:
         if opts.dry_run:
             console.info(f"would run: {runner.format_argv(argv)}")

@@ -28,7 +28,7 @@ MEAN, STD = 128.0, 128.0
 LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SAMPLES_PER_CLASS = 3
 SEED = 1234
-EPOCHS = 45
+EPOCHS = 60
 BATCH = 64
 CHANNELS = (16, 32, 64)
 BN_EPSILON = 1e-3
@@ -81,7 +81,9 @@ def train(x_train, y_train):
     params["logits/weights"] = tf.Variable(init((cin, 10)))
     params["logits/biases"] = tf.Variable(tf.zeros([10]))
     trainable = [v for v in params.values() if v.trainable]
-    opt = tf.optimizers.Adam(3e-3)
+    steps_per_epoch = -(-len(x_train) // BATCH)
+    schedule = tf.optimizers.schedules.CosineDecay(3e-3, EPOCHS * steps_per_epoch)
+    opt = tf.optimizers.Adam(schedule)
 
     def forward(x, training):
         h = (x - MEAN) * (1.0 / STD)
@@ -114,9 +116,19 @@ def train(x_train, y_train):
         losses = []
         for s in range(0, len(order), BATCH):
             idx = order[s : s + BATCH]
-            losses.append(float(step(x_train[idx], y_train[idx])))
+            losses.append(float(step(shift_randomly(x_train[idx], rng), y_train[idx])))
         print(f"epoch {epoch + 1}/{EPOCHS}: loss {np.mean(losses):.4f}", file=sys.stderr)
     return {k: v.numpy() for k, v in params.items()}
+
+
+def shift_randomly(images, rng, max_shift: int = 2):
+    """Augmentation: move each image by up to ``max_shift`` pixels (edges repeat), so the model
+    does not learn where on the 32x32 canvas the digit sits."""
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)), mode="edge")
+    out = np.empty_like(images)
+    for i, (dy, dx) in enumerate(rng.integers(0, 2 * max_shift + 1, size=(len(images), 2))):
+        out[i] = padded[i, dy : dy + SIZE, dx : dx + SIZE]
+    return out
 
 
 def build_frozen_graph(weights: dict):

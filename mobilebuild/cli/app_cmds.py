@@ -32,23 +32,24 @@ def workspace_cmd(
 ) -> None:
     """Write android_sdk_repository / android_ndk_repository into the tree's WORKSPACE."""
     from mobilebuild.android import report_toolchain
-    from mobilebuild.patching import PatchSet, apply_or_show
+    from mobilebuild.patching import PatchSet, apply_or_show, tree_lock
     from mobilebuild import console
     from mobilebuild.tftree import open_tree
     from mobilebuild.workspace import plan_workspace
 
     tree = open_tree(tf_src, tf_repo, tf_ref)
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
-    ws = plan_workspace(
-        tree, sdk_flag=sdk, ndk_flag=ndk, api_level=api_level, build_tools=build_tools, ndk_api_level=ndk_api_level
-    )
-    report_toolchain(ws)
-    ps = PatchSet(tree.root)
-    ps.edit(ws.rel, ws.edit.text)
-    if ps.pending():
-        console.detail(f"WORKSPACE: {ws.edit.how}")
-    result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
-    result["patch"] = apply_or_show(ps, dry_run)
+    with tree_lock(tree.root):
+        ws = plan_workspace(
+            tree, sdk_flag=sdk, ndk_flag=ndk, api_level=api_level, build_tools=build_tools, ndk_api_level=ndk_api_level
+        )
+        report_toolchain(ws)
+        ps = PatchSet(tree.root)
+        ps.edit(ws.rel, ws.edit.text)
+        if ps.pending():
+            console.detail(f"WORKSPACE: {ws.edit.how}")
+        result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
+        result["patch"] = apply_or_show(ps, dry_run)
     _emit(result)
 
 
@@ -144,7 +145,7 @@ def restore_cmd(
 
     from mobilebuild import console
     from mobilebuild.errors import UserError
-    from mobilebuild.patching import restore_tree
+    from mobilebuild.patching import restore_tree, tree_lock
     from mobilebuild.tftree import clone_at_ref
 
     if tf_repo:
@@ -157,7 +158,8 @@ def restore_cmd(
             raise UserError(f"{root} is not a directory", "pass the tree mobilebuild patched with --tf-src")
     else:
         raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
-    res = restore_tree(root.resolve(), dry_run=dry_run)
+    with tree_lock(root.resolve()):
+        res = restore_tree(root.resolve(), dry_run=dry_run)
     verb = "would " if dry_run else ""
     for rel in res.restored:
         console.info(f"{verb}restore {rel}")

@@ -197,7 +197,7 @@ def fold_constants(graph_def, keep: set[str]):
     Const per output that is read (a constant Split read through :0 and :1 gives two).
     Returns (graph_def, number of nodes replaced)."""
     import tensorflow as tf
-    from tensorflow.python.framework import op_def_registry, tensor_util
+    from tensorflow.python.framework import op_def_registry
 
     constant: dict[str, bool] = {}
     for node in _topological(graph_def):

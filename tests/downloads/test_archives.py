@@ -123,3 +123,16 @@ def test_damaged_archive_and_nonempty_target(tmp_path):
     with pytest.raises(ArchiveError, match="not empty"):
         extract(write(tmp_path, "ok.tar.gz", good), tmp_path / "d2")
     assert (tmp_path / "d2" / "keep").read_text() == "mine"
+
+
+def test_zip_with_a_corrupted_member_is_refused_whole(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("top/a.txt", "A" * 100)
+        zf.writestr("top/b.txt", "B" * 100)
+    data = bytearray(buf.getvalue())
+    data[data.index(b"B" * 100) + 50] ^= 0xFF  # a flipped bit in b.txt: its CRC no longer matches
+    arc = write(tmp_path, "crc.zip", bytes(data))
+    with pytest.raises(ArchiveError, match="damaged"):
+        extract(arc, tmp_path / "dest", strip_components=1)
+    assert not (tmp_path / "dest").exists()

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers.tftrees import VERSION_H, make_tf_tree, workspace_block  # noqa: F401
+from helpers.tftrees import make_tf_tree, workspace_block
 
 FRAMEWORK_RES = "/usr/share/android-framework-res/framework-res.apk"
 KEYSTORE = "tensorflow/examples/android/test.keystore"

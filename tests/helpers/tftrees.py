@@ -287,6 +287,9 @@ def activity_text(version: str, *, drop: tuple[str, ...] = (), duplicate: tuple[
     v = _short(version)
     names = ("input:0", "output:0") if v == "1.0" else ("input", "output")
     consts = _ACTIVITY_CONSTANTS.format(input=names[0], output=names[1])
+    if v == "1.0":
+        # r1.0's TensorFlowImageClassifier.create() still took the number of classes.
+        consts = "  private static final int NUM_CLASSES = 1001;\n" + consts
     # One declaration may span two lines (LABEL_FILE): group lines until the one ending in ';'.
     decls: list[str] = []
     pending = ""

@@ -205,3 +205,20 @@ def test_cpp_memmapped_env_loads_and_runs(graphs, memmapped_runner, tmp_path, na
     expected = run_graph(gd, g.input, x, output)
     got = memmapped_runner.run(package, g.input, output, x, expected.shape, tmp_path)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_memmap_for_old_runtime(cli, graphs, tmp_path):
+    """--tf-version: the package's GraphDef (ImmutableConst included) fits the v1.1 op set."""
+    import json
+    from pathlib import Path
+
+    ops = json.loads((Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops/v1.1.0.opdefs.json").read_text())["ops"]
+    out = tmp_path / "k11.mm"
+    r = cli("model", "memmap", graphs["keras"].path, "-o", out, "--min-conversion-tensor-size", "1000", "--tf-version", "1.1")
+    assert r.code == 0, r.output
+    assert "rewritten for TF 1.1" in r.stderr
+    gd, regions = memmap.read_package(out)
+    assert regions and "ImmutableConst" in {n.op for n in gd.node}
+    for node in gd.node:
+        assert node.op in ops and ops[node.op]["has_kernel"], node.op
+        assert {a for a in node.attr if not a.startswith("_")} <= set(ops[node.op]["attrs"]), node.name

@@ -197,3 +197,41 @@ def test_android_refuses_an_unknown_version_and_no_ndk(cli, tf_tree, sdk):
     one_line_error(r)
     assert "no Android NDK found" in r.stderr and "r14b" in r.stderr
     assert tree_digest(root) == before
+
+
+def test_declarations_inside_block_comments_do_not_count():
+    p, decls = _java_decls("1.1", input_size=299, mean=128)
+    text = activity_text("1.1").replace(
+        "  private static final int INPUT_SIZE = 224;\n",
+        "  /*\n  private static final int INPUT_SIZE = 299;\n  private static final int IMAGE_MEAN = 128;\n  */\n"
+        "  private static final int INPUT_SIZE = 224;\n",
+    )
+    new = set_declarations(text, decls, pattern=p.require("android.declaration"), file_label=ACTIVITY, expected="x")
+    assert "  /*\n  private static final int INPUT_SIZE = 299;\n  private static final int IMAGE_MEAN = 128;\n  */\n" in new
+    assert new.count("private static final int INPUT_SIZE = 299;") == 2  # the comment and the real one
+    assert "  private static final int IMAGE_MEAN = 128;\n  private static final float" in new
+
+
+def test_a_second_command_on_the_same_tree_is_refused_while_one_runs(cli, tf_tree, sdk, ndk):
+    import subprocess
+    import sys
+
+    tree = tf_tree("1.1")
+    before = tree_digest(tree)
+    # Another process holds the tree's lock (what a running `mobilebuild android` does).
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from mobilebuild.patching import tree_lock\n"
+         "with tree_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)\n", str(tree)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+        one_line_error(r)
+        assert f"(pid {holder.pid})" in r.stderr
+        assert tree_digest(tree) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
