@@ -157,3 +157,17 @@ def test_sample_images_are_class_folders_named_like_labels(name):
     assert len(list((defaults.sample_images_dir() / name).glob("*.png"))) >= 3
     total = sum(p.stat().st_size for p in defaults.DEFAULT_DIR.rglob("*") if p.is_file())
     assert total < 1_000_000
+
+
+@pytest.mark.slow
+def test_json_output_is_pure_in_a_real_process():
+    """TensorFlow's C++ logs go to stderr; --json leaves the result alone on stdout."""
+    from helpers.cli import run_subprocess
+
+    r = run_subprocess("model", "label", "--json", "--top-k", "1")
+    assert r.code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data["results"]) == 10
+    assert sum(res["predictions"][0]["label"] == res["image"].split("/")[-2] for res in data["results"]) >= 9
+    r = run_subprocess("model", "check", "--tf-version", "1.1", "/nonexistent/model.pb")
+    assert r.code == 1 and r.stdout == "" and "Traceback" not in r.stderr
