@@ -535,12 +535,16 @@ def first_error_lines(lines: Sequence[str], limit: int = 12) -> list[str]:
         tail = [ln for ln in lines if ln.strip()]
         return tail[-limit:]
     out: list[str] = []
+    in_command_echo = False
     for ln in lines[start:]:
         if ln.startswith("INFO: Elapsed time") or len(out) >= limit:
             break
         if "linux-sandbox" in ln and re.match(r"^\d+\.\d+: src/main/tools/", ln):
             continue  # sandbox debug chatter of some Bazel builds
-        out.append(ln)
+        if in_command_echo and ln.startswith("  "):
+            continue  # the failed command's own command line (--verbose_failures style): in the log
+        in_command_echo = ln.rstrip().endswith("error executing command")
+        out.append(ln.rstrip())
     return out
 
 

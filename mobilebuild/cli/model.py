@@ -83,8 +83,11 @@ def inspect_cmd(
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
 ) -> None:
     """Format, inputs, outputs, op counts, parameters, and what the app must be told."""
+    from mobilebuild.errors import UserError
     from mobilebuild.graphs.inspect import inspect_model
 
+    if tf_src is not None and not tf_version:
+        raise UserError("--tf-src needs --tf-version", "e.g. --tf-version 1.1 --tf-src ~/tensorflow")
     report = inspect_model(_default_model_if(model), tf_version=tf_version, tf_src=tf_src)
     if console.settings.json:
         console.emit_json(report.to_dict())

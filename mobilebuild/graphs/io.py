@@ -79,11 +79,15 @@ def looks_memmapped(f, size: int) -> bool:
         return False
     f.seek(size - 8)
     (offset,) = struct.unpack("<Q", f.read(8))
-    if offset >= size - 8 or size - 8 - offset > 64 * 1024 * 1024:
-        return False
-    f.seek(offset)
-    directory = f.read(size - 8 - offset)
-    return b"memmapped_package://" in directory
+    if offset < size - 8 and size - 8 - offset <= 64 * 1024 * 1024:
+        f.seek(offset)
+        if b"memmapped_package://" in f.read(size - 8 - offset):
+            return True
+    # A damaged trailer or directory: the region names still sit near the end of the file, so
+    # call it memmapped and let the package reader say what is broken (not "not a GraphDef").
+    tail = min(size, 1 << 20)
+    f.seek(size - tail)
+    return b"memmapped_package://" in f.read(tail)
 
 
 def parse_graph_def(data: bytes, source: str = "model"):

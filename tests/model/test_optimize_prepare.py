@@ -237,3 +237,22 @@ def test_constant_folding_keeps_multi_output_ops_correct(tmp_path):
     assert "Split" not in _ops(res.graph_def)
     x = np.random.default_rng(1).normal(0, 1, (2, 6, 6, 3)).astype(np.float32)
     assert_close(run_graph(res.graph_def, {"input": x}, "out"), run_graph(gd, {"input": x}, "out"))
+
+
+@pytest.mark.parametrize("mode", [None, "weights"])
+def test_prepare_retrain_optimized_quantized_is_idempotent(mode, retrain, tmp_path):
+    from mobilebuild.graphs import io, runtime_ops
+    from mobilebuild.graphs.prepare import prepare_for_app
+
+    out = tmp_path / "app.pb"
+    p = prepare_for_app(retrain.path, out, tf_version="1.0", optimize=True, quantize=mode)
+    assert p.notes[0].startswith("cut the graph at 'Mul'")
+    graph = io.load_graph_def(out)
+    assert runtime_ops.check_graph(graph, runtime_ops.load_opset("1.0")) == []
+    assert "DecodeJpeg" not in _ops(graph)
+    if mode is None:
+        x = retrain.sample_input()
+        assert_close(run_graph(graph, {"Mul": x}, "final_result"), run_graph(retrain.graph_def, {"Mul": x}, "final_result"))
+    mtime = out.stat().st_mtime_ns
+    again = prepare_for_app(retrain.path, out, tf_version="1.0", optimize=True, quantize=mode)
+    assert again == p and out.stat().st_mtime_ns == mtime
