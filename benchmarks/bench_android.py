@@ -8,13 +8,14 @@
      fragment (unchanged: nothing rewritten) and running mobilebuild.bazel.build() (streaming,
      log file, summary parsing) — i.e. everything `mobilebuild android --no-install` adds around
      Bazel in its build step. Target: <= 1 s more than bare Bazel.
-   The full `mobilebuild android` flow (tree, model, patch steps) is the tree helper's; it runs
-   this same build path. Pass --full-flow to time it too when it can run here (it needs a Bazel
-   with Android rules for the WORKSPACE it writes, e.g. $MOBILEBUILD_TEST_BAZEL2).
+   With --full-flow also the whole `mobilebuild android --no-install` re-run (tree, model,
+   patch, build, APK steps) against bare Bazel; it needs a Bazel with Android rules for the
+   WORKSPACE the flow writes (Bazel 2.1.0: $MOBILEBUILD_TEST_BAZEL2), a fake SDK/NDK layout
+   suffices because the genrule target never evaluates them.
 2. Remote cache: nginx as the HTTP cache; build in output base A (uploads), then in a fresh
    output base B: share of executed actions that were remote cache hits. Target: 100 %.
 
-Run: python benchmarks/bench_android.py [--runs N] [--json]
+Run: python benchmarks/bench_android.py [--runs N] [--full-flow] [--json]
 Uses Debian's /usr/bin/bazel (or --bazel PATH); every Bazel server is shut down at the end.
 """
 

@@ -72,6 +72,7 @@ class Context:
     model: Any = None
     patch: Any = None
     device: Any = None
+    bazel: Any = None
     apk: Any = None
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -84,26 +85,26 @@ class Step:
 
 
 def plan(opts: AndroidOptions) -> list[Step]:
+    """The steps in order. Everything that can fail for reasons other than the build itself
+    (tree, SDK/NDK, Bazel, device, model) is checked before the tree is patched."""
+    build = not opts.generate_only
+    install = build and not opts.no_install
     steps = [
         Step("source", "TensorFlow source tree and version profile", _step_source),
         Step("files", "the files to patch look as the profile expects", _step_files),
         Step("toolchain", "Android SDK / NDK and the WORKSPACE block", _step_toolchain),
+    ]
+    if build:
+        steps.append(Step("bazel", "the Bazel to build with", _step_bazel))
+    if install:
+        steps.append(Step("device", "the device to install on", _step_device))
+    steps += [
         Step("model", "model and labels prepared for the tree's runtime", _step_model),
         Step("patch", "WORKSPACE, ClassifierActivity constants, assets", _step_patch),
     ]
-    if not opts.generate_only:
-        steps.extend(build_steps(opts))
-    return steps
-
-
-def build_steps(opts: AndroidOptions) -> list[Step]:
-    """build -> locate APK -> install -> launch (mobilebuild.bazel / mobilebuild.adb); the device
-    is chosen before the build so a missing phone is reported in seconds."""
-    steps = []
-    if not opts.no_install:
-        steps.append(Step("device", "the device to install on", _step_device))
-    steps += [Step("build", "bazel build of the demo", _step_build), Step("apk", "locate the APK", _step_apk)]
-    if not opts.no_install:
+    if build:
+        steps += [Step("build", "bazel build of the demo", _step_build), Step("apk", "locate the APK", _step_apk)]
+    if install:
         steps.append(Step("install", "install on the device", _step_install))
         if not opts.no_launch:
             steps.append(Step("launch", "start the classifier activity", _step_launch))
@@ -408,6 +409,14 @@ def _step_device(ctx: Context) -> None:
     console.info(f"device {device.describe()}")
 
 
+def _step_bazel(ctx: Context) -> None:
+    from mobilebuild import bazel
+
+    o = ctx.opts
+    ctx.bazel = bazel.resolve_bazel(ctx.tree.profile, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
+    console.detail(f"bazel {ctx.bazel.path} ({ctx.bazel.version_text}, via {ctx.bazel.via})")
+
+
 def _step_build(ctx: Context) -> None:
     from mobilebuild import bazel, runner
     from mobilebuild.patching import Originals
@@ -415,7 +424,7 @@ def _step_build(ctx: Context) -> None:
     o = ctx.opts
     tree = ctx.tree
     p = tree.profile
-    bz = bazel.resolve_bazel(p, bazel_path=o.bazel, tree=tree.root, allow_any_version=o.allow_any_bazel)
+    bz = ctx.bazel
     flags = ["-c", o.compilation_mode, *(p.get("android.bazel_flags") or []), *bazel.cpu_flags(p, o.cpu), *o.bazel_args]
     cache, executor, headers = _remote_settings(o)
     rc = None

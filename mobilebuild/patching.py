@@ -96,6 +96,21 @@ class Originals:
                 self.state["dirs"].append(d)
         self._save()
 
+    def note_written(self, written: dict[str, bytes]) -> None:
+        """Remember a digest of what we wrote, so restore can tell later hand edits apart."""
+        for rel, data in written.items():
+            if rel in self.state["files"]:
+                self.state["files"][rel]["written"] = hashlib.sha256(data).hexdigest()
+        self._save()
+
+    def edited_since(self, rel: str) -> bool:
+        """True when the file differs from what mobilebuild last wrote there."""
+        info = self.state["files"].get(rel, {})
+        path = self.root / rel
+        if "written" not in info or not path.is_file():
+            return False
+        return _sha256_file(path) != info["written"]
+
     def forget(self, rel: str) -> None:
         """A created file we removed again: nothing left to restore for it."""
         info = self.state["files"].get(rel)
@@ -114,13 +129,23 @@ class RestoreResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-def restore_tree(root: Path, *, dry_run: bool = False) -> RestoreResult:
-    """Put back every file mobilebuild changed in ``root`` and remove what it added."""
+def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> RestoreResult:
+    """Put back every file mobilebuild changed in ``root`` and remove what it added.
+
+    Files edited by hand after mobilebuild wrote them are not silently thrown away: restore
+    refuses (nothing changed) unless ``force``."""
     store = Originals(root)
     if not store.exists():
         raise PatchError(
             f"nothing to restore in {root}: mobilebuild has not patched this tree ({STATE_DIR}/ is absent)",
             "restore works on a tree patched by `mobilebuild android/ios/workspace`; for other changes use git",
+        )
+    edited = [rel for rel in sorted(store.state["files"]) if store.edited_since(rel)]
+    if edited and not force:
+        raise PatchError(
+            f"{', '.join(edited)} changed after mobilebuild wrote {'it' if len(edited) == 1 else 'them'}: "
+            "restoring would throw those edits away",
+            "save what you need, then run `mobilebuild restore --force`",
         )
     result = RestoreResult()
     for rel, info in sorted(store.state["files"].items()):
@@ -326,6 +351,7 @@ class PatchSet:
         if self.keep_originals:
             for rel in result.removed:
                 store.forget(rel)
+            store.note_written({c.rel: c.data() for c in pending if c.kind == "edit"})
         return result
 
     def _missing_dirs(self, writes: list[Change]) -> list[str]:
@@ -390,6 +416,14 @@ class PatchSet:
         for _, backup in done:
             if backup and os.path.exists(backup):
                 os.unlink(backup)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _same(path: Path, c: Change) -> bool:

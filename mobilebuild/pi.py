@@ -336,9 +336,17 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
     files = [Path(p) for p in (opts.model, opts.labels) if p is not None]
     commands: list[tuple[str, list[str]]] = []
     if files:
-        commands.append(("mkdir", ssh_argv(opts, f"mkdir -p {shlex.quote(data_dir)}")))
-        commands.append(("copy", scp_argv(opts, files, data_dir)))
         result["copied"] = [f"{opts.host}:{data_dir}/{f.name}" for f in files]
+        if opts.dry_run:
+            commands.append(("mkdir", ssh_argv(opts, f"mkdir -p {shlex.quote(data_dir)}")))
+            commands.append(("copy", scp_argv(opts, files, data_dir)))
+        else:
+            changed = _files_to_copy(opts, files, data_dir)
+            if changed:
+                commands.append(("copy", scp_argv(opts, changed, data_dir)))
+            else:
+                console.info(f"pi: model and labels on {opts.host} are unchanged")
+                result["steps"].append({"name": "copy", "status": "skipped"})
     for step in steps:
         commands.append((step.name, ssh_argv(opts, remote_command(step, remote_dir))))
     if any(s.name == "deps" for s in steps):
@@ -354,6 +362,30 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
         console.info(f"pi: {name} on {opts.host}")
         seconds = _stream(argv, None, log, name, remote=True)
         result["steps"].append({"name": name, "status": "ran", "argv": argv, "seconds": seconds})
+
+
+def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Path]:
+    """Create the data dir on the Pi and return the files whose sha256 differs there (so a
+    re-run copies nothing and leaves the Pi's files untouched)."""
+    import hashlib
+
+    names = " ".join(shlex.quote(f.name) for f in files)
+    probe = f"mkdir -p {shlex.quote(data_dir)} && cd {shlex.quote(data_dir)} && {{ sha256sum -- {names} 2>/dev/null || true; }}"
+    res = runner.run(ssh_argv(opts, probe), check=False, timeout=120)
+    if res.returncode == 255:
+        raise CommandError(
+            res.argv, res.returncode, res.output,
+            message=f"ssh to the Pi failed: {_last_line(res.output)}",
+            hint="check --host/--port and that your key is authorised on the Pi (ssh-copy-id); mobilebuild never asks for passwords",
+        )
+    if res.returncode != 0:
+        raise CommandError(res.argv, res.returncode, res.output, message=f"cannot create {data_dir} on {opts.host}")
+    remote = {}
+    for line in res.stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            remote[parts[1].lstrip("*").strip()] = parts[0]
+    return [f for f in files if remote.get(f.name) != hashlib.sha256(f.read_bytes()).hexdigest()]
 
 
 def _stream(argv: list[str], cwd: Path | None, log: Path, name: str, *, remote: bool = False) -> float:

@@ -139,6 +139,7 @@ def restore_cmd(
     tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help="Or the cached clone of this repository ..."),
     tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help="... at this ref."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be restored or removed."),
+    force: bool = typer.Option(False, "--force", help="Restore even files edited by hand since mobilebuild wrote them."),
 ) -> None:
     """Put a patched tree back exactly as it was before mobilebuild changed it."""
     from pathlib import Path
@@ -159,7 +160,7 @@ def restore_cmd(
     else:
         raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
     with tree_lock(root.resolve()):
-        res = restore_tree(root.resolve(), dry_run=dry_run)
+        res = restore_tree(root.resolve(), dry_run=dry_run, force=force)
     verb = "would " if dry_run else ""
     for rel in res.restored:
         console.info(f"{verb}restore {rel}")

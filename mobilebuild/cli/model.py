@@ -245,8 +245,11 @@ def check_cmd(
     if not problems:
         console.success(f"{path} loads in the TF {opset.tag} runtime ({len(graph_def.node)} nodes checked)")
         return
+    # Grouped (one line per distinct problem, with the nodes); every node with --verbose / --json.
+    for line in runtime_ops.summarize(problems):
+        _say(line)
     for p in problems:
-        _say(f"{p.kind:13} {p}")
+        console.detail(f"  {p.kind:13} {p}")
     fixable = sum(1 for p in problems if p.kind in (runtime_ops.UNKNOWN_ATTR, runtime_ops.UNKNOWN_OP))
     raise ModelError(
         f"{path} would not load in the TF {opset.tag} runtime: {len(problems)} problem(s) in "

@@ -242,10 +242,10 @@ def _affine_step(node, data_input: str, nodes: dict) -> tuple[float, float] | No
     if len(ins) != 2 or data_input not in ins:
         return None
     other = ins[1] if ins[0] == data_input else ins[0]
-    const = gn.resolve_const(nodes, other)
-    if const is None:
+    value = gn.const_array(nodes, other)
+    if value is None:
         return None
-    value = gn.const_value(const).astype("float64").reshape(-1)
+    value = value.astype("float64").reshape(-1)
     if value.size == 0 or (value.max() - value.min()) > 1e-6 * max(1.0, abs(value.max())):
         return None  # per-channel normalisation cannot be told to the app as one mean/std
     c = float(value[0])
@@ -262,9 +262,10 @@ def _affine_step(node, data_input: str, nodes: dict) -> tuple[float, float] | No
 
 
 def _nice(x: float) -> float:
-    """128.00000001 -> 128.0: constants like 1/128 stored as float32 should read back cleanly."""
+    """128.00000001 -> 128.0, 127.499992 -> 127.5: constants like 1/127.5 stored as float32
+    should read back as the values the model was trained with."""
     r = round(x)
-    return float(r) if abs(x - r) < 1e-4 * max(1.0, abs(x)) else round(float(x), 6)
+    return float(r) if abs(x - r) < 1e-4 * max(1.0, abs(x)) else float(f"{x:.6g}")
 
 
 def _fmt(x) -> str:

@@ -75,6 +75,29 @@ def resolve_const(nodes: dict, name: str):
     return node if node is not None and node.op == "Const" else None
 
 
+def const_array(nodes: dict, name: str):
+    """The numpy value behind ``name`` when it is a Const seen through Identity / Cast nodes
+    (Keras 3 casts its scalar constants), else None."""
+    import numpy as np
+
+    node = nodes.get(base_name(name))
+    casts = []
+    for _ in range(16):
+        if node is None or node.op not in ("Identity", "Cast"):
+            break
+        if node.op == "Cast":
+            casts.append(node.attr["DstT"].type)
+        node = nodes.get(base_name(node.input[0])) if node.input else None
+    if node is None or node.op != "Const":
+        return None
+    value = const_value(node)
+    if casts:
+        import tensorflow as tf
+
+        value = np.asarray(value).astype(tf.as_dtype(casts[0]).as_numpy_dtype)
+    return value
+
+
 def const_tensor_info(node) -> tuple[str, int, int]:
     """(dtype name, element count, bytes) of a Const or ImmutableConst node."""
     import numpy as np
@@ -99,14 +122,22 @@ def const_tensor_info(node) -> tuple[str, int, int]:
 
 def import_graph(graph_def):
     """A tf.Graph holding ``graph_def``. Imports a copy: import_graph_def adds every default attr
-    to the GraphDef it is given, which would put attrs old runtimes reject back into our graphs."""
+    to the GraphDef it is given, which would put attrs old runtimes reject back into our graphs.
+    ModelError when today's TensorFlow cannot load the graph (unknown or removed ops)."""
     import tensorflow as tf
 
     copy = tf.compat.v1.GraphDef()
     copy.CopyFrom(graph_def)
     graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(copy, name="")
+    try:
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(copy, name="")
+    except (ValueError, TypeError, KeyError, NotImplementedError, tf.errors.OpError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"TensorFlow {tf.__version__} cannot load this graph: {first}",
+            "custom or long-removed ops cannot run here; `mobilebuild model check` still lists them",
+        ) from exc
     return graph
 
 
@@ -116,7 +147,7 @@ def tensor_specs(graph_def) -> dict[str, tuple[list[int | None] | None, str]]:
     specs: dict[str, tuple[list[int | None] | None, str]] = {}
     try:
         graph = import_graph(graph_def)
-    except Exception:
+    except ModelError:
         return specs
     for op in graph.get_operations():
         if op.outputs:

@@ -94,13 +94,24 @@ def load_opset(tf_version: str, tf_src: Path | str | None = None) -> OpSet:
     tag = _tag_for(tf_version)
     if tf_src is not None:
         return derive_opset(Path(tf_src), tag)
-    path = OPS_DIR / f"{tag}.opdefs.json"
+    path = _bundled_path(tf_version) or OPS_DIR / f"{tag}.opdefs.json"
     if not path.is_file():
         raise UserError(
             f"no op set bundled for TensorFlow {tf_version} (have: {', '.join(bundled_tags())})",
             "pass --tf-src PATH_TO_TF_TREE to derive it from the tree, or pick a bundled version",
         )
     return _load_bundled(str(path))
+
+
+def _bundled_path(tf_version: str) -> Path | None:
+    """The op set the version profile names (toolchains/*.toml ``family.runtime_ops``)."""
+    from mobilebuild.profiles import load_profile
+
+    try:
+        name = load_profile(tf_version).runtime_ops_name()
+    except UserError:  # no profile covers this version: the caller explains what exists
+        return None
+    return TOOLCHAINS_DIR / f"{name}.opdefs.json" if name else None
 
 
 @lru_cache(maxsize=None)
@@ -256,16 +267,17 @@ SAFE_TO_DROP: dict[str, tuple] = {
     "half_pixel_centers": (_eq(False), "the old op samples at pixel corners (half_pixel_centers=false)"),
     "Truncate": (_eq(False), "the old Cast rounds as Truncate=false"),
     "narrow_range": (_eq(False), "the old op uses the full quantized range (narrow_range=false)"),
-    "axis": (_eq(-1), "the old op quantizes per tensor (axis=-1)"),
     "ensure_minimum_range": (_close(0.01), "the old op widens the range by 1% (ensure_minimum_range=0.01)"),
     "round_mode": (_eq("HALF_AWAY_FROM_ZERO"), "the old op rounds half away from zero"),
     "exponential_avg_factor": (_close(1.0), "the old op has no running-average factor (1.0)"),
     "incompatible_shape_error": (_eq(True), "the old op errors on incompatible shapes"),
     "output_type": (_eq("DT_INT64"), "the old op outputs int64"),
 }
-# Per-op overrides (dtype is a generic name, only Dequantize's is safe to drop when float).
+# Per-op rules for generic attr names (only these ops' dtype / axis are known to be safe).
 SAFE_TO_DROP_FOR_OP: dict[tuple[str, str], tuple] = {
     ("Dequantize", "dtype"): (_eq("DT_FLOAT"), "the old Dequantize outputs float"),
+    ("Dequantize", "axis"): (_eq(-1), "the old op quantizes per tensor (axis=-1)"),
+    ("QuantizeV2", "axis"): (_eq(-1), "the old op quantizes per tensor (axis=-1)"),
 }
 # Attr values the old op exists with but cannot honour.
 REFUSED_VALUES: dict[str, tuple] = {

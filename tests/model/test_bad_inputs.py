@@ -117,3 +117,37 @@ def test_model_help_does_not_import_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and "noTF" in proc.stderr
     assert "inspect" in proc.stdout and "downgrade" in proc.stdout and "compare" in proc.stdout
+
+
+def test_graph_with_an_op_todays_tf_lacks(small, cli, tmp_path):
+    """A custom op: inspect and check still work, optimize keeps it, running it is a clear error."""
+    import tensorflow as tf
+
+    g = small("plain")
+    gd = tf.compat.v1.GraphDef()
+    gd.CopyFrom(g.graph_def)
+    softmax = next(n for n in gd.node if n.name == "out")
+    custom = gd.node.add(name="custom", op="MyVendorOp", input=list(softmax.input))
+    custom.attr["T"].type = tf.float32.as_datatype_enum
+    softmax.input[0] = "custom"
+    path = tmp_path / "custom.pb"
+    path.write_bytes(gd.SerializeToString())
+    r = cli("--json", "model", "inspect", path, "--tf-version", "1.1")
+    assert r.code == 0, r.output
+    import json
+
+    data = json.loads(r.stdout)
+    assert "MyVendorOp" in data["runtime"]["missing_ops"]
+    assert data["app"]["output_name"] == "out"
+    out = tmp_path / "opt.pb"
+    assert cli("model", "optimize", path, "-o", out).code == 0
+    from mobilebuild.graphs import io
+
+    assert "MyVendorOp" in {n.op for n in io.load_graph_def(out).node}
+    from mobilebuild import defaults
+
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    line = one_line_error(cli("model", "label", path, "-i", image, "--mean", "0", "--std", "1", "--input-size", "8"))
+    assert "cannot load this graph" in line and "MyVendorOp" in line
+    line = one_line_error(cli("model", "downgrade", path, "-o", tmp_path / "d.pb", "--tf-version", "1.1"))
+    assert "MyVendorOp has no counterpart" in line

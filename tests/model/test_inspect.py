@@ -109,3 +109,31 @@ def test_inspect_tflite(default_graph, tmp_path, cli):
     data = json.loads(r.stdout)
     assert data["format"] == "tflite"
     assert data["app"]["input_size"] == 32 and data["app"]["num_classes"] == 10
+
+
+def test_keras3_rescaling_layer_is_read_as_mean_std(tmp_path):
+    """Keras 3's Rescaling(1/127.5, offset=-1) freezes to Mul + AddV2 with Cast constants:
+    the app feeds the AddV2 with mean/std 127.5/127.5, and that equals feeding raw pixels."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from mobilebuild.graphs.inspect import app_info
+
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inp, x)
+    fn = tf.function(lambda t: model(t, training=False)).get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32, name="image"))
+    gd = convert_variables_to_constants_v2(fn).graph.as_graph_def()
+    app = app_info(gd)
+    assert (app.mean, app.std, app.input_size) == (127.5, 127.5, 16)
+    assert app.input_name.endswith("rescaling_1/add") and app.graph_input == "image"
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
+    raw = run_graph(gd, {"image": pixels}, app.output_name)
+    fed = run_graph(gd, {app.input_name: (pixels - app.mean) / app.std}, app.output_name)
+    assert np.abs(raw - fed).max() < 1e-5

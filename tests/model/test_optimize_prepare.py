@@ -151,7 +151,7 @@ def test_prepare_quantized_fits_every_runtime(mode, default_graph, tmp_path):
     from mobilebuild.graphs.prepare import prepare_for_app
     from mobilebuild.graphs.preprocess import load_batch
 
-    for tag in (TAGS[0], TAGS[-1]):
+    for tag in TAGS:
         out = tmp_path / f"{mode}_{tag}.pb"
         p = prepare_for_app(default_graph.path, out, tf_version=tag, optimize=True, quantize=mode)
         graph = io.load_graph_def(out)
@@ -164,23 +164,26 @@ def test_prepare_quantized_fits_every_runtime(mode, default_graph, tmp_path):
         assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9, (mode, tag)
 
 
-def test_prepare_memmapped_stays_memmapped(keras3, tmp_path):
+@pytest.mark.parametrize("tag", TAGS)
+def test_prepare_memmapped_stays_memmapped(tag, compat_v1, tmp_path):
     from mobilebuild.graphs import io, memmap, runtime_ops
     from mobilebuild.graphs.prepare import prepare_for_app
 
-    # a package written from a TF 2 graph (attrs v1.1 rejects) must come out downgraded
-    k = keras3
+    # a package written from a TF 2 graph (attrs and ops the old runtimes reject) comes out
+    # still memmapped, its GraphDef downgraded, the same tensors memory-mapped
+    g = compat_v1
     src = tmp_path / "src.mmap"
-    memmap.write_package(k.graph_def, src, 64)
+    memmap.write_package(g.graph_def, src, 64)
     out = tmp_path / "app.mmap"
-    p = prepare_for_app(src, out, tf_version="1.1", mean=0, std=1)
-    assert p.memory_mapped
+    p = prepare_for_app(src, out, tf_version=tag, mean=0, std=1)
+    assert p.memory_mapped and any("FusedBatchNormV3 -> FusedBatchNorm" in n for n in p.notes)
     loaded = io.load_model(out)
     assert loaded.format == io.MEMMAPPED
-    assert runtime_ops.check_graph(loaded.graph_def, runtime_ops.load_opset("1.1")) == []
+    assert sorted(loaded.regions) == sorted(io.load_model(src).regions)
+    assert runtime_ops.check_graph(loaded.graph_def, runtime_ops.load_opset(tag)) == []
     plain = memmap.inline_regions(loaded.graph_def, out, loaded.regions)
-    x = k.sample_input()
-    assert_close(run_graph(plain, {"image": x}, k.output_name), run_graph(k.graph_def, {"image": x}, k.output_name))
+    x = g.sample_input()
+    assert_close(run_graph(plain, {"input": x}, g.output_name), run_graph(g.graph_def, {"input": x}, g.output_name))
 
 
 def test_prepare_refuses_tflite_and_same_output(default_graph, tmp_path):
@@ -256,3 +259,13 @@ def test_prepare_retrain_optimized_quantized_is_idempotent(mode, retrain, tmp_pa
     mtime = out.stat().st_mtime_ns
     again = prepare_for_app(retrain.path, out, tf_version="1.0", optimize=True, quantize=mode)
     assert again == p and out.stat().st_mtime_ns == mtime
+
+
+def test_prepare_inception_sized_retrain_graph(tmp_path):
+    """The shape retrain.py gives every Inception v3 model: Mul / 299 / 128 / 128 / final_result."""
+    from helpers.graphs import build_retrain_graph
+    from mobilebuild.graphs.prepare import prepare_for_app
+
+    g = build_retrain_graph(tmp_path, size=299, classes=7, name="inception_like")
+    p = prepare_for_app(g.path, tmp_path / "app.pb", tf_version="v1.4.0")
+    assert (p.input_name, p.input_size, p.mean, p.std, p.output_name, p.num_classes) == ("Mul", 299, 128.0, 128.0, "final_result", 7)

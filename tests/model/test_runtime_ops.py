@@ -262,3 +262,35 @@ def test_check_and_downgrade_memmapped_package(keras3, tmp_path, cli):
     plain = memmap.inline_regions(loaded.graph_def, out, loaded.regions)
     x = keras3.sample_input()
     assert_close(run_graph(plain, {"image": x}, keras3.output_name), run_graph(keras3.graph_def, {"image": x}, keras3.output_name))
+
+
+def test_quantize_ops_of_tf2_downgrade_to_old_attrs(tmp_path):
+    """TF 2's QuantizeV2 / Dequantize carry narrow_range, axis, ensure_minimum_range, round_mode,
+    dtype: dropped at their old-behaviour values, same numbers."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mobilebuild.graphs import runtime_ops
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="input")
+        q = tf.raw_ops.QuantizeV2(input=x, min_range=-2.0, max_range=2.0, T=tf.quint8, mode="MIN_COMBINED", name="q")
+        tf.raw_ops.Dequantize(input=q.output, min_range=q.output_min, max_range=q.output_max, mode="MIN_COMBINED", name="out")
+    gd = graph.as_graph_def()
+    for tag in ("1.0", "1.4"):
+        new, changes = runtime_ops.downgrade_graph(gd, _opset(tag))
+        assert runtime_ops.check_graph(new, _opset(tag)) == []
+        assert any("QuantizeV2: dropped" in c and "narrow_range" in c and "ensure_minimum_range" in c for c in changes)
+        x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+        assert_close(run_graph(new, {"input": x}, "out"), run_graph(gd, {"input": x}, "out"))
+    # a per-channel (axis=1) Dequantize has no old counterpart
+    graph = tf.Graph()
+    with graph.as_default():
+        q = tf.constant(np.arange(8, dtype=np.uint8).reshape(2, 4), dtype=tf.quint8)
+        tf.raw_ops.Dequantize(input=q, min_range=tf.constant([0.0] * 4), max_range=tf.constant([1.0] * 4), mode="SCALED", axis=1, name="out")
+    from mobilebuild.errors import ModelError
+
+    with pytest.raises(ModelError) as exc:
+        runtime_ops.downgrade_graph(graph.as_graph_def(), _opset("1.1"))
+    assert "axis=1" in exc.value.message

@@ -23,9 +23,9 @@ def test_full_plan_dry_run_prints_every_command_and_changes_nothing(cli, tmp_pat
             "--cpu", "arm64-v8a", "-c", "dbg", "--bazel-arg=--jobs=2", "--remote-cache", "http://127.0.0.1:9/cache",
             "--device", "SERIAL1")
     assert r.code == 0, r.stderr
-    assert "plan: source -> files -> toolchain -> model -> patch -> device -> build -> apk -> install -> launch" in r.stderr
+    assert "plan: source -> files -> toolchain -> bazel -> device -> model -> patch -> build -> apk -> install -> launch" in r.stderr
     out = r.stdout
-    order = [out.index(x) for x in ("--- a/WORKSPACE", "devices -l", "write mobilebuild.bazelrc", " build --color=no", "install -r -g", "am start -n")]
+    order = [out.index(x) for x in ("devices -l", "--- a/WORKSPACE", "write mobilebuild.bazelrc", " build --color=no", "install -r -g", "am start -n")]
     assert order == sorted(order)
     assert "-c dbg" in out and "--fat_apk_cpu=arm64-v8a" in out and "--jobs=2" in out
     assert f"--bazelrc={tree.resolve()}/mobilebuild.bazelrc" in out
@@ -90,3 +90,32 @@ def test_build_install_launch_on_a_simulated_device(cli, tmp_path, monkeypatch, 
         device.close()
         server.stop()
         bazelws.shutdown(bazel2, startup, tree)
+
+
+def test_no_device_or_no_bazel_fails_before_the_tree_is_patched(cli, tf_tree, sdk, ndk, tmp_path, monkeypatch):
+    """A missing phone or Bazel is reported before any model work or patch: the tree stays as it was."""
+    from helpers.adbsim import AdbServer
+
+    adb = shutil.which("adb")
+    if not adb:
+        pytest.skip("adb not installed")
+    sdk = make_sdk(tmp_path / "sdk-without-adb", platforms=(23,), build_tools=("25.0.1",), adb=False)  # adb from PATH
+    tree = tf_tree("1.1")
+    before = tree_digest(tree)
+    fake_bazel = tmp_path / "bazel"
+    fake_bazel.write_text("#!/bin/sh\necho 'Build label: 0.4.5'\n")
+    fake_bazel.chmod(0o755)
+    server = AdbServer(adb).start()  # a real adb server with no device attached
+    try:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
+        r = cli("android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--bazel", fake_bazel)
+        one_line_error(r)
+        assert "no Android device connected" in r.stderr
+        assert "model" not in r.stderr  # stopped before any model work
+        assert tree_digest(tree) == before
+    finally:
+        server.stop()
+    r = cli("android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--no-install", "--bazel", tmp_path / "nope")
+    one_line_error(r)
+    assert "--bazel" in r.stderr
+    assert tree_digest(tree) == before

@@ -176,3 +176,18 @@ def test_paths_needing_escapes_render_valid_starlark(cli, tf_tree, tmp_path):
     assert calls["android_sdk_repository"]["path"] == str(odd.resolve())
     assert calls["android_ndk_repository"]["path"] == str(odd_ndk.resolve())
     assert calls["android_ndk_repository"]["api_level"] == 14
+
+
+def test_restore_does_not_silently_discard_later_hand_edits(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.3")
+    before = tree_digest(tree)
+    assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+    ws = tree / "WORKSPACE"
+    ws.write_text(ws.read_text() + "# my edit after mobilebuild\n")
+    edited = tree_digest(tree)
+    r = cli("restore", "--tf-src", tree)
+    one_line_error(r)
+    assert "WORKSPACE changed after mobilebuild wrote it" in r.stderr and "--force" in r.stderr
+    assert tree_digest(tree) == edited
+    assert cli("restore", "--tf-src", tree, "--force").code == 0
+    assert tree_digest(tree) == before
