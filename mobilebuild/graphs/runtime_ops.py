@@ -124,6 +124,13 @@ def _load_bundled(path: str) -> OpSet:
 _REGISTER_OP = re.compile(r'REGISTER_OP\s*\(\s*"(\w+)"\s*\)')
 _ATTR_CALL = re.compile(r'\.Attr\s*\(\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\)')
 _STRING_PART = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# Attr specs built by helper functions in the TF 1.x sources (util/padding.h, tensor_format.h).
+_ATTR_HELPERS = {
+    "GetPaddingAttrString": "padding: {'SAME', 'VALID'}",
+    "GetConvnetDataFormatAttrString": "data_format: {'NHWC', 'NCHW'} = 'NHWC'",
+    "GetConvnet3dDataFormatAttrString": "data_format: {'NDHWC', 'NCDHW'} = 'NDHWC'",
+}
+_ATTR_HELPER_CALL = re.compile(r"\.Attr\s*\(\s*(" + "|".join(_ATTR_HELPERS) + r")\s*\(\s*\)\s*\)")
 # Kernel registrations: REGISTER_KERNEL_BUILDER(Name("Op")...) and the cwise macros
 # REGISTERn(BinaryOp, CPU, "Op", functor, types...).
 _KERNEL_NAME = re.compile(r'Name\s*\(\s*"(\w+)"\s*\)')
@@ -177,8 +184,9 @@ def _parse_op_registrations(text: str) -> dict[str, OpInfo]:
         semi = body.find(";")
         body = body if semi < 0 else body[:semi]
         attrs: dict[str, str | None] = {}
-        for call in _ATTR_CALL.finditer(body):
-            spec = "".join(_STRING_PART.findall(call.group(1)))
+        specs = ["".join(_STRING_PART.findall(call.group(1))) for call in _ATTR_CALL.finditer(body)]
+        specs += [_ATTR_HELPERS[call.group(1)] for call in _ATTR_HELPER_CALL.finditer(body)]
+        for spec in specs:
             name, _, rest = spec.partition(":")
             default = rest.split("=", 1)[1].strip() if "=" in rest else None
             attrs[name.strip()] = default

@@ -97,6 +97,10 @@ def test_opset_derived_from_a_tree(tmp_path):
     assert not opset.ops["DecodeJpeg"].has_kernel
     assert opset.ops["Conv2D"].attrs["use_cudnn_on_gpu"] == "true"
     assert opset.ops["Conv2D"].attrs["strides"] is None
+    # attrs written by helper functions (GetPaddingAttrString() ...) count too
+    assert opset.ops["Conv2D"].attrs["padding"] is None
+    assert opset.ops["Conv2D"].attrs["data_format"] == "'NHWC'"
+    assert set(opset.ops["Conv2D"].attrs) == set(runtime_ops.load_opset("1.1").ops["Conv2D"].attrs)
     assert opset.ops["DecodeJpeg"].attrs == {"channels": "0", "dct_method": "''"}
     assert opset.ops["Add"].attrs == {"T": None}
 
