@@ -376,7 +376,7 @@ def _check_build_options(ctx: Context) -> None:
 
 def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
     """--remote-* flags, else mobilebuild.toml's remote_cache / remote_executor / remote_headers."""
-    from mobilebuild.bazel import _check_header, _check_url, CACHE_SCHEMES, EXECUTOR_SCHEMES
+    from mobilebuild.bazel import check_remote_header, check_remote_url, CACHE_SCHEMES, EXECUTOR_SCHEMES
     from mobilebuild.config import load_config
 
     cfg = load_config() if not (o.remote_cache or o.remote_executor) else {}
@@ -384,11 +384,11 @@ def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[st
     executor = o.remote_executor or cfg.get("remote_executor")
     headers = list(o.remote_headers) or [f"{k}={v}" for k, v in (cfg.get("remote_headers") or {}).items()]
     if cache:
-        _check_url(cache, "--remote-cache", CACHE_SCHEMES)
+        check_remote_url(cache, "--remote-cache", CACHE_SCHEMES)
     if executor:
-        _check_url(executor, "--remote-executor", EXECUTOR_SCHEMES)
+        check_remote_url(executor, "--remote-executor", EXECUTOR_SCHEMES)
     for h in headers:
-        _check_header(h)
+        check_remote_header(h)
     return cache, executor, headers
 
 

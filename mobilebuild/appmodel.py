@@ -102,6 +102,7 @@ def prepare(
     output_name: str | None = None,
     optimize: bool = False,
     quantize: str | None = None,
+    runtime_version: str | None = None,
 ) -> AppModel:
     """Prepare the model for the tree's runtime and check the labels against it.
 
@@ -111,9 +112,12 @@ def prepare(
     costs little more than Bazel's own no-op build.
     """
     model_path, labels_path, is_default = resolve_inputs(model, labels)
+    # The app's TensorFlow runtime is the tree's own unless the profile says the app links
+    # another one (the iOS example of 1.3+ uses the TensorFlow-experimental pod, TF 1.1).
+    runtime = runtime_version or tree.version_text
     # The tree's own kernel list wins (it may have been extended); trees without one (never a
-    # real 1.x checkout) use the op set bundled for their version.
-    own_ops = (tree.root / OP_FILES_LIST).is_file()
+    # real 1.x checkout) and apps running another runtime use the op set bundled for it.
+    own_ops = runtime == tree.version_text and (tree.root / OP_FILES_LIST).is_file()
     args = {
         "input_name": input_name,
         "output_name": output_name,
@@ -123,7 +127,7 @@ def prepare(
         "optimize": optimize,
         "quantize": quantize,
     }
-    key = _cache_key(model_path, tree, own_ops, args)
+    key = _cache_key(model_path, tree, runtime, own_ops, args)
     cached = _load_cached(key, model_path.name)
     if cached is not None:
         info, path = cached
@@ -135,7 +139,7 @@ def prepare(
         prepared = prepare_for_app(
             model_path,
             staging / model_path.name,
-            tf_version=tree.version_text,
+            tf_version=runtime,
             tf_src=tree.root if own_ops else None,
             **args,
         )
@@ -195,11 +199,11 @@ def _graph_code_digest() -> str:
     return h.hexdigest()
 
 
-def _cache_key(model_path: Path, tree, own_ops: bool, args: dict) -> str:
+def _cache_key(model_path: Path, tree, runtime: str, own_ops: bool, args: dict) -> str:
     parts = {
         "model": _file_sha256(model_path),
         "name": model_path.name,
-        "tf_version": tree.version_text,
+        "tf_version": runtime,
         "ops": _file_sha256(tree.root / OP_FILES_LIST) if own_ops else "bundled",
         "code": _graph_code_digest(),
         "args": args,

@@ -262,7 +262,7 @@ def write_bazelrc_fragment(
     ``--remote_cache=URL`` takes http(s) URLs from 0.25 on; 0.10 - 0.24 call the HTTP cache
     ``--remote_http_cache`` (and before 0.15 also need the ``remote`` strategies).
     """
-    headers = [_check_header(h) for h in remote_headers]
+    headers = [check_remote_header(h) for h in remote_headers]
     if not remote_cache and not remote_executor:
         if headers:
             raise UserError(
@@ -272,10 +272,10 @@ def write_bazelrc_fragment(
         return None
     options: list[str] = []
     if remote_cache:
-        url = _check_url(remote_cache, "--remote-cache", CACHE_SCHEMES)
+        url = check_remote_url(remote_cache, "--remote-cache", CACHE_SCHEMES)
         options += _cache_options(url, bazel_version)
     if remote_executor:
-        url = _check_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
+        url = check_remote_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
         if bazel_version is not None and bazel_version < MODERN_REMOTE:
             raise UserError(
                 f"--remote-executor needs Bazel {version_str(MODERN_REMOTE)} or newer (this is {version_str(bazel_version)})",
@@ -321,7 +321,7 @@ def _cache_options(url: str, version: tuple[int, ...] | None) -> list[str]:
     return options
 
 
-def _check_url(url: str, option: str, schemes: Sequence[str]) -> str:
+def check_remote_url(url: str, option: str, schemes: Sequence[str]) -> str:
     url = url.strip()
     parsed = urlparse(url)
     bad_chars = any(c.isspace() or c in "\"'\\" for c in url)
@@ -334,7 +334,7 @@ def _check_url(url: str, option: str, schemes: Sequence[str]) -> str:
     return url
 
 
-def _check_header(header: str) -> str:
+def check_remote_header(header: str) -> str:
     key, sep, value = header.partition("=")
     if not sep or not key.strip() or any(c.isspace() for c in key) or "\n" in value or "\r" in value:
         raise UserError(

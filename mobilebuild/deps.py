@@ -182,6 +182,29 @@ def makefile_settings(profile) -> dict[str, Any]:
     return mk
 
 
+# Bazel mirrors of TF's era; v1.4's workspace.bzl lists some archives only under a mirror
+# (the original is commented out, which the parser never sees).
+BAZEL_MIRROR_PREFIXES = (
+    "https://mirror.bazel.build/",
+    "http://mirror.bazel.build/",
+    "http://bazel-mirror.storage.googleapis.com/",
+    "https://bazel-mirror.storage.googleapis.com/",
+)
+
+
+def with_original_urls(urls) -> tuple[str, ...]:
+    """The URLs as listed, then the original host behind each Bazel-mirror URL (the mirrors
+    are dying; the sha256 keeps any source honest)."""
+    out = list(urls)
+    for url in urls:
+        for prefix in BAZEL_MIRROR_PREFIXES:
+            if url.startswith(prefix):
+                original = "https://" + url[len(prefix):]
+                if original not in out:
+                    out.append(original)
+    return tuple(out)
+
+
 def plan_deps(tf_src: Path, profile) -> list[DepPlan]:
     mk = makefile_settings(profile)
     bzl_path = tf_src / mk.get("workspace_bzl", "tensorflow/workspace.bzl")
@@ -220,7 +243,7 @@ def plan_deps(tf_src: Path, profile) -> list[DepPlan]:
                 f"{bzl_path.name}:{arc.line}: {arc.name or name} has no sha256",
                 "refusing an unverified download; add the sha256 to workspace.bzl or the profile",
             )
-        art = Artifact(tuple(arc.urls), sha256=arc.sha256)
+        art = Artifact(with_original_urls(arc.urls), sha256=arc.sha256)
         plans.append(DepPlan(name, art, script_url, f"{bzl_path.name}:{arc.line} ({arc.rule} {arc.name})", arc.strip_prefix, dep_patches))
     return plans
 
@@ -363,43 +386,7 @@ def fetch_deps(tf_src: str | os.PathLike, profile, mirrors: Iterable[str] = (), 
 
 
 def tree_version(tf_src: str | os.PathLike) -> tuple[tuple[int, int, int], str]:
-    """(version, how it was found). Uses mobilebuild.tftree when the tree module offers it."""
-    tf_src = Path(tf_src)
-    try:
-        from mobilebuild import tftree  # written by the tree helper; optional here
-    except ImportError:
-        tftree = None
-    if tftree is not None:
-        for fn_name in ("tree_version", "detect_version", "version_of", "read_version"):
-            fn = getattr(tftree, fn_name, None)
-            if callable(fn):
-                v = fn(tf_src)
-                how = f"mobilebuild.tftree.{fn_name}"
-                if isinstance(v, tuple) and v and isinstance(v[0], tuple):  # (version, how)
-                    v, how = v[0], f"{how} ({v[1]})" if len(v) > 1 else how
-                v = getattr(v, "version", v)
-                if isinstance(v, str):
-                    from mobilebuild.profiles import parse_version
+    """(version, how it was found): version.h, else a vX.Y.Z tag (one rule, in tftree)."""
+    from mobilebuild.tftree import detect_version
 
-                    v = parse_version(v)
-                if isinstance(v, tuple) and len(v) >= 2:
-                    return (tuple(v) + (0, 0))[:3], how  # type: ignore[return-value]
-    return read_version_h(tf_src), "tensorflow/core/public/version.h"
-
-
-def read_version_h(tf_src: Path) -> tuple[int, int, int]:
-    path = tf_src / "tensorflow/core/public/version.h"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UserError(
-            f"not a TensorFlow source tree: {path} not found",
-            "point --tf-src at the root of a TensorFlow checkout (it has tensorflow/core/public/version.h)",
-        ) from exc
-    parts = []
-    for key in ("MAJOR", "MINOR", "PATCH"):
-        m = re.search(rf"#define\s+TF_{key}_VERSION\s+(\d+)", text)
-        if not m:
-            raise UserError(f"{path} has no TF_{key}_VERSION", "is the tree complete? try `git status` in it")
-        parts.append(int(m.group(1)))
-    return tuple(parts)  # type: ignore[return-value]
+    return detect_version(Path(tf_src))

@@ -160,6 +160,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
             output_name=opts.output_name,
             optimize=opts.optimize,
             quantize=opts.quantize,
+            runtime_version=p.get("ios.runtime_version"),
         )
         report_model(m)
         result["model"] = m.as_dict()
@@ -193,23 +194,33 @@ def _apply_out(ps, dry_run: bool) -> dict[str, Any]:
 def next_steps(tree, example: Path, m, *, libs_built: bool = False, copied: bool = False) -> list[str]:
     p = tree.profile
     data = p.require("ios.data_dir")
+    project = p.require("ios.project")
+    pod = p.get("ios.pod")
     lines = [f"next, on a Mac with Xcode {p.get('ios.min_xcode', '')}+:"]
-    n = 1
-    if not libs_built:
-        lines.append(
-            f"  {n}. build the TensorFlow iOS libraries: `mobilebuild ios-libs --tf-src {tree.root}` "
+    steps: list[str] = []
+    if pod:
+        # From 1.3 the example links the prebuilt CocoaPod, not the makefile libraries.
+        steps.append(f"install the {pod} pod: `cd {example} && pod install` (CocoaPods)")
+        if libs_built:
+            steps.append(
+                f"note: the stock project links the {pod} pod, not the libraries just built; "
+                "link those by hand if you want your own build"
+            )
+    elif not libs_built:
+        steps.append(
+            f"build the TensorFlow iOS libraries: `mobilebuild ios-libs --tf-src {tree.root}` "
             f"(they land in {p.get('ios.core_lib')})"
         )
-        n += 1
-    lines.append(f"  {n}. open the Xcode project in {example} (camera_example.xcodeproj)")
+    steps.append(f"open {example / project} in Xcode")
     if copied:
-        lines.append(
-            f"     this copy's project finds TensorFlow's headers and libraries by paths relative to the "
+        steps.append(
+            "this copy's project finds TensorFlow's headers and libraries by paths relative to the "
             f"example's place in the tree: point its Header/Library Search Paths at {tree.root} if Xcode cannot find them"
         )
-    lines.append(
-        f"  {n + 1}. add {data}/{m.model_asset} and {data}/{m.labels_asset} to the target's Copy Bundle Resources "
+    steps.append(
+        f"add {data}/{m.model_asset} and {data}/{m.labels_asset} to the target's Copy Bundle Resources "
         "if they are not listed there yet"
     )
-    lines.append(f"  {n + 2}. choose your iPhone as the run destination and press Run (the camera example needs a device)")
+    steps.append("choose your iPhone as the run destination and press Run (the camera example needs a device)")
+    lines += [f"  {n}. {text}" for n, text in enumerate(steps, 1)]
     return lines

@@ -57,6 +57,16 @@ def fit_graph_for_runtime(graph_def, app, opset, input_name: str | None = None, 
     return graph_def, changes
 
 
+def _opset_for(tf_version: str, tf_src):
+    """(op set, note lines): from the tree when it has its op list, else the bundled one."""
+    from mobilebuild.graphs import runtime_ops
+
+    if tf_src is not None and not (Path(tf_src) / runtime_ops.OP_FILES_LIST).is_file():
+        opset = runtime_ops.load_opset(tf_version)
+        return opset, [f"{tf_src} has no {runtime_ops.OP_FILES_LIST}: checked against the bundled TF {opset.tag} op set"]
+    return runtime_ops.load_opset(tf_version, tf_src), []
+
+
 def cut_for_app(graph_def, inp: str, out: str):
     """(GraphDef with only what ``out`` needs when ``inp`` is fed, note lines). An inner ``inp``
     (``Mul`` of a retrain.py graph) becomes a Placeholder; the note says what was dropped."""
@@ -86,7 +96,6 @@ def prepare_for_app(
     quantize: str | None = None,
 ) -> PreparedModel:
     from mobilebuild.fsutil import check_output_path
-    from mobilebuild.graphs import runtime_ops
     from mobilebuild.graphs.inspect import app_info
 
     if quantize:
@@ -100,7 +109,7 @@ def prepare_for_app(
             "give the frozen .pb (or its memmapped package)",
         )
     out_p = check_output_path(out_path, model.path)
-    opset = runtime_ops.load_opset(tf_version, tf_src)
+    opset, opset_note = _opset_for(tf_version, tf_src)
     memory_mapped = model.format == io.MEMMAPPED
     graph_def = model.graph_def
     if memory_mapped:
@@ -127,7 +136,7 @@ def prepare_for_app(
         graph_def = quantize_mod.quantize_graph_def(graph_def, quantize, input_names=[inp], output_names=[out])
         notes.append(f"quantized ({quantize}): {before} -> {len(graph_def.SerializeToString())} bytes")
     graph_def, changes = fit_graph_for_runtime(graph_def, app, opset, inp, out)
-    notes += changes
+    notes += changes + opset_note
 
     oshape = (gn.tensor_specs(graph_def).get(out) or (None,))[0]
     num_classes = int(oshape[-1]) if oshape and oshape[-1] else values["num_classes"]

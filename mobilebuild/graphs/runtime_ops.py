@@ -171,6 +171,8 @@ def _derive_cached(src: str, _mtime: int, tag: str) -> OpSet:
 
 
 def _strip_comments(text: str) -> str:
+    """C++ comments and raw doc strings (R"doc(...)doc") hold prose, not registrations."""
+    text = re.sub(r'R"(\w*)\(.*?\)\1"', '""', text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"//[^\n]*", "", text)
 

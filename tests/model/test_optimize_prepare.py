@@ -269,3 +269,21 @@ def test_prepare_inception_sized_retrain_graph(tmp_path):
     g = build_retrain_graph(tmp_path, size=299, classes=7, name="inception_like")
     p = prepare_for_app(g.path, tmp_path / "app.pb", tf_version="v1.4.0")
     assert (p.input_name, p.input_size, p.mean, p.std, p.output_name, p.num_classes) == ("Mul", 299, 128.0, 128.0, "final_result", 7)
+
+
+def test_prepare_with_tf_src(tmp_path, retrain):
+    """A tree with its op list is used; a tree without one falls back to the bundled data, saying so."""
+    from mobilebuild.graphs.prepare import prepare_for_app
+
+    tree = tmp_path / "tf"
+    (tree / "tensorflow/contrib/makefile").mkdir(parents=True)
+    p = prepare_for_app(retrain.path, tmp_path / "a.pb", tf_version="1.2", tf_src=tree)
+    assert any("has no tensorflow/contrib/makefile/tf_op_files.txt" in n for n in p.notes)
+    # the tree's own op set: here one that knows no ops at all, so nothing can load
+    (tree / "tensorflow/contrib/makefile/tf_op_files.txt").write_text("")
+    from mobilebuild.errors import ModelError
+
+    with pytest.raises(ModelError) as exc:
+        prepare_for_app(retrain.path, tmp_path / "b.pb", tf_version="1.2", tf_src=tree)
+    assert "has no counterpart" in exc.value.message
+    assert not (tmp_path / "b.pb").exists()

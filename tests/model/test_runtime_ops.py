@@ -92,7 +92,7 @@ def test_opset_derived_from_a_tree(tmp_path):
     )
     opset = runtime_ops.load_opset("1.1", tf_src=tmp_path)
     assert set(opset.ops) >= {"Conv2D", "DecodeJpeg", "Add"}
-    assert "Commented" not in opset.ops
+    assert "Commented" not in opset.ops and "NotAnOp" not in opset.ops
     assert opset.ops["Conv2D"].has_kernel and opset.ops["Add"].has_kernel
     assert not opset.ops["DecodeJpeg"].has_kernel
     assert opset.ops["Conv2D"].attrs["use_cudnn_on_gpu"] == "true"
