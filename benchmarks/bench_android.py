@@ -45,7 +45,7 @@ FLAGS = ["-c", "opt"]
 
 
 def _nginx_module():
-    spec = importlib.util.spec_from_file_location("_bench_nginx", ROOT / "tests/build/nginx.py")
+    spec = importlib.util.spec_from_file_location("_bench_nginx", ROOT / "tests/bazel_builds/nginx.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
