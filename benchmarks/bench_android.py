@@ -117,12 +117,7 @@ def full_flow(bazel2: str, work: Path, runs: int) -> dict:
     """`mobilebuild android --no-install` re-run (nothing changed) vs bare bazel, with Bazel 2.1
     (the flow writes android_sdk_repository into WORKSPACE, which Debian's Bazel lacks)."""
     ws = bazelws.make_bazel_workspace(work / "flow" / "tensorflow", "1.1")
-    sdk, ndk = work / "flow/sdk", work / "flow/ndk"
-    (sdk / "platforms/android-23").mkdir(parents=True)
-    (sdk / "platforms/android-23/android.jar").write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    (sdk / "build-tools/25.0.1").mkdir(parents=True)
-    ndk.mkdir()
-    (ndk / "source.properties").write_text("Pkg.Desc = Android NDK\nPkg.Revision = 12.1.2977051\n")
+    sdk, ndk = bazelws.make_sdk_ndk(work / "flow")
     model, labels = work / "flow/model.pb", work / "flow/labels.txt"
     subprocess.run([sys.executable, "-c", _MODEL_SCRIPT, str(model)], check=True, capture_output=True)
     labels.write_text("a\nb\nc\n")

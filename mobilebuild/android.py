@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mobilebuild import console
+from mobilebuild.appmodel import ModelOptions
 
 
 @dataclass
-class AndroidOptions:
+class AndroidOptions(ModelOptions):
     tf_src: str | None = None
     tf_repo: str | None = None
     tf_ref: str | None = None
@@ -33,15 +34,6 @@ class AndroidOptions:
     api_level: int | None = None
     build_tools: str | None = None
     ndk_api_level: int | None = None
-    model: str | None = None
-    labels: str | None = None
-    input_size: int | None = None
-    mean: float | None = None
-    std: float | None = None
-    input_name: str | None = None
-    output_name: str | None = None
-    optimize: bool = False
-    quantize: str | None = None
     generate_only: bool = False
     dry_run: bool = False
     # Build / deploy (issue 5); used by build_steps().
@@ -120,7 +112,7 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging:
         ctx = Context(opts=opts, staging=Path(staging))
         timings: dict[str, float] = {}
-        ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings}
+        ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings, "apk": None, "device": None}
         if opts.dry_run:
             console.info("plan: " + " -> ".join(step.name for step in plan(opts)) + " (dry run: nothing is written or run)")
         with ExitStack() as stack:
@@ -166,7 +158,10 @@ def check_constants(tree, section: str, rel: str) -> None:
 
 def check_model_options(o) -> None:
     """Option values that are wrong whatever the model is: refused before any model work."""
+    from mobilebuild.appmodel import resolve_inputs
     from mobilebuild.errors import UserError
+
+    resolve_inputs(o.model, o.labels)  # --model without --labels, missing files, reserved names
 
     if o.quantize:
         from mobilebuild.graphs.quantize import check_mode  # no TensorFlow at import
@@ -211,8 +206,7 @@ def _step_files(ctx: Context) -> None:
     if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
         declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
                          literal_template=p.require("android.literal_template"), file_label=p.require("android.activity"))
-    if not ctx.opts.generate_only:
-        _check_build_options(ctx)
+    _check_build_options(ctx)
 
 
 def _step_toolchain(ctx: Context) -> None:
@@ -245,20 +239,7 @@ def report_toolchain(ws) -> None:
 def _step_model(ctx: Context) -> None:
     from mobilebuild import appmodel
 
-    o = ctx.opts
-    m = appmodel.prepare(
-        ctx.tree,
-        ctx.staging,
-        model=o.model,
-        labels=o.labels,
-        input_size=o.input_size,
-        mean=o.mean,
-        std=o.std,
-        input_name=o.input_name,
-        output_name=o.output_name,
-        optimize=o.optimize,
-        quantize=o.quantize,
-    )
+    m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts)
     if m.memory_mapped:
         from mobilebuild.errors import ModelError
 
@@ -344,8 +325,17 @@ def _step_patch(ctx: Context) -> None:
     ctx.patch = ps
     ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)
     if ctx.opts.generate_only and not ctx.opts.dry_run:
+        import shlex
+
+        from mobilebuild.bazel import cpu_flags
+
+        # The same flags the build step passes: without them the demo may not compile.
         p = ctx.tree.profile
-        console.info(f"next: cd {ctx.tree.root} && bazel build -c opt {p.require('android.bazel_target')}")
+        o = ctx.opts
+        argv = ["bazel", "build", "-c", o.compilation_mode, *(p.get("android.bazel_flags") or []),
+                *cpu_flags(p, o.cpu), p.require("android.bazel_target")]
+        console.info(f"next: cd {shlex.quote(str(ctx.tree.root))} && {shlex.join(argv)} "
+                     "(or run without --generate-only to build, install and launch)")
 
 
 # ---- build / deploy (issue 5) ------------------------------------------------------------------
@@ -371,24 +361,20 @@ def _check_build_options(ctx: Context) -> None:
     if o.compilation_mode not in ("opt", "dbg", "fastbuild"):
         raise UserError(f"-c {o.compilation_mode} is not a Bazel compilation mode", "use -c opt, -c dbg or -c fastbuild")
     bazel.cpu_flags(ctx.tree.profile, o.cpu)
-    _remote_settings(o)  # URL / header syntax
+    if not o.generate_only:  # --generate-only uses -c and --cpu only in the printed bazel command
+        _remote_settings(o)
 
 
 def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
     """--remote-* flags, else mobilebuild.toml's remote_cache / remote_executor / remote_headers."""
-    from mobilebuild.bazel import check_remote_header, check_remote_url, CACHE_SCHEMES, EXECUTOR_SCHEMES
+    from mobilebuild.bazel import remote_options
     from mobilebuild.config import load_config
 
     cfg = load_config() if not (o.remote_cache or o.remote_executor) else {}
     cache = o.remote_cache or cfg.get("remote_cache")
     executor = o.remote_executor or cfg.get("remote_executor")
     headers = list(o.remote_headers) or [f"{k}={v}" for k, v in (cfg.get("remote_headers") or {}).items()]
-    if cache:
-        check_remote_url(cache, "--remote-cache", CACHE_SCHEMES)
-    if executor:
-        check_remote_url(executor, "--remote-executor", EXECUTOR_SCHEMES)
-    for h in headers:
-        check_remote_header(h)
+    remote_options(cache, executor, headers)  # URL / header syntax (flag names: once Bazel is known)
     return cache, executor, headers
 
 
@@ -407,14 +393,38 @@ def _step_device(ctx: Context) -> None:
     ctx.device = device
     ctx.result["device"] = device.to_json()
     console.info(f"device {device.describe()}")
+    if o.cpu is None:
+        _cpu_for_device(ctx, adb_path, device)
+
+
+def _cpu_for_device(ctx: Context, adb_path: str, device) -> None:
+    """Without --cpu, build for a CPU the phone runs: the profile's default when the phone
+    lists it among its ABIs, else the phone's own ABI (an x86 emulator gets an x86 APK instead
+    of an install failing with INSTALL_FAILED_NO_MATCHING_ABIS after the build)."""
+    from mobilebuild import adb
+
+    default = ctx.tree.profile.get("android.default_cpu")
+    info = adb.device_info(adb_path, device.serial)
+    if not default or not info["abilist"] or default in info["abilist"]:
+        return
+    cpu = adb.cpu_for_abi(info["abi"] or "")
+    if cpu and cpu in (ctx.tree.profile.get("android.cpu_flags") or {}):
+        ctx.opts.cpu = cpu
+        ctx.result["cpu"] = cpu
+        console.info(f"building for --cpu {cpu}: {device.describe()} cannot run {default} code ({', '.join(info['abilist'])})")
 
 
 def _step_bazel(ctx: Context) -> None:
     from mobilebuild import bazel
 
     o = ctx.opts
-    ctx.bazel = bazel.resolve_bazel(ctx.tree.profile, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
-    console.detail(f"bazel {ctx.bazel.path} ({ctx.bazel.version_text}, via {ctx.bazel.via})")
+    bz = bazel.resolve_bazel(ctx.tree.profile, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
+    ctx.bazel = bz
+    console.detail(f"bazel {bz.path} ({bz.version_text}, via {bz.via})")
+    # The remote flags this Bazel understands: a setting it cannot use fails before the patch.
+    cache, executor, headers = _remote_settings(o)
+    bazel.remote_options(cache, executor, headers, bazel_version=bz.version)
+    ctx.result["bazel"] = {"path": bz.path, "version": bz.version_text, "via": bz.via, "warnings": list(bz.warnings)}
 
 
 def _step_build(ctx: Context) -> None:
@@ -426,16 +436,23 @@ def _step_build(ctx: Context) -> None:
     p = tree.profile
     bz = ctx.bazel
     flags = ["-c", o.compilation_mode, *(p.get("android.bazel_flags") or []), *bazel.cpu_flags(p, o.cpu), *o.bazel_args]
+    ctx.result["cpu"] = o.cpu or p.get("android.default_cpu")
     cache, executor, headers = _remote_settings(o)
+    options = bazel.remote_options(cache, executor, headers, bazel_version=bz.version)
     rc = None
-    if cache or executor:
+    if options:
         rc_rel = bazel.BAZELRC_NAME
         if o.dry_run:
             rc = tree.root / rc_rel
-            _say(f"write {rc_rel} (remote cache/executor settings for bazel --bazelrc)")
+            if bazel.fragment_is_current(tree.root, options):
+                _say(f"unchanged {rc_rel} (remote cache/executor settings for bazel --bazelrc)")
+            else:
+                _say(f"write {rc_rel} (remote cache/executor settings for bazel --bazelrc):")
+                for option in options:
+                    _say(f"    build {bazel.masked_option(option)}")
         else:
             Originals(tree.root).record([rc_rel], [])  # so `mobilebuild restore` removes it again
-            rc = bazel.write_bazelrc_fragment(tree.root, cache, executor, headers)
+            rc = bazel.write_bazelrc_fragment(tree.root, cache, executor, headers, bazel_version=bz.version)
     target = p.require("android.bazel_target")
     startup = list(o.bazel_startup_args)
     if o.dry_run:
@@ -443,7 +460,7 @@ def _step_build(ctx: Context) -> None:
              + f"  (in {tree.root})")
         return
     result = bazel.build(bz, tree.root, target, flags=flags, bazelrc=rc, startup_flags=startup)
-    ctx.result["build"] = {**result.as_json(), "bazel": bz.path, "bazel_version": bz.version_text}
+    ctx.result["build"] = {**result.as_json(), "argv": result.argv, "bazel": bz.path, "bazel_version": bz.version_text}
     what = "no-op (everything up to date)" if result.no_op else f"{result.actions if result.actions is not None else '?'} actions"
     hits = f", {result.remote_cache_hits} remote cache hits" if result.remote_cache_hits else ""
     console.success(f"bazel build {target}: {what}{hits} in {result.seconds:.1f} s (log: {result.log_path})")
@@ -456,7 +473,7 @@ def _step_apk(ctx: Context) -> None:
     if ctx.opts.dry_run:
         ctx.result["apk"] = str(ctx.tree.root / p.require("android.apk"))
         return
-    apk = bazel.locate_apk(ctx.tree.root, p)
+    apk = bazel.locate_apk(ctx.tree.root, p, ctx.result.get("build", {}).get("outputs", ()))
     ctx.apk = apk
     ctx.result["apk"] = str(apk)
     console.info(f"APK {apk} ({apk.stat().st_size} bytes)")
@@ -490,6 +507,9 @@ def _step_launch(ctx: Context) -> None:
     if res.warning:
         console.warn(res.warning)
     console.success(f"started {comp} on {ctx.device.describe()}")
-    if o.logcat and not console.settings.json:
+    if o.logcat and console.settings.json:
+        # The JSON result goes out when the command ends; a log followed until Ctrl-C would hold it back.
+        console.warn(f"--logcat is not followed with --json; run `mobilebuild devices logcat --device {ctx.device.serial}`")
+    elif o.logcat:
         console.info("following the app's log (Ctrl-C to stop)")
         adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), lambda line: console.info(line))

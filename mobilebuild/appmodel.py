@@ -15,9 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
+from mobilebuild.patching import sha256_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
 OP_FILES_LIST = "tensorflow/contrib/makefile/tf_op_files.txt"
+
+
+@dataclass
+class ModelOptions:
+    """The model options `android` and `ios` share (their options classes extend this)."""
+
+    model: str | None = None
+    labels: str | None = None
+    input_size: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    input_name: str | None = None
+    output_name: str | None = None
+    optimize: bool = False
+    quantize: str | None = None
 
 
 @dataclass
@@ -175,15 +191,25 @@ def prepare(
     return app
 
 
+def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str | None = None) -> AppModel:
+    """``prepare`` with the model options of an ``android``/``ios`` command."""
+    return prepare(
+        tree,
+        staging,
+        model=opts.model,
+        labels=opts.labels,
+        input_size=opts.input_size,
+        mean=opts.mean,
+        std=opts.std,
+        input_name=opts.input_name,
+        output_name=opts.output_name,
+        optimize=opts.optimize,
+        quantize=opts.quantize,
+        runtime_version=runtime_version,
+    )
+
+
 # ---- the cache of prepared models -------------------------------------------------------------
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _graph_code_digest() -> str:
@@ -201,10 +227,10 @@ def _graph_code_digest() -> str:
 
 def _cache_key(model_path: Path, tree, runtime: str, own_ops: bool, args: dict) -> str:
     parts = {
-        "model": _file_sha256(model_path),
+        "model": sha256_file(model_path),
         "name": model_path.name,
         "tf_version": runtime,
-        "ops": _file_sha256(tree.root / OP_FILES_LIST) if own_ops else "bundled",
+        "ops": sha256_file(tree.root / OP_FILES_LIST) if own_ops else "bundled",
         "code": _graph_code_digest(),
         "args": args,
     }
@@ -226,7 +252,7 @@ def _load_cached(key: str, name: str) -> tuple[dict, Path] | None:
         info = json.loads(info_path.read_text())
     except ValueError:
         return None
-    if info.get("sha256") != _file_sha256(model):
+    if info.get("sha256") != sha256_file(model):
         return None  # damaged cache entry: prepare again
     return info, model
 
@@ -239,7 +265,7 @@ def _store_cached(key: str, prepared: Path, info: dict) -> Path:
     target = d / prepared.name
     copy_if_changed(prepared, target)
     # info.json last: an entry without it (interrupted copy) is never used.
-    atomic_write_text(d / "info.json", json.dumps({**info, "sha256": _file_sha256(target)}, indent=1))
+    atomic_write_text(d / "info.json", json.dumps({**info, "sha256": sha256_file(target)}, indent=1))
     return target
 
 

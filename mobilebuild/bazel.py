@@ -62,6 +62,8 @@ class BuildResult:
     processes: dict[str, int] = field(default_factory=dict)  # strategy -> count, from the summary
     warnings: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    # The files Bazel reported for the target ("Target //x:y up-to-date:" lines), as printed.
+    outputs: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {
@@ -72,6 +74,7 @@ class BuildResult:
             "no_op": self.no_op,
             "processes": self.processes,
             "warnings": self.warnings,
+            "outputs": self.outputs,
         }
 
 
@@ -128,7 +131,20 @@ def managed_bazel_path(version: str) -> Path:
 def probe_version(path: str) -> tuple[tuple[int, ...] | None, str]:
     """(version, what the binary reported). ``bazel --version`` is answered by the client
     without starting a server; Bazels older than that flag (0.4/0.5) answer ``--batch version``
-    ("Build label: 0.5.4"), which runs one short-lived server."""
+    ("Build label: 0.5.4"), which starts a JVM each time: so the answer is remembered per
+    binary (path, size, mtime) in the cache dir and a re-run asks nothing."""
+    key, stamp = _probe_key(path)
+    cached = _probe_cache().get(key)
+    if stamp is not None and isinstance(cached, dict) and cached.get("stamp") == stamp:
+        reported = str(cached.get("reported", ""))
+        return _parse_or_none(reported), reported
+    version, reported = _probe(path)
+    if stamp is not None:
+        _remember_probe(key, stamp, reported)
+    return version, reported
+
+
+def _probe(path: str) -> tuple[tuple[int, ...] | None, str]:
     res = runner.run([path, "--version"], check=False, timeout=120)
     m = re.search(r"^bazel\s+(\S+)", res.output, re.M)
     if res.returncode == 0 and m:
@@ -141,6 +157,45 @@ def probe_version(path: str) -> tuple[tuple[int, ...] | None, str]:
         f"{path} does not answer like Bazel (`--version` exited {res.returncode})",
         "check that the path is a Bazel binary; `--bazel PATH` must name the binary itself",
     )
+
+
+_PROBE_CACHE = "bazel-versions.json"
+
+
+def _probe_key(path: str) -> tuple[str, list[int] | None]:
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real, None
+    return real, [st.st_size, st.st_mtime_ns]
+
+
+def _probe_cache() -> dict:
+    import json
+
+    from mobilebuild.paths import cache_dir
+
+    try:
+        data = json.loads((cache_dir() / _PROBE_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_probe(key: str, stamp: list[int], reported: str) -> None:
+    import json
+
+    from mobilebuild.fsutil import write_if_changed
+    from mobilebuild.paths import cache_dir
+
+    data = _probe_cache()
+    data[key] = {"stamp": stamp, "reported": reported}
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        write_if_changed(cache_dir() / _PROBE_CACHE, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # only a speed-up: a read-only cache dir just means asking again next time
 
 
 def _checked(path: str, via: str, profile: Profile, allow_any_version: bool) -> Bazel:
@@ -228,20 +283,101 @@ def cpu_flags(profile: Profile, cpu: str | None) -> list[str]:
     return list(table[cpu])
 
 
-def locate_apk(tree: str | os.PathLike, profile: Profile) -> Path:
-    """The APK Bazel built, where the profile says (``android.apk``, relative to the tree)."""
+def locate_apk(tree: str | os.PathLike, profile: Profile, reported: Sequence[str] = ()) -> Path:
+    """The APK Bazel built: the file of that name Bazel reported for the target (``reported``,
+    from ``BuildResult.outputs``; a ``--symlink_prefix`` moves bazel-bin), else where the profile
+    says (``android.apk``, relative to the tree)."""
     rel = profile.require("android.apk")
+    name = Path(rel).name
+    for out in reported:
+        candidate = Path(tree) / out  # absolute paths stay absolute
+        if candidate.name == name and candidate.is_file():
+            return candidate
     apk = Path(tree) / rel
     if apk.is_file():
         return apk
+    said = f"; Bazel reported: {', '.join(reported)}" if reported else ""
     raise UserError(
-        f"Bazel finished but there is no APK at {apk}",
+        f"Bazel finished but there is no APK at {apk}{said}",
         f"the profile expects {rel} (target {profile.get('android.bazel_target')}); check the tree's "
         "BUILD file and that no --symlink_prefix in your .bazelrc moves bazel-bin",
     )
 
 
 # ---- remote cache / executor -------------------------------------------------------------------
+
+
+def remote_options(
+    remote_cache: str | None = None,
+    remote_executor: str | None = None,
+    remote_headers: Iterable[str] = (),
+    upload_local_results: bool = True,
+    *,
+    bazel_version: tuple[int, ...] | None = None,
+) -> list[str]:
+    """The Bazel flags for the remote settings ([]: nothing to share); bad values raise UserError.
+
+    ``bazel_version`` (the resolved Bazel's, when known) picks the flag names that Bazel knows:
+    ``--remote_cache=URL`` takes http(s) URLs from 0.25 on; 0.10 - 0.24 call the HTTP cache
+    ``--remote_http_cache`` (and before 0.15 also need the ``remote`` strategies). Called before
+    anything is patched, so a setting the Bazel cannot use fails early.
+    """
+    headers = [check_remote_header(h) for h in remote_headers]
+    if not remote_cache and not remote_executor:
+        if headers:
+            raise UserError(
+                "--remote-header given without --remote-cache or --remote-executor",
+                "headers are sent to a remote service: add --remote-cache URL or --remote-executor URL",
+            )
+        return []
+    options: list[str] = []
+    if remote_cache:
+        url = check_remote_url(remote_cache, "--remote-cache", CACHE_SCHEMES)
+        options += _cache_options(url, bazel_version)
+    if remote_executor:
+        url = check_remote_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
+        if bazel_version is not None and bazel_version < MODERN_REMOTE:
+            raise UserError(
+                f"--remote-executor needs Bazel {version_str(MODERN_REMOTE)} or newer (this is {version_str(bazel_version)})",
+                "use a newer Bazel (--bazel PATH --ignore-bazel-version) or give your Bazel's own flags with --bazel-arg",
+            )
+        options.append("--remote_executor=" + _bazelrc_quote(url))
+    options += ["--remote_header=" + _bazelrc_quote(h) for h in headers]
+    options.append(f"--remote_upload_local_results={'true' if upload_local_results else 'false'}")
+    return options
+
+
+def bazelrc_fragment(options: Sequence[str]) -> str:
+    """The text of ``mobilebuild.bazelrc`` for ``options`` (from ``remote_options``)."""
+    from mobilebuild.templating import render
+
+    return render("bazel-mobilebuild.bazelrc", options=list(options))
+
+
+def masked_option(option: str) -> str:
+    """``--remote_header=NAME=VALUE`` with the value hidden (headers often carry tokens)."""
+    if not option.startswith("--remote_header="):
+        return option
+    name = option[len("--remote_header="):].lstrip('"').partition("=")[0]
+    return f"--remote_header={name}=***"
+
+
+def fragment_mode(options: Sequence[str]) -> int:
+    """Headers often carry tokens: then the fragment is readable by its owner only."""
+    return 0o600 if any(o.startswith("--remote_header=") for o in options) else 0o644
+
+
+def fragment_is_current(tree: str | os.PathLike, options: Sequence[str]) -> bool:
+    """True when ``TREE/mobilebuild.bazelrc`` already holds exactly these options (and mode)."""
+    path = Path(tree).resolve() / BAZELRC_NAME
+    try:
+        return (
+            path.is_file()
+            and path.read_text() == bazelrc_fragment(options)
+            and (path.stat().st_mode & 0o777) == fragment_mode(options)
+        )
+    except OSError:
+        return False
 
 
 def write_bazelrc_fragment(
@@ -257,47 +393,18 @@ def write_bazelrc_fragment(
 
     The user's own ``.bazelrc`` is never touched: ``build`` passes the fragment with the
     ``--bazelrc=`` startup option (or a user's .bazelrc can ``try-import`` it). Unchanged content
-    is not rewritten. With headers (often tokens) the file is made readable by its owner only.
-    ``bazel_version`` (the resolved Bazel's, when known) picks the flag names that Bazel knows:
-    ``--remote_cache=URL`` takes http(s) URLs from 0.25 on; 0.10 - 0.24 call the HTTP cache
-    ``--remote_http_cache`` (and before 0.15 also need the ``remote`` strategies).
+    is not rewritten. Flag names follow ``bazel_version`` (see ``remote_options``).
     """
-    headers = [check_remote_header(h) for h in remote_headers]
-    if not remote_cache and not remote_executor:
-        if headers:
-            raise UserError(
-                "--remote-header given without --remote-cache or --remote-executor",
-                "headers are sent to a remote service: add --remote-cache URL or --remote-executor URL",
-            )
+    options = remote_options(
+        remote_cache, remote_executor, remote_headers, upload_local_results, bazel_version=bazel_version
+    )
+    if not options:
         return None
-    options: list[str] = []
-    if remote_cache:
-        url = check_remote_url(remote_cache, "--remote-cache", CACHE_SCHEMES)
-        options += _cache_options(url, bazel_version)
-    if remote_executor:
-        url = check_remote_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
-        if bazel_version is not None and bazel_version < MODERN_REMOTE:
-            raise UserError(
-                f"--remote-executor needs Bazel {version_str(MODERN_REMOTE)} or newer (this is {version_str(bazel_version)})",
-                "use a newer Bazel (--bazel PATH --ignore-bazel-version) or give your Bazel's own flags with --bazel-arg",
-            )
-        options.append("--remote_executor=" + _bazelrc_quote(url))
-    options += ["--remote_header=" + _bazelrc_quote(h) for h in headers]
-    options.append(f"--remote_upload_local_results={'true' if upload_local_results else 'false'}")
-
-    from mobilebuild.templating import render
-
-    text = render("bazel-mobilebuild.bazelrc", options=options)
     path = Path(tree).resolve() / BAZELRC_NAME
-    mode = 0o600 if headers else 0o644
-    try:
-        same = path.is_file() and path.read_text() == text and (path.stat().st_mode & 0o777) == mode
-    except OSError:
-        same = False
-    if not same:
+    if not fragment_is_current(tree, options):
         from mobilebuild.fsutil import atomic_write_text
 
-        atomic_write_text(path, text, mode=mode)
+        atomic_write_text(path, bazelrc_fragment(options), mode=fragment_mode(options))
     return path
 
 
@@ -307,8 +414,15 @@ SPAWN_CACHE_DEFAULT = (0, 15, 0)  # from here remote caching needs no --*strateg
 
 
 def _cache_options(url: str, version: tuple[int, ...] | None) -> list[str]:
-    if version is None or version >= MODERN_REMOTE or urlparse(url).scheme not in ("http", "https"):
+    if version is None or version >= MODERN_REMOTE:
         return ["--remote_cache=" + _bazelrc_quote(url)]
+    if urlparse(url).scheme not in ("http", "https"):
+        # Before 0.25 --remote_cache took HOST:PORT (TLS by another flag), not these URLs.
+        raise UserError(
+            f"Bazel {version_str(version)} does not take a {urlparse(url).scheme}:// URL for its remote cache",
+            "use an http(s):// cache, Bazel 0.25 or newer (--bazel PATH --ignore-bazel-version), or give your "
+            "Bazel's own flags with --bazel-arg",
+        )
     if version < HTTP_CACHE_FLAG:
         raise UserError(
             f"Bazel {version_str(version)} has only experimental remote-cache flags, which mobilebuild does not write",
@@ -355,6 +469,7 @@ def _bazelrc_quote(value: str) -> str:
 
 _PROGRESS = re.compile(r"^\[[\d,]+ / [\d,]+\]\s*(.*)$")
 _PROCESSES = re.compile(r"^INFO: (\d+) process(?:es)?(?:: (.*?))?\.?\s*$")
+_TARGET_DONE = re.compile(r"^Target \S+ up-to-date:\s*$")
 _ACTIONS = re.compile(r"^INFO: Build completed successfully, (\d+) total actions?")
 
 # Failures we can explain better than Bazel does.
@@ -435,6 +550,7 @@ def build(
         processes=summary["processes"],
         warnings=list(watcher.remote_warnings) + list(bazel.warnings),
         argv=argv,
+        outputs=reported_outputs(watcher.lines),
     )
 
 
@@ -463,6 +579,20 @@ def parse_summary(lines: Sequence[str]) -> dict:
     hits = processes.get("remote cache hit", 0)
     no_op = total is not None and total - processes.get("internal", 0) == 0
     return {"actions": actions, "processes": processes, "remote_cache_hits": hits, "no_op": no_op}
+
+
+def reported_outputs(lines: Sequence[str]) -> list[str]:
+    """The files under ``Target //x:y up-to-date:`` (indented, one a line), in Bazel's order."""
+    out: list[str] = []
+    listing = False
+    for line in lines:
+        if _TARGET_DONE.match(line):
+            listing = True
+        elif listing and line.startswith("  ") and line.strip():
+            out.append(line.strip())
+        else:
+            listing = False
+    return out
 
 
 class _OutputWatcher:

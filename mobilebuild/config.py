@@ -8,8 +8,10 @@ and written atomically, and only when its content changes.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -67,7 +69,7 @@ def read_raw(path: Path) -> dict[str, Any]:
             data = tomllib.load(f)
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", f"fix the line named above, or delete {path} and run `mobilebuild setup` again") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
@@ -142,23 +144,12 @@ def toml_value(value: Any) -> str:
 
 
 def _toml_string(text: str) -> str:
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    # JSON's escapes are a subset of TOML's basic-string escapes; TOML also forbids a raw DEL.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _key_name(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else _toml_string(key)
 
 
 def render_config(values: Mapping[str, Any]) -> str:
@@ -169,16 +160,17 @@ def render_config(values: Mapping[str, Any]) -> str:
         if key not in values or values[key] is None:
             continue
         comment = KNOWN_KEYS.get(key, (None, ""))[1]
-        name = key if key.replace("_", "").isalnum() else _toml_string(key)
-        entries.append((name, toml_value(values[key]), comment))
+        entries.append((_key_name(key), toml_value(values[key]), comment))
     return render("config-mobilebuild.toml.j2", entries=entries).rstrip("\n") + "\n"
 
 
 def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
     """Merge ``updates`` into the file at ``path`` (a dir means ``dir/mobilebuild.toml``).
 
-    A value of None removes the key. Written atomically, and only when the content changes:
-    returns True when the file was (re)written.
+    A value of None removes the key. An existing file is edited in place: only the lines of
+    the keys that change are rewritten, so the user's comments, blank lines and other keys
+    stay as they were. A new file is rendered from the template. Written atomically, and only
+    when the content changes: returns True when the file was (re)written.
     """
     from mobilebuild.fsutil import write_if_changed
 
@@ -189,14 +181,125 @@ def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
         raise ConfigError(f"directory does not exist: {path.parent}", "create it first")
     current = read_raw(path)
     merged = dict(current)
+    changes: dict[str, Any] = {}
     for key, value in updates.items():
+        if value is not None:
+            value = [str(v) for v in value] if isinstance(value, (list, tuple)) else (str(value) if isinstance(value, os.PathLike) else value)
+        if merged.get(key) == value:
+            continue
+        changes[key] = value
         if value is None:
             merged.pop(key, None)
         else:
-            merged[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else (str(value) if isinstance(value, os.PathLike) else value)
+            merged[key] = value
     _check_types(path, merged)
-    text = render_config(merged)
+    if not changes and path.is_file():
+        return False
+    text = None
+    existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if existing.strip():
+        text = _edit_in_place(existing, changes)
+        # A layout the line editor cannot handle (e.g. a key inside a [table]) is rendered anew.
+        if text is not None and _loads(text) != merged:
+            text = None
+    if text is None:
+        text = render_config(merged)
     # What we write must read back to exactly what we meant.
-    if tomllib.loads(text) != merged:
+    if _loads(text) != merged:
         raise ConfigError(f"internal: {FILENAME} would not round-trip", "please report it")
     return write_if_changed(path, text)
+
+
+def _loads(text: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+_TABLE_HEADER = re.compile(r"^\s*\[")
+_ASSIGNMENT = re.compile(r"^\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=")
+
+
+def _top_level_statements(lines: list[str]) -> tuple[dict[str, tuple[int, int]], int]:
+    """key -> (first line, last line) of each top-level ``key = value`` (a value may span
+    lines), and the index where the top level ends (the first ``[table]`` header)."""
+    found: dict[str, tuple[int, int]] = {}
+    i = 0
+    while i < len(lines):
+        if _TABLE_HEADER.match(lines[i]):
+            return found, i
+        if _ASSIGNMENT.match(lines[i]):
+            for j in range(i, len(lines)):
+                parsed = _loads("".join(lines[i : j + 1]))
+                if parsed is not None:
+                    if len(parsed) == 1:
+                        found[next(iter(parsed))] = (i, j)
+                    i = j
+                    break
+            else:
+                return found, len(lines)
+        i += 1
+    return found, len(lines)
+
+
+def _trailing_comment(line: str, value: Any) -> str:
+    """The ``# comment`` after a one-line ``key = value`` (empty when there is none)."""
+    for m in re.finditer("#", line):
+        head = _loads(line[: m.start()] + "\n")
+        if head is not None and list(head.values()) == [value]:
+            return "  " + line[m.start():].rstrip("\n")
+    return ""
+
+
+def _edit_in_place(text: str, changes: Mapping[str, Any]) -> str | None:
+    """``text`` with ``changes`` applied line by line; None when it cannot be done that way."""
+    if _loads(text) is None:
+        return None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    found, top_end = _top_level_statements(lines)
+    current = tomllib.loads(text)
+    replacements: dict[int, tuple[int, list[str]]] = {}
+    added: list[str] = []
+    for key, value in changes.items():
+        if key in found:
+            first, last = found[key]
+            if value is None:
+                # The key goes with the comment line this module wrote above it.
+                comment = KNOWN_KEYS.get(key, (None, ""))[1]
+                if comment and first > 0 and lines[first - 1].strip() == f"# {comment}":
+                    first -= 1
+                    if first > 0 and not lines[first - 1].strip():
+                        first -= 1
+                replacements[first] = (last, [])
+            else:
+                comment = _trailing_comment(lines[first], current[key]) if first == last else ""
+                replacements[first] = (last, [f"{_key_name(key)} = {toml_value(value)}{comment}\n"])
+        elif key in current:
+            return None  # defined somewhere the line editor does not touch (a table, dotted key)
+        elif value is not None:
+            comment = KNOWN_KEYS.get(key, (None, ""))[1]
+            added += ["\n", *([f"# {comment}\n"] if comment else []), f"{_key_name(key)} = {toml_value(value)}\n"]
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if i == top_end:
+            if added and out and not out[-1].strip():
+                added = added[1:]  # already separated by a blank line
+            out += added
+            added = []
+            if out and out[-1].strip():
+                out.append("\n")
+        if i in replacements:
+            last, new = replacements[i]
+            out += new
+            i = last + 1
+            continue
+        out.append(lines[i])
+        i += 1
+    if added and out and not out[-1].strip():
+        added = added[1:]
+    out += added
+    return "".join(out)

@@ -24,7 +24,7 @@ PACKAGES = ("typer", "rich", "requests", "jinja2", "GitPython", "numpy", "pillow
 # Which checks each target cannot do without (the others are informational there).
 NEEDED = {
     "android": {"tf-version", "python", "packages", "jdk", "bazel", "android-sdk", "sdk-platform", "sdk-build-tools", "sdk-platform-tools", "android-ndk", "disk"},
-    "ios": {"python", "packages", "xcode", "disk"},
+    "ios": {"python", "packages", "xcode", "make", "disk"},  # the iOS libraries build with make
     "pi": {"python", "packages", "make", "disk"},
     "model": {"python", "packages"},
 }
@@ -147,7 +147,7 @@ def _check_sdk(checks: list[Check], profile, conf: dict, sdk_flag: str | None) -
 
 def _check_ndk(checks: list[Check], profile, conf: dict, sdk: Path | None, ndk_flag: str | None) -> None:
     if profile is None:
-        checks.append(Check("android-ndk", "skipped", "no TF version chosen (pass --tf-ref) to know which NDK"))
+        checks.append(Check("android-ndk", "skipped", "no TF version chosen (pass --tf-ref) to know which NDK", "mobilebuild doctor --tf-ref v1.4.0"))
         return
     found = machine.find_ndk(ndk_flag, conf, sdk, profile)
     rec = profile.require("ndk.recommended")
@@ -164,7 +164,7 @@ def _check_ndk(checks: list[Check], profile, conf: dict, sdk: Path | None, ndk_f
 
 def _check_xcode(checks: list[Check], profile) -> None:
     if sys.platform != "darwin":
-        checks.append(Check("xcode", "skipped", "not macOS (the iOS path needs a Mac)"))
+        checks.append(Check("xcode", "skipped", "not macOS (the iOS path needs a Mac)", "build the iOS app on a Mac with Xcode"))
         return
     x = machine.find_xcode()
     if not x.path:
@@ -237,8 +237,16 @@ def _device_dict(d: Any) -> dict[str, str]:
 def _check_cache(checks: list[Check]) -> None:
     from mobilebuild.downloads import cache_size, downloads_root
 
-    n, size = cache_size()
-    checks.append(Check("cache", "ok", f"{downloads_root()} ({n} files, {size / 1024**2:.1f} MB)"))
+    root = downloads_root()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not (probe.is_dir() and os.access(probe, os.W_OK)):
+        checks.append(Check("cache", "warning", f"{root}: not writable (nothing can be downloaded)", "set MOBILEBUILD_CACHE to a writable directory"))
+        return
+    n, size, partial = cache_size()
+    unfinished = f"; {partial / 1024**2:.1f} MB of unfinished downloads" if partial else ""
+    checks.append(Check("cache", "ok", f"{root} ({n} files, {size / 1024**2:.1f} MB{unfinished})"))
 
 
 def _check_network(checks: list[Check], conf: dict) -> None:
@@ -302,4 +310,8 @@ def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: st
     _check_disk(checks)
     for c in checks:
         c.needed = c.name in NEEDED[target]
+        if c.needed and c.status == "skipped":
+            # A check the target needs but that cannot be done here (Xcode off macOS, an
+            # NDK without a TF version) is not met.
+            c.status = "missing"
     return DoctorReport(target, profile.version_text if profile else None, checks)

@@ -465,24 +465,10 @@ def as_artifact(spec: Artifact | str | Sequence[str], sha256: str | None = None,
     return Artifact(urls=urls, sha256=sha256, sha1=sha1, size=size, name=name)
 
 
-def fetch(
-    spec: Artifact | str | Sequence[str],
-    *,
-    sha256: str | None = None,
-    sha1: str | None = None,
-    size: int | None = None,
-    name: str | None = None,
-    mirrors: Iterable[str] = (),
-    offline: bool = False,
-    allow_unverified: bool = False,
-    use_config_mirrors: bool = True,
-    progress: Any = None,
-) -> Path:
-    """The path of the verified file in the cache, downloading it when needed."""
-    return fetch_with_stats(
-        spec, sha256=sha256, sha1=sha1, size=size, name=name, mirrors=mirrors, offline=offline,
-        allow_unverified=allow_unverified, use_config_mirrors=use_config_mirrors, progress=progress,
-    ).path
+def fetch(spec: Artifact | str | Sequence[str], **options: Any) -> Path:
+    """The path of the verified file in the cache, downloading it when needed (``options``
+    as for ``fetch_with_stats``)."""
+    return fetch_with_stats(spec, **options).path
 
 
 def fetch_with_stats(
@@ -519,7 +505,7 @@ def fetch_with_stats(
             )
     final = cache_path(art)
     part, meta_path = _partial_paths(art)
-    part.parent.mkdir(parents=True, exist_ok=True)
+    _writable_dir(part.parent)
     policy = RetryPolicy.from_env()
     failures: list[tuple[str, str]] = []
     with _file_lock(part.with_suffix(".lock")), _Progress(progress, art) as bar:
@@ -555,6 +541,18 @@ def fetch_with_stats(
             bar.done(final, src)
             return FetchStats(final, src, failures)
     raise _all_failed(art, failures, offline)
+
+
+def _writable_dir(d: Path) -> None:
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not os.access(d, os.W_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot write to the download cache {downloads_root()}: {exc.strerror or exc}",
+            "set MOBILEBUILD_CACHE to a writable directory",
+        ) from exc
 
 
 def _resumable(part: Path, meta_path: Path, src: str) -> bool:
@@ -662,17 +660,22 @@ def fetch_many(
     return [p for p in results if p is not None]
 
 
-def cache_size() -> tuple[int, int]:
-    """(number of files, bytes) in the download cache."""
+def cache_size() -> tuple[int, int, int]:
+    """(verified files, their bytes, bytes of unfinished downloads kept for a resume)."""
     root = downloads_root()
-    count = total = 0
+    count = total = partial = 0
     if root.is_dir():
         for dirpath, _dirs, files in os.walk(root):
+            in_partial = Path(dirpath) == root / "partial"
             for f in files:
                 with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-                    count += 1
-    return count, total
+                    size = os.lstat(os.path.join(dirpath, f)).st_size
+                    if in_partial:
+                        partial += size  # .part bodies, their .json notes and .lock files
+                    else:
+                        total += size
+                        count += 1
+    return count, total, partial
 
 
 def clear_partial() -> None:

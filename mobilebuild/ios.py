@@ -17,23 +17,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mobilebuild import console
+from mobilebuild.appmodel import ModelOptions
 from mobilebuild.errors import UserError
 
 
 @dataclass
-class IosOptions:
+class IosOptions(ModelOptions):
     tf_src: str | None = None
     tf_repo: str | None = None
     tf_ref: str | None = None
-    model: str | None = None
-    labels: str | None = None
-    input_size: int | None = None
-    mean: float | None = None
-    std: float | None = None
-    input_name: str | None = None
-    output_name: str | None = None
-    optimize: bool = False
-    quantize: str | None = None
     out: str | None = None
     dry_run: bool = False
     build: bool = False  # then build the iOS libraries (mobilebuild.ios_build, macOS only)
@@ -148,20 +140,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
         _out_dir(opts.out, tree.path(p.require("ios.camera_dir")).resolve())
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging, tree_lock(tree.root):
-        m = appmodel.prepare(
-            tree,
-            Path(staging),
-            model=opts.model,
-            labels=opts.labels,
-            input_size=opts.input_size,
-            mean=opts.mean,
-            std=opts.std,
-            input_name=opts.input_name,
-            output_name=opts.output_name,
-            optimize=opts.optimize,
-            quantize=opts.quantize,
-            runtime_version=p.get("ios.runtime_version"),
-        )
+        m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))
         report_model(m)
         result["model"] = m.as_dict()
         ps, example = build_patch(tree, m, opts.out)

@@ -109,7 +109,7 @@ class Originals:
         path = self.root / rel
         if "written" not in info or not path.is_file():
             return False
-        return _sha256_file(path) != info["written"]
+        return sha256_file(path) != info["written"]
 
     def forget(self, rel: str) -> None:
         """A created file we removed again: nothing left to restore for it."""
@@ -418,7 +418,8 @@ class PatchSet:
                 os.unlink(backup)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks (models can be hundreds of MB)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

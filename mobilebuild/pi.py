@@ -226,7 +226,7 @@ def run(opts: PiOptions) -> dict[str, Any]:
         "pi_model": opts.pi_model,
         "optflags": optflags(opts.profile, opts.pi_model),
         "tree": opts.remote_dir if mode == "ssh" else str(opts.tree),
-        "log": str(log),
+        "log": None if opts.dry_run else str(log),  # a dry run writes no log
         "copied": [],
         "steps": [],
         "dry_run": opts.dry_run,

@@ -133,8 +133,14 @@ def find_ndk(flag: str | None = None, sdk_path: Path | None = None) -> tuple[Pat
             )
         return p.resolve(), "ANDROID_NDK_HOME"
     cfg = _config_value("ndk")
-    if cfg and Path(cfg).expanduser().is_dir():
-        return Path(cfg).expanduser().resolve(), "mobilebuild.toml"
+    if cfg:
+        p = Path(cfg).expanduser()
+        if not p.is_dir():  # named explicitly, like --ndk: never skipped silently
+            raise ToolchainError(
+                f"Android NDK not found: {p} (from ndk in mobilebuild.toml) is not a directory",
+                "fix ndk in mobilebuild.toml or pass --ndk DIR",
+            )
+        return p.resolve(), "mobilebuild.toml"
     if sdk_path is not None:
         bundle = sdk_path / "ndk-bundle"
         if bundle.is_dir():

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from mobilebuild import config as configmod
 from mobilebuild import console, machine, runner
 from mobilebuild.downloads import Artifact, fetch
-from mobilebuild.errors import ToolchainError, UserError
+from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import load_profile, parse_version, version_str
 
@@ -33,6 +33,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PINS_ENV = "MOBILEBUILD_PINS"
+# The string keys each kind of pin must have (the steps read them).
+PIN_KEYS = {"bazel": ("version", "os", "url"), "ndk": ("revision", "os", "url"), "sdk_tools": ("file", "os", "url", "layout")}
 
 
 @dataclass
@@ -81,11 +83,18 @@ def load_pins(pins_file: str | os.PathLike | None = None) -> dict[str, Any]:
     path = Path(pins_file or os.environ.get(PINS_ENV) or TOOLCHAINS_DIR / "pins.toml")
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            pins = tomllib.load(f)
     except FileNotFoundError as exc:
         raise UserError(f"pins file not found: {path}", f"fix --pins / {PINS_ENV}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"pins file {path} is not valid TOML: {exc}", "fix the line named above") from exc
+    for table, keys in PIN_KEYS.items():
+        entries = pins.get(table, [])
+        for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
+            lacking = [k for k in keys if not isinstance(entry, dict) or not isinstance(entry.get(k), str)]
+            if lacking:
+                raise UserError(f"pins file {path}: [[{table}]] entry {i + 1} lacks {', '.join(lacking)}", f"every [[{table}]] needs: {', '.join(keys)}")
+    return pins
 
 
 def pin_artifact(pin: dict[str, Any], user_sha256: str | None, what: str, flag: str) -> Artifact:
@@ -289,7 +298,8 @@ def step_ndk(profile, ndk_flag: str | None, conf: dict, sdk: Path | None, pins: 
     extract(archive, dest, strip_components=1)
     rev = machine.ndk_revision(dest)
     if rev is None or machine.ndk_major(rev) != machine.ndk_major(rec.lstrip("r")):
-        raise ToolchainError(f"the NDK archive unpacked into {dest} has revision {rev}, not {rec}", f"delete {dest} and check the pins")
+        shutil.rmtree(dest, ignore_errors=True)  # not the NDK we wanted: leave nothing behind
+        raise ToolchainError(f"the NDK archive {pin['url']} has revision {rev}, not {rec}", "check the [[ndk]] pin (its url and digest) in the pins file")
     return Step("android-ndk", "installed", f"NDK {rec} ({rev}) from {pin['url']} ({art.describe()}) into {dest}", path=str(dest))
 
 
@@ -306,6 +316,22 @@ def step_xcode(profile) -> Step:
 
 
 # ---------------------------------------------------------------------------- entry point
+
+
+def _attempt(name: str, step, *args) -> Step:
+    """Run one step; a failure it can explain (download, checksum, archive, tool) makes the
+    step "missing" with that explanation, so one run reports every step, not the first fault."""
+    try:
+        return step(*args)
+    except UserError as exc:
+        return _failed_step(name, exc)
+
+
+def _failed_step(name: str, exc: UserError) -> Step:
+    detail = exc.message
+    if isinstance(exc, CommandError) and exc.output.strip():
+        detail += f" (last output: {exc.output_tail(1).strip()})"
+    return Step(name, "missing", detail, exc.hint)
 
 
 def run_setup(
@@ -331,12 +357,15 @@ def run_setup(
     report = SetupReport(profile.version_text, how, str(machine.managed_prefix()))
     console.info(f"setup for {how} (profile {profile.family})")
 
-    jdk_step, java = step_jdk(yes)
+    try:
+        jdk_step, java = step_jdk(yes)
+    except UserError as exc:  # the install command (--yes) failed
+        jdk_step, java = _failed_step("jdk", exc), machine.Found(None)
     report.steps.append(jdk_step)
-    report.steps.append(step_bazel(profile, tree, conf, pins, bazel_sha256, mirrors, offline))
-    sdk_step = step_sdk(profile, sdk, conf, pins, java, accept_licenses, mirrors, offline)
+    report.steps.append(_attempt("bazel", step_bazel, profile, tree, conf, pins, bazel_sha256, mirrors, offline))
+    sdk_step = _attempt("android-sdk", step_sdk, profile, sdk, conf, pins, java, accept_licenses, mirrors, offline)
     report.steps.append(sdk_step)
-    report.steps.append(step_ndk(profile, ndk, conf, Path(sdk_step.path) if sdk_step.path else None, pins, ndk_sha256, mirrors, offline))
+    report.steps.append(_attempt("android-ndk", step_ndk, profile, ndk, conf, Path(sdk_step.path) if sdk_step.path else None, pins, ndk_sha256, mirrors, offline))
     report.steps.append(step_xcode(profile))
 
     updates: dict[str, Any] = {}

@@ -269,9 +269,15 @@ def _git(repo, *args: str, what: str) -> str:
 
 
 def _last_line(exc) -> str:
+    # GitPython wraps git's stderr as "\n  stderr: '...\n'": the closing quote ends up on a line
+    # of its own, so strip the wrapping before picking git's own message (its fatal:/error: line).
     text = (getattr(exc, "stderr", "") or str(exc)).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (lines[-1] if lines else "unknown error").removeprefix("stderr: ").strip("'")
+    lines = [ln.strip().removeprefix("stderr:").strip().strip("'").strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    # The first fatal line names the cause ("does not appear to be a git repository"); later
+    # ones are consequences ("Could not read from remote repository").
+    return fatal[0] if fatal else (lines[-1] if lines else "unknown error")
 
 
 # ---- reading git state (never changing it) ---------------------------------------------------

@@ -10,6 +10,8 @@ import typer
 TREE_HELP = "TensorFlow checkout to use (never has its git state changed)."
 REPO_HELP = "Repository to clone into the cache (https://, file:// or a local path); needs --tf-ref."
 REF_HELP = "Tag/branch/commit to check out from --tf-repo (e.g. v1.4.0)."
+SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk)."
+NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>)."
 
 
 def _emit(result: dict) -> None:
@@ -23,8 +25,8 @@ def workspace_cmd(
     tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
     tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
     tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
-    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk)."),
-    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK dir (else ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<version>)."),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help=SDK_HELP),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help=NDK_HELP),
     api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform to use (default: the profile's if installed, else the highest)."),
     build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version (default: the profile's if installed, else the highest)."),
     ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
@@ -57,8 +59,8 @@ def android_cmd(
     tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
     tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
     tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
-    sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, ...)."),
-    ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK dir (else ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<v>)."),
+    sdk: Optional[str] = typer.Option(None, "--sdk", help=SDK_HELP),
+    ndk: Optional[str] = typer.Option(None, "--ndk", help=NDK_HELP),
     api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform (android-N) to build against."),
     build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version."),
     ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
@@ -146,7 +148,7 @@ def restore_cmd(
 
     from mobilebuild import console
     from mobilebuild.errors import UserError
-    from mobilebuild.patching import restore_tree, tree_lock
+    from mobilebuild.patching import Originals, restore_tree, tree_lock
     from mobilebuild.tftree import clone_at_ref
 
     if tf_repo:
@@ -159,8 +161,15 @@ def restore_cmd(
             raise UserError(f"{root} is not a directory", "pass the tree mobilebuild patched with --tf-src")
     else:
         raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
-    with tree_lock(root.resolve()):
-        res = restore_tree(root.resolve(), dry_run=dry_run, force=force)
+    root = root.resolve()
+    if not Originals(root).exists() and ((root / "WORKSPACE").is_file() or (root / "tensorflow").is_dir()):
+        # A TensorFlow tree mobilebuild never patched (or already restored): nothing to do, so a
+        # second restore succeeds like the first. Other directories are refused by restore_tree.
+        console.success(f"{root} has no changes by mobilebuild: nothing to restore")
+        _emit({"root": str(root), "dry_run": dry_run, "restored": [], "removed": [], "unchanged": []})
+        return
+    with tree_lock(root):
+        res = restore_tree(root, dry_run=dry_run, force=force)
     verb = "would " if dry_run else ""
     for rel in res.restored:
         console.info(f"{verb}restore {rel}")

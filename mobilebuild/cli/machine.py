@@ -69,7 +69,10 @@ def setup_cmd(
     bazel_sha256: Optional[str] = typer.Option(None, "--bazel-sha256", help="sha256 of the Bazel release when none is pinned."),
     ndk_sha256: Optional[str] = typer.Option(None, "--ndk-sha256", help="sha256 of the NDK archive when none is pinned."),
 ) -> None:
-    """Install what this machine lacks for a TF version (Bazel, SDK, NDK; JDK with --yes) and write mobilebuild.toml."""
+    """Install what this machine lacks for a TF version (Bazel, SDK, NDK; JDK with --yes) and write mobilebuild.toml.
+
+    A step that cannot be done is reported with its fix; the others still run (exit 1 then).
+    """
     from mobilebuild import console
     from mobilebuild.errors import ToolchainError
     from mobilebuild.setup import run_setup
@@ -89,8 +92,12 @@ def setup_cmd(
             console.info(f"wrote {report.config_path}")
     if report.missing:
         names = ", ".join(s.name for s in report.missing)
-        fixes = "; ".join(f"{s.name}: {s.fix}" for s in report.missing if s.fix) if len(report.missing) > 1 else report.missing[0].fix
-        raise ToolchainError(f"setup incomplete: missing {names}", fixes)
+        if len(report.missing) == 1:
+            fix = report.missing[0].fix
+        else:
+            where = "the JSON report's steps" if console.settings.json else "the fix line under each missing step above"
+            fix = f"see {where}, then rerun mobilebuild setup"
+        raise ToolchainError(f"setup incomplete: missing {names}", fix)
     if not report.changed and not console.settings.json:
         console.success(f"everything for TF {report.tf_version} is already present; nothing to do")
     elif not console.settings.json:
@@ -104,7 +111,10 @@ def doctor_cmd(
     sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK directory to check."),
     ndk: Optional[str] = typer.Option(None, "--ndk", help="Android NDK directory to check."),
 ) -> None:
-    """Check this machine: one line per tool with the fix. Exit 0 only when the target's needs are met."""
+    """Check this machine: one line per tool with the fix. Exit 0 only when the target's needs are met.
+
+    With --json: one object with every check on stdout.
+    """
     from mobilebuild import console
     from mobilebuild.doctor import run_doctor
 

@@ -68,6 +68,14 @@ def _default_model_if(model: Optional[Path]) -> Path:
     return model
 
 
+def _check_tf_src(tf_version: str | None, tf_src: Path | None) -> None:
+    """--tf-src only says where the op set of --tf-version comes from: alone it would be ignored."""
+    if tf_src is not None and not tf_version:
+        from mobilebuild.errors import UserError
+
+        raise UserError("--tf-src needs --tf-version", "e.g. --tf-version 1.1 --tf-src ~/tensorflow")
+
+
 def _fmt(x) -> str:
     return "?" if x is None else f"{x:g}"
 
@@ -83,11 +91,9 @@ def inspect_cmd(
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
 ) -> None:
     """Format, inputs, outputs, op counts, parameters, and what the app must be told."""
-    from mobilebuild.errors import UserError
     from mobilebuild.graphs.inspect import inspect_model
 
-    if tf_src is not None and not tf_version:
-        raise UserError("--tf-src needs --tf-version", "e.g. --tf-version 1.1 --tf-src ~/tensorflow")
+    _check_tf_src(tf_version, tf_src)
     report = inspect_model(_default_model_if(model), tf_version=tf_version, tf_src=tf_src)
     if console.settings.json:
         console.emit_json(report.to_dict())
@@ -100,7 +106,8 @@ def _print_report(report) -> None:
     for i in report.inputs:
         _say(f"input:      {i['name']}  {i['dtype']}  {i['shape']}")
     for o in report.outputs[:5]:
-        _say(f"output:     {o['name']}  ({o.get('op', '')}) {o['dtype']}  {o['shape']}")
+        op = f"({o['op']}) " if o.get("op") else ""
+        _say(f"output:     {o['name']}  {op}{o['dtype']}  {o['shape']}")
     if report.node_count:
         top = ", ".join(f"{op} {n}" for op, n in list(report.op_counts.items())[:8])
         _say(f"nodes:      {report.node_count} ({top}{', ...' if len(report.op_counts) > 8 else ''})")
@@ -152,6 +159,7 @@ def optimize_cmd(
     from mobilebuild.graphs import io, runtime_ops
     from mobilebuild.graphs.optimize import optimize_graph
 
+    _check_tf_src(tf_version, tf_src)
     io.require_file(model)
     check_output_path(output, model)
     opset = runtime_ops.load_opset(tf_version, tf_src) if tf_version else None
@@ -159,8 +167,7 @@ def optimize_cmd(
     result = optimize_graph(graph_def, _names(input_names), _names(output_names))
     out_graph, changes = result.graph_def, []
     if opset is not None:
-        out_graph, changes = runtime_ops.downgrade_graph(out_graph, opset)
-        _fail_if_problems(out_graph, opset)
+        out_graph, changes = runtime_ops.fit_to_opset(out_graph, opset)
     write_if_changed(output, io.serialize(out_graph))
     size_out = output.stat().st_size
     summary = {
@@ -188,29 +195,9 @@ def optimize_cmd(
 
 
 def _plain_graph(path: Path):
-    """A GraphDef with real Consts (memmapped regions inlined) and the loaded model."""
     from mobilebuild.graphs import io
 
-    model = io.load_model(path)
-    if model.graph_def is None:
-        io.load_graph_def(path)  # raises the clear "this command needs a GraphDef" error
-    if model.format == io.MEMMAPPED:
-        from mobilebuild.graphs import memmap
-
-        return memmap.inline_regions(model.graph_def, model.path, model.regions), model
-    return model.graph_def, model
-
-
-def _fail_if_problems(graph_def, opset) -> None:
-    from mobilebuild.errors import ModelError
-    from mobilebuild.graphs import runtime_ops
-
-    problems = runtime_ops.check_graph(graph_def, opset)
-    if problems:
-        raise ModelError(
-            f"the result would still not load in TF {opset.tag}: {problems[0]}",
-            "see `mobilebuild model check` for the full list",
-        )
+    return io.load_frozen_graph(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,9 +261,8 @@ def downgrade_cmd(
     check_output_path(output, model)
     opset = runtime_ops.load_opset(tf_version, tf_src)
     loaded = io.load_model(model)
-    graph_def = io.load_graph_def(model)
-    new_graph, changes = runtime_ops.downgrade_graph(graph_def, opset)
-    _fail_if_problems(new_graph, opset)
+    graph_def = loaded.graph_def if loaded.graph_def is not None else io.load_graph_def(model)
+    new_graph, changes = runtime_ops.fit_to_opset(graph_def, opset)
     if loaded.format == io.MEMMAPPED:
         _rewrite_memmapped(loaded, new_graph, output)
     else:

@@ -13,34 +13,13 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
-
-
-def _names(values: Optional[List[str]]) -> list[str] | None:
-    """--input-names a,b --input-names c -> [a, b, c]."""
-    if not values:
-        return None
-    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    return [n[:-2] if n.endswith(":0") else n for n in names] or None
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"  # pragma: no cover
+from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _human, _names
 
 
 def _plain_graph(path: Path):
-    """A frozen GraphDef with real Consts, whether ``path`` is a .pb or a memmapped package."""
-    from mobilebuild.graphs import io, memmap
+    from mobilebuild.graphs import io
 
-    model = io.load_model(path)
-    if model.graph_def is None:
-        io.load_graph_def(path)  # raises the clear "not a GraphDef" ModelError
-    if model.format == io.MEMMAPPED:
-        return memmap.inline_regions(model.graph_def, model.path, model.regions), model
-    return model.graph_def, model
+    return io.load_frozen_graph(path)
 
 
 def _check_names(graph_def, names: list[str] | None, what: str) -> None:
@@ -51,12 +30,9 @@ def _check_names(graph_def, names: list[str] | None, what: str) -> None:
 
 
 def _model_or_default(model: Path | None) -> Path:
-    if model is not None:
-        return model
-    from mobilebuild.defaults import default_model
+    from mobilebuild.cli.model import _default_model_if
 
-    console.info(f"using the built-in default model {default_model()}")
-    return default_model()
+    return _default_model_if(model)
 
 
 def _report_rewrites(changes, tf_version: str) -> None:
@@ -74,6 +50,7 @@ def quantize_cmd(
     tf_version: Optional[str] = typer.Option(
         None, "--tf-version", help="Fit the result to this TF runtime's op set (e.g. 1.1); checked after."
     ),
+    tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
     input_names: Optional[List[str]] = typer.Option(None, "--input-names", help="Input node(s), comma-separated."),
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the graph's sinks."),
     min_const_bytes: int = typer.Option(1024, "--min-const-bytes", help="Float Consts smaller than this stay float."),
@@ -83,6 +60,7 @@ def quantize_cmd(
     from mobilebuild.graphs import io, quantize
 
     quantize.check_mode(mode, bitdepth)
+    _check_tf_src(tf_version, tf_src)
     model = _model_or_default(model)
     io.require_file(model)
     check_output_path(output, model)
@@ -95,7 +73,7 @@ def quantize_cmd(
     )
     changes = []
     if tf_version:
-        result, changes = quantize.fit_runtime(result, tf_version)
+        result, changes = quantize.fit_runtime(result, tf_version, tf_src)
     # Same bytes as an earlier run: leave the file alone (idempotent, mtime kept).
     write_if_changed(output, io.serialize(result))
     size_in, size_out = loaded.size_bytes, output.stat().st_size
@@ -137,6 +115,7 @@ def memmap_cmd(
         10000, "--min-conversion-tensor-size", help="Consts of at least this many bytes are memory-mapped."
     ),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help="Fit the GraphDef to this TF runtime's op set first."),
+    tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
 ) -> None:
     """Write a TF memmapped package (what the iOS camera example loads via MemmappedEnv)."""
     from mobilebuild.errors import ModelError
@@ -145,6 +124,7 @@ def memmap_cmd(
 
     if min_conversion_tensor_size < 0:
         raise ModelError(f"--min-conversion-tensor-size must be >= 0, got {min_conversion_tensor_size}", "give a size in bytes (default 10000)")
+    _check_tf_src(tf_version, tf_src)
     model = _model_or_default(model)
     io.require_file(model)
     check_output_path(output, model)
@@ -153,7 +133,7 @@ def memmap_cmd(
     if tf_version:
         from mobilebuild.graphs.quantize import fit_runtime
 
-        graph_def, changes = fit_runtime(graph_def, tf_version)
+        graph_def, changes = fit_runtime(graph_def, tf_version, tf_src)
     stats = memmap.write_package(graph_def, output, min_conversion_tensor_size, model)
     _report_rewrites(changes, tf_version or "")
     summary = {"output": str(output), "size_before": loaded.size_bytes, **stats.as_dict(), "tf_version": tf_version}

@@ -307,7 +307,11 @@ def _inspect_tflite(model) -> ModelReport:
         report.inputs.append({"name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(x) for x in d["shape"]]})
     for d in interp.get_output_details():
         report.outputs.append({"name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(x) for x in d["shape"]]})
-    report.node_count = len(interp.get_tensor_details())
+    # Operators (what a GraphDef calls nodes), not tensors; the private accessor is the only one
+    # LiteRT has, so an interpreter without it just leaves the op counts out.
+    ops = [o["op_name"] for o in getattr(interp, "_get_ops_details", list)() if o.get("op_name") != "DELEGATE"]
+    report.node_count = len(ops)
+    report.op_counts = dict(Counter(ops).most_common())
     inp, out = report.inputs[0], report.outputs[0]
     app = AppInfo(input_name=inp["name"], output_name=out["name"], graph_input=inp["name"])
     if len(inp["shape"]) == 4:

@@ -138,6 +138,19 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     return LoadedModel(p, fmt, size_bytes=size)
 
 
+def load_frozen_graph(path: str | os.PathLike):
+    """(GraphDef with real Consts, LoadedModel) from a .pb or a memmapped package (its regions
+    inlined, so the graph can be rewritten); other formats get load_graph_def's clear error."""
+    model = load_model(path)
+    if model.graph_def is None:
+        load_graph_def(path)  # raises the "this command needs a frozen GraphDef" error
+    if model.format == MEMMAPPED:
+        from mobilebuild.graphs import memmap
+
+        return memmap.inline_regions(model.graph_def, model.path, model.regions), model
+    return model.graph_def, model
+
+
 def serialize(graph_def) -> bytes:
     return graph_def.SerializeToString(deterministic=True)
 

@@ -154,3 +154,29 @@ def tensor_specs(graph_def) -> dict[str, tuple[list[int | None] | None, str]]:
             t = op.outputs[0]
             specs[op.name] = (None if t.shape.rank is None else list(t.shape.as_list()), t.dtype.name)
     return specs
+
+
+def topological_order(graph_def) -> list:
+    """Nodes with every input before its consumers (GraphDefs are usually, not always, sorted);
+    a cycle (control flow) does not loop: a node in progress is not visited again."""
+    nodes = node_map(graph_def)
+    order, state = [], {}
+    for root in graph_def.node:
+        if root.name in state:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                state[node.name] = 2
+                order.append(node)
+                continue
+            if state.get(node.name):
+                continue
+            state[node.name] = 1
+            stack.append((node, True))
+            for inp in node.input:
+                dep = nodes.get(base_name(inp))
+                if dep is not None and not state.get(dep.name):
+                    stack.append((dep, False))
+    return order

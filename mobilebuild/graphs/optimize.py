@@ -168,30 +168,6 @@ def _extract(graph_def, outputs):
     return graph_util.extract_sub_graph(graph_def, list(outputs))
 
 
-def _topological(graph_def) -> list:
-    nodes = gn.node_map(graph_def)
-    order, state = [], {}
-    for root in graph_def.node:
-        if root.name in state:
-            continue
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                state[node.name] = 2
-                order.append(node)
-                continue
-            if state.get(node.name):
-                continue
-            state[node.name] = 1
-            stack.append((node, True))
-            for inp in node.input:
-                dep = nodes.get(gn.base_name(inp))
-                if dep is not None and not state.get(dep.name):
-                    stack.append((dep, False))
-    return order
-
-
 def fold_constants(graph_def, keep: set[str]):
     """Replace every sub-graph that depends on no input by the Const(s) it evaluates to: one
     Const per output that is read (a constant Split read through :0 and :1 gives two).
@@ -200,7 +176,7 @@ def fold_constants(graph_def, keep: set[str]):
     from tensorflow.python.framework import op_def_registry
 
     constant: dict[str, bool] = {}
-    for node in _topological(graph_def):
+    for node in gn.topological_order(graph_def):
         if node.op == "Const":
             constant[node.name] = True
             continue

@@ -44,16 +44,8 @@ def fit_graph_for_runtime(graph_def, app, opset, input_name: str | None = None, 
     if not inp or not out:
         raise ModelError("cannot tell the graph's input/output node", "pass --input-name and --output-name")
     graph_def, changes = cut_for_app(graph_def, inp, out)
-    if runtime_ops.check_graph(graph_def, opset):
-        graph_def, rewritten = runtime_ops.downgrade_graph(graph_def, opset)
-        changes += [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
-    problems = runtime_ops.check_graph(graph_def, opset)
-    if problems:
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelError(
-            f"the model would not load in the TF {opset.tag} runtime: {problems[0]}{more}",
-            "run `mobilebuild model check` for the full list; replace those ops before building the app",
-        )
+    graph_def, rewritten = runtime_ops.fit_to_opset(graph_def, opset)
+    changes += [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
     return graph_def, changes
 
 
@@ -188,6 +180,8 @@ def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None,
         )
     if std == 0:
         raise ModelError("--std must not be 0", "pass the standard deviation used in training, e.g. --std 128")
+    if input_size is not None and input_size <= 0:
+        raise ModelError(f"--input-size must be a positive number of pixels, got {input_size}", "e.g. --input-size 224")
     shape = (specs.get(inp) or (None,))[0]
     if input_size is None:
         input_size = app.input_size if inp == app.input_name else (shape[1] if shape and len(shape) == 4 else None)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobilebuild.errors import ModelError, UserError
+from mobilebuild.graphs import nodes as gn
 
 MODES = ("weights_rounded", "weights", "eightbit")
 # Float Consts smaller than this stay float: each quantized Const costs three extra nodes
@@ -89,21 +90,13 @@ def quantize_graph_def(
     return out
 
 
-def fit_runtime(graph_def, tf_version: str):
-    """(GraphDef, change lines): downgraded to the op set of ``tf_version``, then checked;
-    a ModelError names the first node that still would not load there."""
+def fit_runtime(graph_def, tf_version: str, tf_src=None):
+    """(GraphDef, change lines): downgraded to the op set of ``tf_version`` (bundled, or derived
+    from the TF tree ``tf_src``), then checked; a ModelError names the first node that still
+    would not load there."""
     from mobilebuild.graphs import runtime_ops
 
-    opset = runtime_ops.load_opset(tf_version)
-    graph_def, changes = runtime_ops.downgrade_graph(graph_def, opset)
-    problems = runtime_ops.check_graph(graph_def, opset)
-    if problems:
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelError(
-            f"the result would not load in TF {tf_version}: {problems[0]}{more}",
-            "run `mobilebuild model check` on the float model; ops without a kernel there must be replaced first",
-        )
-    return graph_def, changes
+    return runtime_ops.fit_to_opset(graph_def, runtime_ops.load_opset(tf_version, tf_src))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +221,7 @@ def fold_constants(graph_def, output_names):
 
     nodes = {n.name: n for n in graph_def.node}
     constant: set[str] = set()
-    for node in _topological(graph_def):
+    for node in gn.topological_order(graph_def):
         if node.op == "Const" or (
             node.op in FOLDABLE_OPS and node.input and all(_split_ref(i.lstrip("^"))[0] in constant for i in node.input)
         ):
@@ -274,29 +267,6 @@ def _evaluate(graph_def, names: list[str]) -> dict:
     except (ValueError, TypeError, KeyError, tf.errors.OpError):
         return {}
     return dict(zip(names, values))
-
-
-def _topological(graph_def):
-    """Nodes with every input before its consumers (GraphDefs are usually, not always, sorted)."""
-    nodes = {n.name: n for n in graph_def.node}
-    done: set[str] = set()
-    order = []
-    for root in graph_def.node:
-        stack = [(root.name, False)]
-        while stack:
-            name, expanded = stack.pop()
-            if name in done or name not in nodes:
-                continue
-            if expanded:
-                done.add(name)
-                order.append(nodes[name])
-                continue
-            stack.append((name, True))
-            for inp in nodes[name].input:
-                dep = _split_ref(inp.lstrip("^"))[0]
-                if dep not in done:
-                    stack.append((dep, False))
-    return order
 
 
 # ---------------------------------------------------------------------------------------------

@@ -383,8 +383,12 @@ def downgrade_graph(graph_def, opset: OpSet):
                 filled[(node.op, attr)] += 1
     if refusals:
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+        decodes = any("image decoding" in r for r in refusals)
         raise ModelError(
             refusals[0] + more,
+            f"`mobilebuild model optimize MODEL -o OUT --tf-version {'.'.join(opset.tag.lstrip('v').split('.')[:2])}` cuts the graph after its "
+            "image decoding (feeds the normalised image, e.g. Mul) and rewrites the rest"
+            if decodes else
             f"this graph cannot run unchanged on the TF {opset.tag} runtime; rebuild the model without it "
             "or target a newer TensorFlow tree",
         )
@@ -400,6 +404,22 @@ def downgrade_graph(graph_def, opset: OpSet):
     ]
     changes += [f"{op}: set required attr {attr} to its default ({n} nodes)" for (op, attr), n in sorted(filled.items())]
     return out, changes
+
+
+def fit_to_opset(graph_def, opset: OpSet):
+    """(GraphDef, change lines) that loads in ``opset``'s runtime: downgraded when the check finds
+    problems, then checked again; a ModelError names the first node that still would not load."""
+    if not check_graph(graph_def, opset):
+        return graph_def, []
+    graph_def, changes = downgrade_graph(graph_def, opset)
+    problems = check_graph(graph_def, opset)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(
+            f"the model would not load in the TF {opset.tag} runtime: {problems[0]}{more}",
+            "run `mobilebuild model check` for the full list; replace those ops before building the app",
+        )
+    return graph_def, changes
 
 
 def _output_indices_used(graph_def) -> dict[str, set[int]]:

@@ -9,6 +9,9 @@ TensorFlow and LiteRT are imported inside the functions, never at module import.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +131,8 @@ def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape
     graph_def = model.graph_def
     if fmt == io.MEMMAPPED:
         graph_def = memmap.inline_regions(graph_def, src, model.regions)
+    if not input_names:
+        graph_def, input_names = _cut_image_decoding(graph_def)
     nodes = {n.name: n for n in graph_def.node}
     ins = list(input_names) if input_names else [n.name for n in graph_def.node if n.op == "Placeholder"]
     if not ins:
@@ -138,9 +143,10 @@ def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape
         from mobilebuild.graphs.quantize import sink_names
 
         outs = sink_names(graph_def)
-    for name in ins + outs:
-        if name not in nodes:
-            raise ModelError(f"node {name!r} is not in the graph", "check the names with `mobilebuild model inspect`")
+    from mobilebuild.graphs.nodes import require_nodes
+
+    require_nodes(graph_def, ins, "input node")
+    require_nodes(graph_def, outs, "output node")
     shape = list(input_shape) if input_shape else _placeholder_shape(nodes[ins[0]])
     if shape is None:
         raise ModelError(f"the shape of input {ins[0]!r} is unknown", "give it with --input-shape, e.g. 1,224,224,3")
@@ -152,6 +158,22 @@ def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape
             str(pb), ins, outs, input_shapes={ins[0]: shape}
         )
     return converter, ins, outs, shape
+
+
+def _cut_image_decoding(graph_def):
+    """(graph, input names): a retrain.py-shaped graph (DecodeJpeg -> ... -> Mul) is cut at the
+    node after its normalisation, as for the app: TFLite has no DecodeJpeg kernel either."""
+    from mobilebuild import console
+    from mobilebuild.graphs.inspect import app_info
+    from mobilebuild.graphs.prepare import cut_for_app
+
+    app = app_info(graph_def)
+    if not (app.needs_cut and app.input_name and app.output_name):
+        return graph_def, None
+    cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
+    for note in notes:
+        console.info(f"  {note}")
+    return cut, [app.input_name]
 
 
 def _placeholder_shape(node):
@@ -193,14 +215,47 @@ def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float,
 
 
 def _run_converter(converter, src) -> bytes:
+    from mobilebuild import console
+
+    with tempfile.TemporaryFile() as log:
+        try:
+            with _native_stderr_to(log):
+                return converter.convert()
+        except Exception as exc:  # the converter raises many types; all mean "this graph did not convert"
+            log.seek(0)
+            native = log.read().decode("utf-8", "replace")
+            for line in native.splitlines():
+                console.detail(f"  converter: {line}")
+            raise ModelError(
+                f"TFLite conversion of {src} failed: {_conversion_failure(str(exc), native)}",
+                "check --input-names/--output-names (cut off DecodeJpeg and other ops TFLite lacks); --verbose shows the converter's log",
+            ) from exc
+
+
+@contextlib.contextmanager
+def _native_stderr_to(file):
+    """The MLIR converter prints its diagnostics from C++ straight to fd 2, several lines per
+    problem; keep them out of the user's terminal (the error line says what failed)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        return converter.convert()
-    except Exception as exc:  # the converter raises many types; all mean "this graph did not convert"
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ModelError(
-            f"TFLite conversion of {src} failed: {first[:300]}",
-            "check --input-names/--output-names (cut off DecodeJpeg and other ops TFLite lacks)",
-        ) from exc
+        os.dup2(file.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _conversion_failure(message: str, native: str) -> str:
+    """One line for what went wrong: the ops TFLite lacks when the converter names them."""
+    import re
+
+    lacking = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message + native)))
+    if lacking:
+        return f"TFLite has no kernel for {', '.join(lacking)}"
+    first = next((line for line in message.splitlines() if line.strip()), "the converter gave no reason")
+    return first[:300]
 
 
 def _image_files(directory) -> list[Path]:

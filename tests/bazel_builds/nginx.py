@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from helpers.loopback import LoopbackServer
 
 NGINX = "/usr/sbin/nginx"
 
@@ -47,17 +47,10 @@ def nginx_path() -> str | None:
     return NGINX if os.access(NGINX, os.X_OK) else shutil.which("nginx")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class NginxCache:
+class NginxCache(LoopbackServer):
     def __init__(self, prefix: Path):
+        super().__init__()
         self.prefix = Path(prefix)
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -79,27 +72,8 @@ class NginxCache:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.proc.stderr.read().decode(errors='replace')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("nginx did not start listening")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.wait_listening("nginx", lambda: self.proc.stderr.read().decode(errors="replace"))
+        return self
 
     def stored_entries(self) -> list[str]:
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())

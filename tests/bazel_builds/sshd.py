@@ -10,10 +10,10 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from helpers.loopback import LoopbackServer
 
 SSHD = "/usr/sbin/sshd"
 
@@ -45,14 +45,11 @@ def unavailable_reason() -> str | None:
     return None
 
 
-class PrivateSshd:
+class PrivateSshd(LoopbackServer):
     def __init__(self, directory: Path):
+        super().__init__()
         self.dir = Path(directory)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
         self.user = getpass.getuser()
-        self.proc: subprocess.Popen | None = None
 
     @property
     def host(self) -> str:
@@ -86,24 +83,5 @@ class PrivateSshd:
             stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "sshd.log", "wb"),
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("sshd exited: " + (self.dir / "sshd.log").read_text(errors="replace"))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("sshd did not start listening")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.wait_listening("sshd", lambda: (self.dir / "sshd.log").read_text(errors="replace"))
+        return self

@@ -5,7 +5,13 @@ WORKSPACE): the APK holds the prepared model; a re-run rewrites nothing and Baze
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -26,13 +32,7 @@ def flow_inputs(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("flow")
     ws = bazelws.make_bazel_workspace(base / "tensorflow", "1.1")
-    sdk, ndk = base / "sdk", base / "ndk"
-    # The SDK layout Bazel's android_sdk_repository and mobilebuild's SDK check look at.
-    (sdk / "platforms/android-23").mkdir(parents=True)
-    (sdk / "platforms/android-23/android.jar").write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    (sdk / "build-tools/25.0.1").mkdir(parents=True)
-    ndk.mkdir()
-    (ndk / "source.properties").write_text("Pkg.Desc = Android NDK\nPkg.Revision = 12.1.2977051\n")
+    sdk, ndk = bazelws.make_sdk_ndk(base)
     g = tf.Graph()
     with g.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [1, 224, 224, 3], name="input")
@@ -76,3 +76,109 @@ def test_android_flow_builds_apk_with_model_then_noop(cli, flow_inputs):
     assert r2.code == 0, r2.stderr
     assert json.loads(r2.stdout)["build"]["no_op"] is True
     assert fresh_tree_state(f["ws"]) == state
+
+
+def _flow_args(f, *extra):
+    return [
+        "android", "--tf-src", f["ws"], "--sdk", f["sdk"], "--ndk", f["ndk"],
+        "--model", f["model"], "--labels", f["labels"], "--mean", "128", "--std", "128",
+        "--no-install", "--bazel", f["b2"], "--ignore-bazel-version",
+        *[f"--bazel-startup-arg={s}" for s in f["startup"]], *extra,
+    ]
+
+
+def test_apk_found_where_bazel_reports_it(cli, flow_inputs):
+    """A --symlink_prefix moves bazel-bin: the APK is taken from Bazel's own report."""
+    f = flow_inputs
+    r = cli(*_flow_args(f, "--bazel-arg=--symlink_prefix=out-", "--json"))
+    assert r.code == 0, r.stderr
+    res = json.loads(r.stdout)
+    moved = f["ws"] / "out-bin/tensorflow/examples/android/tensorflow_demo.apk"
+    assert res["apk"] == str(moved) and moved.is_file()
+    assert res["build"]["outputs"] == ["out-bin/tensorflow/examples/android/tensorflow_demo.apk"]
+    assert res["device"] is None and res["bazel"]["version"] == "2.1.0"
+
+
+def test_ctrl_c_during_the_build_exits_130_and_leaves_the_tree_as_patched(cli, flow_inputs):
+    """Ctrl-C at a terminal (SIGINT to the foreground process group) while Bazel runs a slow
+    action: exit 130, Bazel's action gone, the tree exactly as the patch step left it, and the
+    next run works (no lock left behind)."""
+    f = flow_inputs
+    r = cli(*_flow_args(f))  # prepares the model in this test's cache: the subprocess reuses it
+    assert r.code == 0, r.stderr
+    build = f["ws"] / "tensorflow/examples/android/BUILD"
+    original = build.read_text()
+    build.write_text(original.replace("set -e\n", "set -e\nsleep 97\n", 1))
+    try:
+        state = fresh_tree_state(f["ws"])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mobilebuild", *map(str, _flow_args(f))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, NO_COLOR="1"), start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while not _running("sleep 97"):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the slow action never started"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "bazel build interrupted" in err and "Traceback" not in err
+        deadline = time.monotonic() + 30
+        while _running("sleep 97") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running("sleep 97"), "Bazel's action outlived the interrupt"
+        assert fresh_tree_state(f["ws"]) == state
+    finally:
+        build.write_text(original)
+    again = cli(*_flow_args(f))  # nothing left locked or half-done: the next run just works
+    assert again.code == 0, again.stderr
+
+
+def _running(needle: str) -> bool:
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if needle.encode() in (d / "cmdline").read_bytes().replace(b"\0", b" "):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def test_full_flow_on_an_x86_phone_builds_for_it_installs_and_launches(cli, flow_inputs, monkeypatch):
+    """Build, install and launch on a simulated phone attached to the real adb server. Without
+    --cpu the flow builds for the phone's ABI (x86 here: it cannot run armeabi-v7a code), and
+    --json carries the APK path, the device and the timings of every step."""
+    import shutil
+
+    from helpers.adbsim import AdbServer, SimulatedDevice
+
+    adb = shutil.which("adb")
+    if not adb:
+        pytest.skip("adb is not installed")
+    f = flow_inputs
+    server = AdbServer(adb).start()
+    phone = SimulatedDevice(abi="x86", abilist="x86", sdk=23, model="Nexus_5X")
+    try:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
+        assert "connected" in server.attach(phone) and server.wait_state(phone.serial, "device")
+        args = [a for a in _flow_args(f) if a != "--no-install"]
+        r = cli(*args, "--json")
+        assert r.code == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["cpu"] == "x86" and "--fat_apk_cpu=x86" in res["build"]["argv"]
+        assert "building for --cpu x86" in r.stderr
+        assert res["apk"] == str(f["ws"] / bazelws.APK) and res["device"]["serial"] == phone.serial
+        assert list(res["timings"]) == res["steps"] and res["steps"][-3:] == ["apk", "install", "launch"]
+        assert len(phone.installs) == 1 and phone.installs[0].apk == (f["ws"] / bazelws.APK).read_bytes()
+        assert any("am start -n org.tensorflow.demo/.ClassifierActivity" in c for c in phone.shell_commands)
+        # An explicit --cpu is the user's choice: kept even when the phone cannot run it.
+        r = cli(*args, "--json", "--cpu", "armeabi-v7a", "--no-launch")
+        assert r.code == 0, r.stderr
+        assert json.loads(r.stdout)["cpu"] == "armeabi-v7a"
+    finally:
+        server.detach(phone)
+        phone.close()
+        server.stop()

@@ -344,7 +344,11 @@ def test_fragment_flag_names_follow_the_bazel_version(tmp_path):
     assert lines(remote_cache=url, bazel_version=(0, 20, 0))[0] == f"build --remote_http_cache={url}"
     old = lines(remote_cache=url, bazel_version=(0, 12, 0))
     assert old[:3] == [f"build --remote_http_cache={url}", "build --spawn_strategy=remote", "build --genrule_strategy=remote"]
-    assert lines(remote_cache="grpc://c:9092", bazel_version=(0, 20, 0))[0] == "build --remote_cache=grpc://c:9092"
+    assert lines(remote_cache="grpc://c:9092", bazel_version=(0, 25, 0))[0] == "build --remote_cache=grpc://c:9092"
+    with pytest.raises(UserError, match="does not take a grpc:// URL"):
+        bazel.write_bazelrc_fragment(tmp_path / "x", remote_cache="grpc://c:9092", bazel_version=(0, 20, 0))
+    with pytest.raises(UserError, match="only experimental remote-cache flags"):
+        bazel.write_bazelrc_fragment(tmp_path / "x", remote_cache="https://c", bazel_version=(0, 9, 1))
     with pytest.raises(UserError, match="only experimental remote-cache flags"):
         bazel.write_bazelrc_fragment(tmp_path / "x", remote_cache=url, bazel_version=(0, 5, 4))
     with pytest.raises(UserError, match="--remote-executor needs Bazel 0.25.0"):
@@ -356,3 +360,92 @@ def test_flag_pointing_at_something_that_is_not_bazel(tmp_path):
     with pytest.raises(ToolchainError) as exc:
         bazel.resolve_bazel(P11, bazel_path=fake)
     assert "does not answer like Bazel" in exc.value.message
+
+
+def test_version_probe_is_remembered_per_binary(tmp_path):
+    """Bazel 0.4/0.5 answer only `--batch version` (a JVM start): asked once per binary."""
+    calls = tmp_path / "calls"
+    text = (
+        "#!/bin/sh\n"
+        f"echo \"$@\" >> {calls}\n"
+        "if [ \"$1\" = \"--version\" ]; then echo 'Unknown startup option' >&2; exit 2; fi\n"
+        "echo 'Build label: 0.5.4'\n"
+    )
+    fake = _exe(tmp_path / "bazel-0.5.4", text)
+    assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 4)
+    assert calls.read_text().splitlines() == ["--version", "--batch version"]
+    assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 4)
+    assert len(calls.read_text().splitlines()) == 2  # answered from the cache
+    # Another binary at the same path (upgraded in place) is asked again.
+    _exe(fake, text.replace("0.5.4", "0.5.2") + "# upgraded\n")
+    assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 2)
+    assert len(calls.read_text().splitlines()) == 4
+
+
+def test_remote_options_and_masked_headers():
+    opts = bazel.remote_options("http://c:8080", None, ["x-api-key=SECRET"], bazel_version=(2, 1, 0))
+    assert opts == ["--remote_cache=http://c:8080", "--remote_header=x-api-key=SECRET", "--remote_upload_local_results=true"]
+    assert [bazel.masked_option(o) for o in opts][1] == "--remote_header=x-api-key=***"
+    assert bazel.masked_option('--remote_header="Authorization=Bearer a b"') == "--remote_header=Authorization=***"
+    assert bazel.fragment_mode(opts) == 0o600 and bazel.fragment_mode(opts[:1]) == 0o644
+    assert bazel.remote_options() == []
+
+
+def test_reported_outputs_decide_where_the_apk_is(tmp_path):
+    lines = [
+        "INFO: Found 1 target...",
+        "Target //tensorflow/examples/android:tensorflow_demo up-to-date:",
+        "  out-bin/tensorflow/examples/android/tensorflow_demo_deploy.jar",
+        "  out-bin/tensorflow/examples/android/tensorflow_demo.apk",
+        "INFO: Elapsed time: 0.4s",
+    ]
+    reported = bazel.reported_outputs(lines)
+    assert reported == [
+        "out-bin/tensorflow/examples/android/tensorflow_demo_deploy.jar",
+        "out-bin/tensorflow/examples/android/tensorflow_demo.apk",
+    ]
+    # A --symlink_prefix moved bazel-bin: the APK Bazel reported wins over a stale bazel-bin copy.
+    stale = tmp_path / "bazel-bin/tensorflow/examples/android/tensorflow_demo.apk"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PK old")
+    with pytest.raises(UserError) as exc:
+        bazel.locate_apk(tmp_path / "elsewhere", P11, reported)
+    assert "Bazel reported: out-bin/" in exc.value.message and "--symlink_prefix" in exc.value.hint
+    assert bazel.locate_apk(tmp_path, P11, reported) == stale  # reported file missing: the profile's path
+    moved = tmp_path / reported[1]
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(b"PK new")
+    assert bazel.locate_apk(tmp_path, P11, reported) == moved
+
+
+def test_android_refuses_a_remote_setting_the_bazel_cannot_use_before_patching(cli, tmp_path):
+    """The resolved Bazel decides the remote flags; one it lacks fails before the tree changes,
+    and --dry-run shows the fragment (header values hidden), then 'unchanged' once written."""
+    from helpers.tftrees import make_ndk, make_sdk, make_tf_tree, tree_digest
+
+    tree = make_tf_tree(tmp_path / "tf", "1.1", with_git=False)
+    sdk, ndk = make_sdk(tmp_path / "sdk"), make_ndk(tmp_path / "ndk")
+    old = _exe(tmp_path / "old/bazel", "#!/bin/sh\n[ \"$1\" = \"--version\" ] && exit 2\necho 'Build label: 0.5.4'\n")
+    before = tree_digest(tree)
+    base = ["android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--no-install"]
+    r = cli(*base, "--bazel", old, "--remote-cache", "http://127.0.0.1:9/c")
+    assert r.code == 1 and "Bazel 0.5.4 has only experimental remote-cache flags" in r.stderr
+    assert "Traceback" not in r.stderr and tree_digest(tree) == before
+    r = cli(*base, "--bazel", old, "--remote-executor", "grpc://127.0.0.1:9")
+    assert r.code == 1 and "--remote-executor needs Bazel 0.25.0" in r.stderr
+
+    new = _exe(tmp_path / "new/bazel", "#!/bin/sh\necho 'bazel 2.1.0'\n")
+    remote = ["--bazel", new, "--ignore-bazel-version", "--remote-cache", "grpcs://c.example.com",
+              "--remote-header", "x-api-key=SECRET"]
+    r = cli(*base, *remote, "--dry-run", "--json")
+    assert r.code == 0, r.stderr
+    assert "build --remote_cache=grpcs://c.example.com" in r.stderr and "x-api-key=***" in r.stderr
+    assert "SECRET" not in r.stdout + r.stderr
+    assert tree_digest(tree) == before and not (tree / "mobilebuild.bazelrc").exists()
+    import json
+
+    data = json.loads(r.stdout)
+    assert data["bazel"]["version"] == "2.1.0" and "version check was overridden" in data["bazel"]["warnings"][0]
+    bazel.write_bazelrc_fragment(tree, "grpcs://c.example.com", None, ["x-api-key=SECRET"], bazel_version=(2, 1, 0))
+    r = cli(*base, *remote, "--dry-run")
+    assert "unchanged mobilebuild.bazelrc" in r.stdout

@@ -127,8 +127,11 @@ def test_local_missing_compiler(cli, make_tree):
 def test_dry_run_changes_nothing(cli, make_tree, tmp_path):
     model = tmp_path / "m.pb"
     model.write_bytes(b"x")
-    r = cli("pi", "--tf-src", make_tree, "--local", "--dry-run", "--model", model, "--install-packages")
+    r = cli("pi", "--tf-src", make_tree, "--local", "--dry-run", "--model", model, "--install-packages", "--json")
     assert r.code == 0, r.stderr
+    res = json.loads(r.stdout)  # stdout holds only the JSON; the plan is on stderr
+    assert res["dry_run"] and res["log"] is None
+    assert [s["status"] for s in res["steps"]] == ["planned"] * len(res["steps"])
     assert "would run" in r.stderr and "HOST_OS=PI TARGET=PI" in r.stderr and "sudo apt-get install" in r.stderr
     assert "verified downloader" in r.stderr
     assert not (make_tree / "tensorflow/contrib/makefile/gen").exists()

@@ -136,3 +136,14 @@ def test_zip_with_a_corrupted_member_is_refused_whole(tmp_path):
     with pytest.raises(ArchiveError, match="damaged"):
         extract(arc, tmp_path / "dest", strip_components=1)
     assert not (tmp_path / "dest").exists()
+
+
+def test_tar_hard_link_escape_is_refused(tmp_path):
+    """A hard link whose target climbs out of the archive: the data filter refuses it."""
+    link = tarfile.TarInfo("top/passwd")
+    link.type = tarfile.LNKTYPE
+    link.linkname = "top/../../../etc/passwd"
+    arc = write(tmp_path, "hl.tar.gz", _tar_with(link))
+    with pytest.raises(ArchiveError, match="escaping the target dir"):
+        extract(arc, tmp_path / "dest", strip_components=1)
+    assert not (tmp_path / "dest").exists()

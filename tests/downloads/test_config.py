@@ -60,6 +60,9 @@ def test_broken_file_is_one_clear_error(tmp_path, cli, monkeypatch):
     (tmp_path / "mobilebuild.toml").write_text("sdk = [unclosed\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path)
+    (tmp_path / "mobilebuild.toml").write_bytes(b'sdk = "\xff\xfe"\n')  # not UTF-8
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path)
     (tmp_path / "mobilebuild.toml").write_text("mirrors = 'one string'\n")
     with pytest.raises(ConfigError, match="'mirrors' must be a list of strings"):
         load_config(tmp_path)
@@ -72,3 +75,61 @@ def test_wrong_type_is_refused_before_writing(tmp_path):
     with pytest.raises(ConfigError):
         update_config(tmp_path, {"mirrors": "not-a-list-but-a-string"})
     assert not (tmp_path / "mobilebuild.toml").exists()
+
+
+def test_an_update_keeps_the_users_comments_and_layout(tmp_path):
+    """Only the lines of changed keys are rewritten: comments, blank lines, unknown keys, a
+    multi-line list and [tables] the user wrote stay as they were."""
+    path = tmp_path / "mobilebuild.toml"
+    mine = (
+        "# Team settings — ask Ana before changing the cache\n"
+        'sdk = "/opt/old-sdk"  # the shared SDK\n'
+        "mirrors = [\n"
+        '    "https://m1.example.com/b",  # fast\n'
+        '    "/srv/mirror",\n'
+        "]\n"
+        "my_tool_setting = 3\n"
+        "\n"
+        "[remote_headers]\n"
+        'Authorization = "Bearer x"\n'
+    )
+    path.write_text(mine)
+    assert update_config(path, {"sdk": "/opt/new-sdk", "ndk": "/opt/ndk"}) is True
+    text = path.read_text()
+    assert text.startswith("# Team settings — ask Ana before changing the cache\n"
+                           'sdk = "/opt/new-sdk"  # the shared SDK\n'
+                           "mirrors = [\n"
+                           '    "https://m1.example.com/b",  # fast\n')
+    assert text.endswith("[remote_headers]\n" 'Authorization = "Bearer x"\n')
+    data = tomllib.loads(text)
+    assert data["ndk"] == "/opt/ndk" and data["my_tool_setting"] == 3
+    assert data["mirrors"] == ["https://m1.example.com/b", "/srv/mirror"]
+    assert data["remote_headers"] == {"Authorization": "Bearer x"}
+    # A multi-line value is replaced whole; a removed key takes its line (and only that) along.
+    update_config(path, {"mirrors": ["/srv/only"], "sdk": None})
+    text = path.read_text()
+    assert "sdk =" not in text and "# Team settings" in text and "m1.example.com" not in text
+    assert tomllib.loads(text)["mirrors"] == ["/srv/only"]
+    # Nothing to change: the file is not touched.
+    mtime = path.stat().st_mtime_ns
+    assert update_config(path, {"mirrors": ["/srv/only"], "ndk": "/opt/ndk"}) is False
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_a_key_the_line_editor_cannot_reach_is_rewritten_whole(tmp_path):
+    """remote_headers written as a [table] and then changed: the file is rendered anew
+    (values kept, layout ours) rather than edited wrongly."""
+    path = tmp_path / "mobilebuild.toml"
+    path.write_text('sdk = "/s"\n\n[remote_headers]\nA = "1"\n')
+    update_config(path, {"remote_headers": {"A": "2"}})
+    assert tomllib.loads(path.read_text()) == {"sdk": "/s", "remote_headers": {"A": "2"}}
+    assert path.read_text().startswith("# mobilebuild project settings")
+
+
+def test_removing_a_key_written_by_us_takes_its_comment_along(tmp_path):
+    update_config(tmp_path, {"sdk": "/s", "ndk": "/n"})
+    path = tmp_path / "mobilebuild.toml"
+    update_config(path, {"sdk": None})
+    text = path.read_text()
+    assert "Android SDK directory" not in text and "Android NDK directory" in text
+    assert "\n\n\n" not in text

@@ -62,9 +62,36 @@ def dep_archives(version: str) -> dict[str, tuple[str, bytes]]:
     return out
 
 
+def bzl_call(rule: str, name: str, urls: list[str], sha: str, strip_prefix: str | None = None, build_file: str | None = None, patch_file: str | None = None) -> str:
+    """One archive call as TensorFlow's workspace.bzl writes it (6-space keyword indent, one
+    URL per line; a URL starting with '#' is a commented-out line inside the list)."""
+    lines = [f"  {rule}(", f'      name = "{name}",', "      urls = ["]
+    lines += [f"          {u}," if u.startswith("#") else f'          "{u}",' for u in urls]
+    lines += ["      ],", f'      sha256 = "{sha}",']
+    if strip_prefix:
+        lines.append(f'      strip_prefix = "{strip_prefix}",')
+    if build_file:
+        lines.append(f'      build_file = str(Label("{build_file}")),')
+    if patch_file:
+        lines.append(f'      patch_file = str(Label("{patch_file}")),')
+    return "\n".join(lines + ["  )", ""])
+
+
 def workspace_bzl_v11(base: str, sums: dict[str, str]) -> str:
-    """The shape of v1.1.0's tensorflow/workspace.bzl (2-space indent inside tf_workspace)."""
-    return f'''# TensorFlow external dependencies that can be loaded in WORKSPACE files.
+    """The shape of v1.1.0's tensorflow/workspace.bzl (2-space indent inside tf_workspace):
+    each archive lists its bazel-mirror URL, then the original."""
+
+    def urls(path: str) -> list[str]:
+        return [f"{base}/bazel-mirror/{path}", f"{base}/{path}"]
+
+    calls = [
+        bzl_call("native.new_http_archive", "eigen_archive", urls("bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz"), sums["eigen"], "eigen-eigen-f3a22f35b044", "//third_party:eigen.BUILD"),
+        bzl_call("native.http_archive", "gemmlowp", urls("github.com/google/gemmlowp/archive/a6f29d8.tar.gz"), sums["gemmlowp"], "gemmlowp-a6f29d8"),
+        bzl_call("native.new_http_archive", "farmhash_archive", ["http://bazel-mirror.storage.googleapis.com/github.com/google/farmhash/archive/92e897b.zip"], "0" * 64, "farmhash-92e897b", "//third_party:farmhash.BUILD"),
+        bzl_call("native.http_archive", "com_googlesource_code_re2", urls("github.com/google/re2/archive/b94b7cd.tar.gz"), sums["re2"], "re2-b94b7cd"),
+        bzl_call("native.http_archive", "protobuf", urls("github.com/google/protobuf/archive/2b7430d9.tar.gz"), sums["protobuf"], "protobuf-2b7430d9"),
+    ]
+    return """# TensorFlow external dependencies that can be loaded in WORKSPACE files.
 
 load("//third_party/gpus:cuda_configure.bzl", "cuda_configure")
 load("//third_party/sycl:sycl_configure.bzl", "sycl_configure")
@@ -78,131 +105,32 @@ def tf_workspace(path_prefix = "", tf_repo_name = ""):
   if path_prefix:
     print("path_prefix was specified to tf_workspace but is no longer used and will be removed in the future.")
 
-  native.new_http_archive(
-      name = "eigen_archive",
-      urls = [
-          "{base}/bazel-mirror/bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
-          "{base}/bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
-      ],
-      sha256 = "{sums['eigen']}",
-      strip_prefix = "eigen-eigen-f3a22f35b044",
-      build_file = str(Label("//third_party:eigen.BUILD")),
-  )
-
-  native.http_archive(
-      name = "gemmlowp",
-      urls = [
-          "{base}/bazel-mirror/github.com/google/gemmlowp/archive/a6f29d8.tar.gz",
-          "{base}/github.com/google/gemmlowp/archive/a6f29d8.tar.gz",
-      ],
-      sha256 = "{sums['gemmlowp']}",
-      strip_prefix = "gemmlowp-a6f29d8",
-  )
-
-  native.new_http_archive(
-      name = "farmhash_archive",
-      urls = [
-          "http://bazel-mirror.storage.googleapis.com/github.com/google/farmhash/archive/92e897b.zip",
-      ],
-      sha256 = "0000000000000000000000000000000000000000000000000000000000000000",
-      strip_prefix = "farmhash-92e897b",
-      build_file = str(Label("//third_party:farmhash.BUILD")),
-  )
-
-  native.http_archive(
-      name = "com_googlesource_code_re2",
-      urls = [
-          "{base}/bazel-mirror/github.com/google/re2/archive/b94b7cd.tar.gz",
-          "{base}/github.com/google/re2/archive/b94b7cd.tar.gz",
-      ],
-      sha256 = "{sums['re2']}",
-      strip_prefix = "re2-b94b7cd",
-  )
-
-  native.http_archive(
-      name = "protobuf",
-      urls = [
-          "{base}/bazel-mirror/github.com/google/protobuf/archive/2b7430d9.tar.gz",
-          "{base}/github.com/google/protobuf/archive/2b7430d9.tar.gz",
-      ],
-      sha256 = "{sums['protobuf']}",
-      strip_prefix = "protobuf-2b7430d9",
-  )
-
+""" + "\n".join(calls) + """
   native.bind(
       name = "protobuf_clib",
       actual = "@protobuf//:protoc_lib",
   )
-'''
+"""
 
 
 def workspace_bzl_v14(base: str, sums: dict[str, str]) -> str:
     """The shape of v1.4.0's: mirror.bazel.build URLs only (originals commented out inside the
     list), gemmlowp as .zip, protobuf via patched_http_archive, nsync and fft2d."""
-    return f'''# TensorFlow external dependencies that can be loaded in WORKSPACE files.
+    m = f"{base}/mirror.bazel.build"
+    calls = [
+        bzl_call("native.new_http_archive", "eigen_archive", [f"{m}/bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz", '# "https://bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz"'], sums["eigen"], "eigen-eigen-f3a22f35b044", "//third_party:eigen.BUILD"),
+        bzl_call("native.http_archive", "gemmlowp", [f"{m}/github.com/google/gemmlowp/archive/gemmlowp.zip", '# "https://github.com/google/gemmlowp/archive/gemmlowp.zip"'], sums["gemmlowp"], "gemmlowp-a6f29d8"),
+        bzl_call("native.new_http_archive", "fft2d", [f"{m}/www.kurims.kyoto-u.ac.jp/~ooura/fft.tgz", '# "http://www.kurims.kyoto-u.ac.jp/~ooura/fft.tgz"'], sums["fft2d"], build_file="//third_party/fft2d:fft2d.BUILD"),
+        bzl_call("native.http_archive", "com_googlesource_code_re2", [f"{m}/github.com/google/re2/archive/b94b7cd.tar.gz"], sums["re2"], "re2-b94b7cd"),
+        bzl_call("patched_http_archive", "protobuf_archive", [f"{m}/github.com/google/protobuf/archive/2b7430d9.tar.gz"], sums["protobuf"], "protobuf-2b7430d9", patch_file="//third_party/protobuf:add_noinlines.patch"),
+        bzl_call("native.http_archive", "nsync", [f"{m}/github.com/google/nsync/archive/839fcc53.tar.gz"], sums["nsync"], "nsync-839fcc53"),
+    ]
+    return """# TensorFlow external dependencies that can be loaded in WORKSPACE files.
 
 load("//third_party:repo.bzl", "tf_http_archive")
 
 def tf_workspace(path_prefix="", tf_repo_name=""):
-  native.new_http_archive(
-      name = "eigen_archive",
-      urls = [
-          "{base}/mirror.bazel.build/bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
-          # "https://bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
-      ],
-      sha256 = "{sums['eigen']}",
-      strip_prefix = "eigen-eigen-f3a22f35b044",
-      build_file = str(Label("//third_party:eigen.BUILD")),
-  )
-
-  native.http_archive(
-      name = "gemmlowp",
-      urls = [
-          "{base}/mirror.bazel.build/github.com/google/gemmlowp/archive/gemmlowp.zip",
-          # "https://github.com/google/gemmlowp/archive/gemmlowp.zip",
-      ],
-      sha256 = "{sums['gemmlowp']}",
-      strip_prefix = "gemmlowp-a6f29d8",
-  )
-
-  native.new_http_archive(
-      name = "fft2d",
-      urls = [
-          "{base}/mirror.bazel.build/www.kurims.kyoto-u.ac.jp/~ooura/fft.tgz",
-          # "http://www.kurims.kyoto-u.ac.jp/~ooura/fft.tgz",
-      ],
-      sha256 = "{sums['fft2d']}",
-      build_file = str(Label("//third_party/fft2d:fft2d.BUILD")),
-  )
-
-  native.http_archive(
-      name = "com_googlesource_code_re2",
-      urls = [
-          "{base}/mirror.bazel.build/github.com/google/re2/archive/b94b7cd.tar.gz",
-      ],
-      sha256 = "{sums['re2']}",
-      strip_prefix = "re2-b94b7cd",
-  )
-
-  patched_http_archive(
-      name = "protobuf_archive",
-      urls = [
-          "{base}/mirror.bazel.build/github.com/google/protobuf/archive/2b7430d9.tar.gz",
-      ],
-      sha256 = "{sums['protobuf']}",
-      strip_prefix = "protobuf-2b7430d9",
-      patch_file = str(Label("//third_party/protobuf:add_noinlines.patch")),
-  )
-
-  native.http_archive(
-      name = "nsync",
-      urls = [
-          "{base}/mirror.bazel.build/github.com/google/nsync/archive/839fcc53.tar.gz",
-      ],
-      sha256 = "{sums['nsync']}",
-      strip_prefix = "nsync-839fcc53",
-  )
-'''
+""" + "\n".join(calls)
 
 
 @pytest.fixture
@@ -373,17 +301,22 @@ def test_tampered_archive_fails_and_leaves_no_dir(tf_tree, server):
     assert not (tree / "tensorflow/contrib/makefile/downloads/re2").exists()
 
 
+def serve_other_eigen(tree: Path, profile, server, archive: bytes) -> None:
+    """Replace the eigen archive: the server sends ``archive``, workspace.bzl pins its sha256."""
+    bzl = tree / "tensorflow/workspace.bzl"
+    old_sum = next(p.artifact.sha256 for p in plan_deps(tree, profile) if p.name == "eigen")
+    bzl.write_text(bzl.read_text().replace(old_sum, sha256(archive)))
+    for p in list(server.routes):
+        if p.endswith("f3a22f35b044.tar.gz"):
+            server.add(p, archive)
+
+
 def test_patch_that_does_not_apply_exactly_once_fails_cleanly(tf_tree, server):
     tree, profile = tf_tree("1.1")
     bad = make_tar_gz({
         "eigen-x/Eigen/src/Core/arch/NEON/Complex.h": COMPLEX_H + COMPLEX_H,  # twice
     })
-    bzl = tree / "tensorflow/workspace.bzl"
-    old_sum = next(p.artifact.sha256 for p in plan_deps(tree, profile) if p.name == "eigen")
-    bzl.write_text(bzl.read_text().replace(old_sum, sha256(bad)))
-    for p in list(server.routes):
-        if p.endswith("f3a22f35b044.tar.gz"):
-            server.add(p, bad)
+    serve_other_eigen(tree, profile, server, bad)
     with pytest.raises(PatchError, match="exactly once.*occurs 2 times"):
         fetch_deps(tree, profile)
     dl = tree / "tensorflow/contrib/makefile/downloads"
@@ -435,22 +368,14 @@ def test_optional_patch_absent_is_fine_but_required_one_is_not(tf_tree, server):
     tree, profile = tf_tree("1.1")
     only_p2ul = "static uint64x2_t p2ul_CONJ_XOR = vld1q_u64( p2ul_conj_XOR_DATA );\n"
     arc = make_tar_gz({"eigen-x/Eigen/src/Core/arch/NEON/Complex.h": only_p2ul, "eigen-x/Eigen/Core": "//\n"})
-    bzl = tree / "tensorflow/workspace.bzl"
-    old_sum = next(p.artifact.sha256 for p in plan_deps(tree, profile) if p.name == "eigen")
-    bzl.write_text(bzl.read_text().replace(old_sum, sha256(arc)))
-    for p in list(server.routes):
-        if p.endswith("f3a22f35b044.tar.gz"):
-            server.add(p, arc)
+    serve_other_eigen(tree, profile, server, arc)
     report = fetch_deps(tree, profile)
     eigen = next(d for d in report.deps if d.name == "eigen")
     assert [p.split(": ", 1)[1] for p in eigen.patches] == ["static uint64x2_t p2ul_CONJ_XOR = vld1q_u64( p2ul_conj_XOR_DATA );"]
     assert not fetch_deps(tree, profile).changed
     # Without the required line the dep is refused.
     arc2 = make_tar_gz({"eigen-y/Eigen/src/Core/arch/NEON/Complex.h": "// nothing\n"})
-    bzl.write_text(bzl.read_text().replace(sha256(arc), sha256(arc2)))
-    for p in list(server.routes):
-        if p.endswith("f3a22f35b044.tar.gz"):
-            server.add(p, arc2)
+    serve_other_eigen(tree, profile, server, arc2)
     with pytest.raises(PatchError, match="occurs 0 times"):
         fetch_deps(tree, profile)
     # The previous good copy is still in place.
@@ -464,3 +389,94 @@ def test_dead_hosts_fall_back_to_the_mirror(tf_tree, server):
     assert all(d.status == "installed" for d in report.deps)
     eigen_hits = [r for r in server.requests if r.path.startswith("/mirror/gone.invalid/") and "eigen" in r.path]
     assert eigen_hits and eigen_hits[0].status == 200
+
+
+def test_with_original_urls_adds_the_host_behind_each_bazel_mirror():
+    from mobilebuild.deps import with_original_urls
+
+    listed = (
+        "http://mirror.bazel.build/github.com/google/re2/archive/b94b7cd.tar.gz",
+        "https://mirror.bazel.build/bitbucket.org/eigen/eigen/get/429aa5254200.tar.gz",
+        "http://bazel-mirror.storage.googleapis.com/github.com/google/gemmlowp/archive/a6f29d8.tar.gz",
+        "https://github.com/google/gemmlowp/archive/a6f29d8.tar.gz",  # already listed: not repeated
+        "https://example.com/other.tar.gz",  # not a Bazel mirror: nothing added for it
+    )
+    assert with_original_urls(listed) == listed + (
+        "https://github.com/google/re2/archive/b94b7cd.tar.gz",
+        "https://bitbucket.org/eigen/eigen/get/429aa5254200.tar.gz",
+    )
+    assert with_original_urls(["https://example.com/a.tgz"]) == ("https://example.com/a.tgz",)
+
+
+def _v14_with_real_mirror_urls(tree: Path, server) -> None:
+    """Make the v1.4 tree's workspace.bzl list the real https://mirror.bazel.build/... URLs
+    (the only ones the real v1.4 file lists for several archives)."""
+    bzl = tree / "tensorflow/workspace.bzl"
+    bzl.write_text(bzl.read_text().replace(f"{server.base}/mirror.bazel.build/", "https://mirror.bazel.build/"))
+
+
+def test_v14_plan_tries_the_original_host_after_the_mirror(tf_tree, server):
+    tree, profile = tf_tree("1.4")
+    _v14_with_real_mirror_urls(tree, server)
+    plans = {p.name: p for p in plan_deps(tree, profile)}
+    assert plans["eigen"].artifact.urls == (
+        "https://mirror.bazel.build/bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
+        "https://bitbucket.org/eigen/eigen/get/f3a22f35b044.tar.gz",
+    )
+    assert plans["fft2d"].artifact.urls[-1] == "https://www.kurims.kyoto-u.ac.jp/~ooura/fft.tgz"
+    assert plans["protobuf"].artifact.urls[-1] == "https://github.com/google/protobuf/archive/2b7430d9.tar.gz"
+
+
+def test_v14_offline_from_a_mirror_of_the_original_hosts(tf_tree, server, tmp_path):
+    """A local mirror laid out by original host (BASE/github.com/..., as a mirror of GitHub
+    is) serves a v1.4 tree that lists only mirror.bazel.build URLs: the de-mirrored original
+    is mapped onto it. Offline, so not one request goes out."""
+    tree, profile = tf_tree("1.4")
+    _v14_with_real_mirror_urls(tree, server)
+    mirror = tmp_path / "github-mirror"
+    for path, route in server.routes.items():
+        if path.startswith("/mirror.bazel.build/"):
+            rel = path[len("/mirror.bazel.build/"):]
+        elif path.startswith("/gtest/"):
+            rel = f"127.0.0.1:{server.port}{path}"
+        else:
+            continue
+        (mirror / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / rel).write_bytes(route.data)
+    report = fetch_deps(tree, profile, mirrors=[str(mirror)], offline=True)
+    assert {d.name for d in report.deps} == {"eigen", "gemmlowp", "googletest", "protobuf", "re2", "nsync", "fft2d"}
+    assert all(d.status == "installed" for d in report.deps)
+    assert server.requests == []
+
+
+def _stamp_googletest(tree: Path) -> None:
+    """The state an earlier run leaves: googletest installed from the real release tarball
+    (the shipped profile's sha256), which cannot be fetched here."""
+    d = tree / "tensorflow/contrib/makefile/downloads/googletest"
+    (d / "googletest/include/gtest").mkdir(parents=True)
+    (d / "googletest/include/gtest/gtest.h").write_text("//\n")
+    stamp = {"sha256": REAL_GTEST_SHA, "url": "https://github.com/google/googletest/archive/release-1.8.0.tar.gz", "patches": [], "applied": [], "files": 2}
+    (d / ".mobilebuild-deps.json").write_text(json.dumps(stamp))
+
+
+def test_cli_deps_plain_progress_then_pure_json(cli, tf_tree, server):
+    """Not at a terminal: one plain line per downloaded archive on stderr (no bar, no escape
+    codes). Then --json: stdout holds only the JSON report, and nothing changed."""
+    tree, _ = tf_tree("1.4")
+    _stamp_googletest(tree)
+    r = cli("deps", "--tf-src", tree)
+    assert r.code == 0, r.stderr
+    assert r.stdout == ""
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr
+    downloaded = [line for line in r.stderr.splitlines() if line.startswith("downloaded ")]
+    assert len(downloaded) == 6 and all(f"from 127.0.0.1:{server.port}" in line for line in downloaded)
+    assert "dependencies ready in" in r.stderr
+    n = len(server.requests)
+    again = cli("deps", "--tf-src", tree, "--json")
+    assert again.code == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["changed"] is False and len(report["deps"]) == 7
+    assert {d["status"] for d in report["deps"]} == {"up-to-date"}
+    assert "downloaded" not in again.stderr and len(server.requests) == n
+    plain = cli("deps", "--tf-src", tree)
+    assert "all 7 dependencies already up to date; nothing changed" in plain.stderr

@@ -165,3 +165,42 @@ def test_devices_are_listed_with_their_states(cli, tmp_path, monkeypatch, bazel_
         adb_server.stop()
         ready.close()
         locked.close()
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Xcode may exist on a Mac")
+def test_ios_target_is_not_ready_off_macos(cli, adb_port):
+    r = cli("doctor", "--target", "ios")
+    checks = lines_by_check(r.stderr)
+    assert checks["xcode"].startswith("MISSING") and "fix: build the iOS app on a Mac with Xcode" in r.stderr
+    assert r.code == 1 and "not ready for ios: missing xcode" in r.stderr
+
+
+def test_cache_mirrors_and_proxy_in_effect(cli, tmp_path, adb_port, monkeypatch, server):
+    """The cache line counts what is cached; the network line shows the mirrors of
+    mobilebuild.toml and the proxy from the environment with its password hidden."""
+    from helpers.archive_builders import sha256
+    from mobilebuild.config import update_config
+    from mobilebuild.downloads import downloads_root, fetch
+
+    data = b"x" * 2048
+    fetch(server.add("/c.bin", data), sha256=sha256(data))
+    update_config(tmp_path, {"mirrors": ["https://mirror.example.com/bazel"]})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HTTPS_PROXY", "http://builder:s3cret@proxy.lan:3128")
+    r = cli("--json", "doctor", "--target", "model")
+    assert r.code == 0, r.stderr
+    by = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert by["cache"]["detail"] == f"{downloads_root()} (1 files, 0.0 MB)"
+    assert "mirrors: https://mirror.example.com/bazel" in by["network"]["detail"]
+    assert "HTTPS_PROXY=http://***@proxy.lan:3128" in by["network"]["detail"]
+    assert "s3cret" not in r.stdout + r.stderr
+
+
+def test_unwritable_cache_is_a_warning_with_the_fix(cli, tmp_path, adb_port, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MOBILEBUILD_CACHE", str(blocker / "cache"))
+    r = cli("--json", "doctor", "--target", "model")
+    cache = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "cache")
+    assert cache["status"] == "warning" and "not writable" in cache["detail"]
+    assert cache["fix"] == "set MOBILEBUILD_CACHE to a writable directory"

@@ -294,3 +294,66 @@ def test_unknown_host_is_not_retried(server, monkeypatch):
     assert stats.source == server.url("/m/no-such-host.invalid/f.bin")
     assert "host not found" in stats.failures[0][1]
     assert time.monotonic() - start < 4
+
+
+def test_fetch_many_runs_in_parallel_but_bounded(server):
+    """Every answer is slow, so the server sees how many requests overlap: more than one,
+    never more than ``jobs``."""
+    blobs = [os.urandom(5_000 + i) for i in range(7)]
+    arts = []
+    for i, b in enumerate(blobs):
+        url = server.add(f"/par/{i}.bin", b)
+        server.fault(f"/par/{i}.bin", Fault.slow(0.3))
+        arts.append(Artifact((url,), sha256=sha256(b)))
+    assert [p.read_bytes() for p in fetch_many(arts, jobs=3)] == blobs
+    assert 2 <= server.max_inflight <= 3
+
+
+def test_progress_is_one_plain_line_per_file_when_not_a_tty(server, capsys, monkeypatch):
+    """stderr is not a terminal here: no live bar, no carriage returns or escape codes, just
+    one line per finished file; with --json not even that (stdout stays empty either way)."""
+    from mobilebuild import console
+
+    url = server.add("/plain/blob.bin", BLOB)
+    fetch(url, sha256=sha256(BLOB))
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"downloaded blob.bin (293.0 KB) from 127.0.0.1:{server.port}\n"
+    monkeypatch.setattr(console.settings, "json", True)
+    url2 = server.add("/plain/other.bin", BLOB[:1000])
+    fetch(url2, sha256=sha256(BLOB[:1000]))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_416_with_a_stale_longer_partial_restarts_from_zero(server):
+    """A partial longer than the file (left by another version): 416, then the whole file."""
+    url = server.add("/shrunk.bin", BLOB)
+    art = Artifact((url,), sha256=sha256(BLOB))
+    part, meta = downloads._partial_paths(art)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"y" * (len(BLOB) + 500))
+    meta.write_text('{"url": "%s"}' % url)
+    assert fetch(art).read_bytes() == BLOB
+    first, second = server.requests_for("/shrunk.bin")
+    assert first.status == 416 and first.range == f"bytes={len(BLOB) + 500}-"
+    assert second.range is None and second.status == 200 and second.sent == len(BLOB)
+
+
+def test_retry_after_as_an_http_date():
+    import email.utils
+
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= downloads.parse_retry_after(when) <= 31
+    assert downloads.parse_retry_after("7") == 7.0
+    assert downloads.parse_retry_after("soon") is None and downloads.parse_retry_after(None) is None
+
+
+def test_an_unusable_cache_dir_is_one_clear_error(server, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MOBILEBUILD_CACHE", str(blocker / "cache"))
+    url = server.add("/c.bin", BLOB)
+    with pytest.raises(DownloadError, match="cannot write to the download cache") as exc:
+        fetch(url, sha256=sha256(BLOB))
+    assert "MOBILEBUILD_CACHE" in exc.value.hint
+    assert server.requests == []

@@ -10,6 +10,7 @@ real one of this machine.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -79,6 +80,10 @@ def test_licences_need_consent_without_a_tty(cli, server, project, tmp_path, mon
     assert "hint: rerun with --accept-licenses" in r.stderr and "Traceback" not in r.stderr
     assert read_log(log) == []  # never ran sdkmanager without consent
     assert not (sdk / "licenses").exists()
+    # What setup did find and install is recorded; the incomplete SDK is not.
+    conf = load_config(proj)
+    assert conf["ndk"] == str(tmp_path / "ndk") and conf["bazel"] == str(data_dir() / "bazel/0.5.4/bin/bazel")
+    assert "sdk" not in conf
 
 
 def test_bazel_without_published_digest_needs_the_users(cli, server, project, tmp_path):
@@ -110,12 +115,17 @@ def test_tree_bazelversion_wins_and_version_read_from_tree(cli, server, project,
     (tree / ".bazelversion").write_text("0.6.1\n")
     pins = tmp_path / "pins.toml"
     write_pins(pins, server, bazel_version="0.6.1")
-    r = cli("setup", "--tf-src", tree, "--sdk", make_sdk(tmp_path / "sdk"), "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins)
+    r = cli("setup", "--json", "--tf-src", tree, "--sdk", make_sdk(tmp_path / "sdk"), "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins)
     assert r.code == 0, r.stderr
     assert os.access(data_dir() / "bazel/0.6.1/bin/bazel", os.X_OK)
     conf = load_config(proj)
     assert conf["tf_src"] == str(tree.resolve())
     assert "TF 1.4.0" in r.stderr
+    # stdout is the JSON report alone (the installer's own output stays out of it).
+    report = json.loads(r.stdout)
+    assert report["changed"] is True and report["config_written"] is True
+    assert {s["name"]: s["status"] for s in report["steps"]}["bazel"] == "installed"
+    assert "Bazel is now installed" not in r.stdout + r.stderr
 
 
 def test_bazelisk_on_path_is_used(cli, server, project, tmp_path, monkeypatch):
@@ -125,10 +135,15 @@ def test_bazelisk_on_path_is_used(cli, server, project, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     pins = tmp_path / "pins.toml"
     write_pins(pins, server)
+    # The user's own notes in an existing mobilebuild.toml survive setup's update.
+    mine = '# our team cache, ask Ana\nremote_cache = "http://cache.lan:8080"  # office only\n'
+    (proj / "mobilebuild.toml").write_text(mine)
     r = cli("setup", "--tf-ref", "v1.3.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.2"), "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"), "--pins", pins)
     assert r.code == 0, r.stderr
     conf = load_config(proj)
     assert conf["bazel"] == str(bin_dir / "bazelisk") and conf["bazel_version"] == "0.5.0"
+    assert conf["remote_cache"] == "http://cache.lan:8080"
+    assert (proj / "mobilebuild.toml").read_text().startswith(mine)
     assert not [q for q in server.requests if "bazel" in q.path]
 
 
@@ -153,10 +168,18 @@ def test_json_report_and_offline_refusal(cli, server, project, tmp_path):
     proj, _ = project
     pins = tmp_path / "pins.toml"
     write_pins(pins, server)
-    r = cli("setup", "--json", "--tf-ref", "v1.4.0", "--sdk", make_sdk(tmp_path / "sdk"), "--ndk", make_ndk(tmp_path / "ndk"), "--pins", pins, "--offline")
-    # Bazel is not cached and --offline forbids the download: one clear line naming it.
+    sdk, ndk = make_sdk(tmp_path / "sdk"), make_ndk(tmp_path / "ndk")
+    r = cli("setup", "--json", "--tf-ref", "v1.4.0", "--sdk", sdk, "--ndk", ndk, "--pins", pins, "--offline")
+    # Bazel is not cached and --offline forbids the download: one clear error naming it...
     assert r.code == 1 and "offline" in r.stderr and "bazel-0.5.4-installer" in r.stderr
+    assert "error: setup incomplete: missing bazel" in r.stderr and "Traceback" not in r.stderr
     assert server.requests == []
+    # ...and the other steps still ran: the JSON report on stdout has every one of them.
+    steps = {s["name"]: s for s in json.loads(r.stdout)["steps"]}
+    assert steps["bazel"]["status"] == "missing" and "offline" in steps["bazel"]["detail"]
+    assert "--mirror BASE" in steps["bazel"]["fix"]
+    assert steps["android-sdk"]["status"] == "present" and steps["android-ndk"]["status"] == "present"
+    assert load_config(proj)["ndk"] == str(ndk)
 
 
 def test_need_a_version(cli, project):
@@ -243,3 +266,34 @@ def test_licences_accepted_by_an_explicit_answer_at_a_terminal(server, project, 
     calls = read_log(log)
     assert calls[0] == [f"--sdk_root={sdk}", "--licenses"]
     assert (sdk / "platforms/android-23/android.jar").is_file()
+
+
+def test_a_failing_jdk_install_is_reported_and_the_other_steps_still_run(cli, server, project, tmp_path, monkeypatch):
+    """--yes runs the install command; when it fails (a stand-in apt-get exiting 100 as the
+    real one does without a package list), the jdk step says so and setup goes on."""
+    proj, _ = project
+    bin_dir = tmp_path / "bin"
+    write_exe(bin_dir / "bazelisk", "#!/bin/sh\n")
+    write_exe(bin_dir / "sudo", '#!/bin/sh\nexec "$@"\n')
+    write_exe(bin_dir / "apt-get", "#!/bin/sh\necho 'E: Unable to locate package openjdk-17-jdk-headless' >&2\nexit 100\n")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    ndk = make_ndk(tmp_path / "ndk", "12.1.2977051")
+    r = cli("setup", "--json", "--yes", "--tf-ref", "v1.1.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.1"), "--ndk", ndk, "--pins", pins)
+    assert r.code == 1 and "setup incomplete: missing jdk" in r.stderr and "Traceback" not in r.stderr
+    steps = {s["name"]: s for s in json.loads(r.stdout)["steps"]}
+    assert "exit code 100" in steps["jdk"]["detail"] and "Unable to locate package" in steps["jdk"]["detail"]
+    assert steps["android-ndk"]["status"] == "present" and steps["bazel"]["status"] == "present"
+    assert load_config(proj)["ndk"] == str(ndk)
+
+
+def test_a_broken_pins_file_is_one_clear_error(cli, project, tmp_path):
+    pins = tmp_path / "pins.toml"
+    pins.write_text('[[bazel]]\nversion = "0.5.4"\nos = "linux"\n')  # no url
+    r = cli("setup", "--tf-ref", "v1.4.0", "--pins", pins)
+    assert r.code == 1 and "[[bazel]] entry 1 lacks url" in r.stderr and "Traceback" not in r.stderr
+    pins.write_bytes(b"\x7fELF\x02\x01")  # a binary named by mistake
+    r = cli("setup", "--tf-ref", "v1.4.0", "--pins", pins)
+    assert r.code == 1 and "is not valid TOML" in r.stderr
+    assert not (project[0] / "mobilebuild.toml").exists()

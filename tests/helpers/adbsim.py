@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from helpers.loopback import free_port
+
 # --- transport constants (AOSP adb protocol.txt) -------------------------------------------
 
 A_CNXN = 0x4E584E43
@@ -632,10 +634,6 @@ def _default_abilist(abi: str) -> str:
 # --- the real adb server, on a port of its own -------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AdbServer:

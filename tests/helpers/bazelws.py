@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers.tftrees import make_tf_tree, workspace_block
+from helpers.tftrees import make_ndk, make_sdk, make_tf_tree, workspace_block
 
 FRAMEWORK_RES = "/usr/share/android-framework-res/framework-res.apk"
 KEYSTORE = "tensorflow/examples/android/test.keystore"
@@ -134,6 +134,15 @@ def make_bazel_workspace(path: str | os.PathLike, version: str = "1.1", *, with_
     )
     make_keystore(root / KEYSTORE)
     return root
+
+
+def make_sdk_ndk(base: Path) -> tuple[Path, Path]:
+    """BASE/sdk and BASE/ndk laid out as Bazel's android_sdk_repository (a platform's
+    android.jar) and mobilebuild's SDK/NDK detection expect; the genrule target needs no more."""
+    return (
+        make_sdk(Path(base) / "sdk", platforms=(23,), build_tools=("25.0.1",), adb=False),
+        make_ndk(Path(base) / "ndk"),
+    )
 
 
 def make_keystore(path: Path) -> Path:

@@ -11,7 +11,8 @@ its Range / If-Range headers, the status sent and how many body bytes went out.
         ...
         assert srv.requests_for("/a.tar.gz")[-1].range == "bytes=1000-"
 
-Ranges: ``Range: bytes=N-`` is answered 206 (honouring ``If-Range`` against the ETag: a
+``max_inflight`` tells how many requests were ever answered at the same time (bounded
+parallelism). Ranges: ``Range: bytes=N-`` is answered 206 (honouring ``If-Range`` against the ETag: a
 mismatch gets the whole body with 200), a start past the end gets 416 with
 ``Content-Range: bytes */LEN``.
 """
@@ -91,6 +92,8 @@ class FaultyServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        self.inflight = 0  # requests being answered now
+        self.max_inflight = 0  # the most ever answered at the same time
         self._lock = threading.Lock()
         server = self
 
@@ -109,7 +112,8 @@ class FaultyServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for one, and every test stops a server.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     # ------------------------------------------------------------------ setup
@@ -150,6 +154,16 @@ class FaultyServer:
 
     # ------------------------------------------------------------------ serving
     def _handle(self, h: BaseHTTPRequestHandler, head: bool) -> None:
+        with self._lock:
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            self._answer(h, head)
+        finally:
+            with self._lock:
+                self.inflight -= 1
+
+    def _answer(self, h: BaseHTTPRequestHandler, head: bool) -> None:
         path = h.path.split("?", 1)[0]
         rec = Request(path, h.command, h.headers.get("Range"), h.headers.get("If-Range"), time=time.monotonic(), authorization=h.headers.get("Authorization"))
         with self._lock:

@@ -231,11 +231,13 @@ public class ClassifierActivity extends CameraActivity implements OnImageAvailab
   // --input_binary=true
 '''
 
+# Two blank lines before MODEL_FILE, as in the real file of every tag.
 _ACTIVITY_CONSTANTS = '''  private static final int INPUT_SIZE = 224;
   private static final int IMAGE_MEAN = 117;
   private static final float IMAGE_STD = 1;
   private static final String INPUT_NAME = "{input}";
   private static final String OUTPUT_NAME = "{output}";
+
 
   private static final String MODEL_FILE = "file:///android_asset/tensorflow_inception_graph.pb";
   private static final String LABEL_FILE =

@@ -38,13 +38,20 @@ def _commands(model, out, image):
         "check": ["model", "check", model, "--tf-version", "1.1"],
         "downgrade": ["model", "downgrade", model, "-o", out, "--tf-version", "1.1"],
         "optimize": ["model", "optimize", model, "-o", out],
+        "quantize": ["model", "quantize", model, "-o", out, "--mode", "weights"],
+        "memmap": ["model", "memmap", model, "-o", out],
+        "tflite": ["model", "tflite", model, "-o", out],
         "label": ["model", "label", model, "--image", image],
         "compare": ["model", "compare", model, model, "--images", image.parent],
     }
 
 
+EVERY_COMMAND = ["inspect", "inspect-tf", "check", "downgrade", "optimize", "quantize", "memmap", "tflite", "label", "compare"]
+WRITERS = ["downgrade", "optimize", "quantize", "memmap", "tflite"]
+
+
 @pytest.mark.parametrize("kind", BAD_MODELS)
-@pytest.mark.parametrize("command", ["inspect", "inspect-tf", "check", "downgrade", "optimize", "label", "compare"])
+@pytest.mark.parametrize("command", EVERY_COMMAND)
 def test_bad_model_files(kind, command, bad_model, cli, tmp_path):
     from mobilebuild import defaults
 
@@ -66,7 +73,7 @@ def test_bad_model_files(kind, command, bad_model, cli, tmp_path):
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["downgrade", "optimize"])
+@pytest.mark.parametrize("command", WRITERS)
 def test_output_problems(command, cli, default_graph, tmp_path):
     from mobilebuild import defaults
 
@@ -151,3 +158,151 @@ def test_graph_with_an_op_todays_tf_lacks(small, cli, tmp_path):
     assert "cannot load this graph" in line and "MyVendorOp" in line
     line = one_line_error(cli("model", "downgrade", path, "-o", tmp_path / "d.pb", "--tf-version", "1.1"))
     assert "MyVendorOp has no counterpart" in line
+
+
+@pytest.fixture(scope="module")
+def damaged_packages(tmp_path_factory, default_graph):
+    """A real memmapped package of the default model, damaged three ways: its directory
+    scrambled, the trailer pointing outside the file, the last bytes cut off."""
+    import struct
+
+    from mobilebuild.graphs import memmap
+
+    d = tmp_path_factory.mktemp("damaged")
+    good = d / "good.mmap"
+    memmap.write_package(default_graph.graph_def, good, 1000)
+    data = good.read_bytes()
+    (offset,) = struct.unpack("<Q", data[-8:])
+    scrambled = bytearray(data)
+    for i in range(offset, len(data) - 8):
+        scrambled[i] ^= 0x5A
+    (d / "directory.mmap").write_bytes(bytes(scrambled))
+    (d / "trailer.mmap").write_bytes(data[:-8] + struct.pack("<Q", len(data) * 3))
+    (d / "truncated.mmap").write_bytes(data[:-20])
+    return d
+
+
+@pytest.mark.parametrize("damage", ["directory", "trailer", "truncated"])
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_damaged_memmapped_package(damage, command, damaged_packages, cli, tmp_path):
+    from mobilebuild import defaults
+
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    line = one_line_error(cli(*_commands(damaged_packages / f"{damage}.mmap", out_dir / "o.pb", image)[command]))
+    assert "memmapped" in line and ("does not parse" in line or "outside the file" in line), line
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def tflite_file(tmp_path_factory, default_graph):
+    from mobilebuild.graphs import tflite
+
+    out = tmp_path_factory.mktemp("tfl") / "digits.tflite"
+    tflite.convert(default_graph.path, out)
+    return out
+
+
+@pytest.mark.parametrize("command", ["check", "downgrade", "optimize", "quantize", "memmap", "tflite"])
+def test_tflite_input_is_said_to_be_unsupported(command, tflite_file, cli, tmp_path):
+    """Commands that rewrite or check GraphDefs say clearly that a .tflite is not for them."""
+    from mobilebuild import defaults
+
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    line = one_line_error(cli(*_commands(tflite_file, out_dir / "o.pb", image)[command]))
+    assert "needs a frozen GraphDef" in line or "already a .tflite" in line, line
+    assert list(out_dir.iterdir()) == []
+
+
+def test_tflite_input_for_inspect_with_tf_version_says_not_tf_mobile(tflite_file, cli):
+    import json
+
+    r = cli("--json", "model", "inspect", tflite_file, "--tf-version", "1.1")
+    assert r.code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["runtime"]["loads"] is False
+    assert "TensorFlow Lite" in data["runtime"]["summary"][0]
+    assert data["op_counts"].get("CONV_2D") == 3 and data["node_count"] == sum(data["op_counts"].values())
+
+
+@pytest.mark.parametrize("command", ["inspect", "check", "downgrade", "optimize", "quantize", "memmap", "label"])
+def test_savedmodel_directory_is_said_to_be_unsupported(command, cli, tmp_path):
+    """A SavedModel is only read by `model tflite`; every other command says so."""
+    from mobilebuild import defaults
+
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    line = one_line_error(cli(*_commands(saved, out_dir / "o.pb", image)[command]))
+    assert "savedmodel" in line.lower(), line
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["quantize", "tflite", "optimize"])
+def test_unknown_node_names_suggest_the_closest(command, cli, default_graph, tmp_path):
+    out = tmp_path / "o.pb"
+    flag = {"quantize": ["--mode", "weights"], "tflite": [], "optimize": []}[command]
+    r = cli("model", command, default_graph.path, "-o", out, "--output-names", "final_reslt", *flag)
+    line = one_line_error(r)
+    assert "final_reslt" in line and "final_result" in r.stderr, r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["label", "compare"])
+def test_unknown_node_name_for_running_commands(command, cli, default_graph, tmp_path):
+    from mobilebuild import defaults
+
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    args = _commands(default_graph.path, tmp_path / "o.pb", image)[command]
+    r = cli(*args, "--output-name", "final_reslt")
+    line = one_line_error(r)
+    assert "final_reslt" in line and "final_result" in r.stderr, r.stderr
+
+
+def test_unknown_modes_fail_before_anything_is_read(cli, tmp_path):
+    """A bad --mode / --quantize is a usage mistake: named with the valid values, nothing written."""
+    missing = tmp_path / "nope.pb"
+    line = one_line_error(cli("model", "quantize", missing, "-o", tmp_path / "o.pb", "--mode", "int4"))
+    assert "int4" in line
+    line = one_line_error(cli("model", "tflite", missing, "-o", tmp_path / "o.tflite", "--quantize", "float16"))
+    assert "float16" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["inspect", "optimize", "quantize", "memmap"])
+def test_tf_src_without_tf_version(command, cli, default_graph, tmp_path):
+    """--tf-src alone would silently be ignored: it is refused, nothing written."""
+    out = tmp_path / "o.pb"
+    args = {"inspect": [], "optimize": ["-o", out], "quantize": ["-o", out, "--mode", "weights"], "memmap": ["-o", out]}[command]
+    line = one_line_error(cli("model", command, default_graph.path, *args, "--tf-src", tmp_path))
+    assert "--tf-src needs --tf-version" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["quantize", "memmap"])
+def test_quantize_and_memmap_use_the_op_set_of_tf_src(command, cli, default_graph, tmp_path):
+    """A tree whose op list holds nothing: the bundled v1.2 op set would accept the default
+    model, the tree's own does not, so the refusal proves the tree was read."""
+    tree = tmp_path / "tf"
+    (tree / "tensorflow/contrib/makefile").mkdir(parents=True)
+    (tree / "tensorflow/contrib/makefile/tf_op_files.txt").write_text("")
+    out = tmp_path / "o.pb"
+    args = ["-o", out, "--mode", "weights"] if command == "quantize" else ["-o", out]
+    line = one_line_error(cli("model", command, default_graph.path, *args, "--tf-version", "1.2", "--tf-src", tree))
+    assert "has no counterpart" in line
+    assert not out.exists()
+    assert cli("model", command, default_graph.path, *args, "--tf-version", "1.2").code == 0
+
+
+def test_label_input_size_must_be_positive(cli, default_graph):
+    from mobilebuild import defaults
+
+    image = defaults.sample_images_dir() / "one" / "one_0.png"
+    line = one_line_error(cli("model", "label", default_graph.path, "-i", image, "--input-size", "0"))
+    assert "--input-size must be a positive" in line

@@ -207,18 +207,51 @@ def test_cpp_memmapped_env_loads_and_runs(graphs, memmapped_runner, tmp_path, na
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_cli_memmap_for_old_runtime(cli, graphs, tmp_path):
-    """--tf-version: the package's GraphDef (ImmutableConst included) fits the v1.1 op set."""
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.3", "1.4"])
+def test_cli_memmap_for_old_runtime(cli, graphs, tmp_path, version):
+    """--tf-version: the package's GraphDef (ImmutableConst included) fits the op set of every
+    bundled runtime, checked against the op definitions of the real mobile build directly."""
     import json
     from pathlib import Path
 
-    ops = json.loads((Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops/v1.1.0.opdefs.json").read_text())["ops"]
-    out = tmp_path / "k11.mm"
-    r = cli("model", "memmap", graphs["keras"].path, "-o", out, "--min-conversion-tensor-size", "1000", "--tf-version", "1.1")
+    ops_dir = Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops"
+    ops = json.loads((ops_dir / f"v{version}.0.opdefs.json").read_text())["ops"]
+    out = tmp_path / "k.mm"
+    r = cli("model", "memmap", graphs["keras"].path, "-o", out, "--min-conversion-tensor-size", "1000", "--tf-version", version)
     assert r.code == 0, r.output
-    assert "rewritten for TF 1.1" in r.stderr
+    assert f"rewritten for TF {version}" in r.stderr
     gd, regions = memmap.read_package(out)
     assert regions and "ImmutableConst" in {n.op for n in gd.node}
     for node in gd.node:
         assert node.op in ops and ops[node.op]["has_kernel"], node.op
         assert {a for a in node.attr if not a.startswith("_")} <= set(ops[node.op]["attrs"]), node.name
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.3", "1.4"])
+@pytest.mark.parametrize("mode", quantize.MODES)
+def test_cli_quantized_memmapped_package_for_every_runtime(cli, graphs, tmp_path, mode, version, run_graph):
+    """What the iOS app of a 1.x tree gets: quantized, then memory-mapped, both for that runtime.
+    `model check` passes on the package, every node fits the real op definitions, and the
+    package computes what the quantized .pb computes."""
+    import json
+    from pathlib import Path
+
+    g = graphs["mixed"]
+    q, mm = tmp_path / "q.pb", tmp_path / "q.mmap"
+    r = cli("model", "quantize", g.path, "-o", q, "--mode", mode, "--tf-version", version, "--min-const-bytes", "256")
+    assert r.code == 0, r.output
+    r = cli("model", "memmap", q, "-o", mm, "--min-conversion-tensor-size", "256", "--tf-version", version)
+    assert r.code == 0, r.output
+    r = cli("--json", "model", "check", mm, "--tf-version", version)
+    assert r.code == 0 and json.loads(r.stdout)["loads"] is True, r.output
+    ops_dir = Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops"
+    ops = json.loads((ops_dir / f"v{version}.0.opdefs.json").read_text())["ops"]
+    gd, regions = memmap.read_package(mm)
+    assert regions
+    for node in gd.node:
+        assert node.op in ops and ops[node.op]["has_kernel"], (node.name, node.op)
+        assert {a for a in node.attr if not a.startswith("_")} <= set(ops[node.op]["attrs"]), node.name
+    x = g.sample(4)
+    out = g.outputs[0]
+    plain = memmap.inline_regions(gd, mm, regions)
+    np.testing.assert_allclose(run_graph(plain, g.input, x, out), run_graph(io.load_graph_def(q), g.input, x, out), rtol=1e-5, atol=1e-6)

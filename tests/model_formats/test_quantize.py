@@ -128,7 +128,7 @@ def _opdefs(tag):
     return json.loads((OPS_DIR / f"{tag}.opdefs.json").read_text())["ops"]
 
 
-@pytest.mark.parametrize("tag,version", [("v1.0.0", "1.0"), ("v1.1.0", "1.1"), ("v1.4.0", "1.4")])
+@pytest.mark.parametrize("tag,version", [(f"v{v}.0", v) for v in ("1.0", "1.1", "1.2", "1.3", "1.4")])
 @pytest.mark.parametrize("mode", quantize.MODES)
 def test_tf1_target_uses_only_old_ops_and_attrs(graphs, tag, version, mode, run_graph):
     """Checked against the op definitions of the real v1.x mobile builds directly (not through

@@ -17,9 +17,10 @@ def test_full_plan_dry_run_prints_every_command_and_changes_nothing(cli, tmp_pat
     before = tree_digest(tree)
     fake_bazel = tmp_path / "bin" / "bazel"
     fake_bazel.parent.mkdir()
-    fake_bazel.write_text("#!/bin/sh\necho 'Build label: 0.5.4'\n")
+    # Bazel 0.5.x has no --remote_cache flag (mobilebuild refuses --remote-cache with it): a newer one.
+    fake_bazel.write_text("#!/bin/sh\necho 'Build label: 0.26.1'\n")
     fake_bazel.chmod(0o755)
-    r = cli("android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--dry-run", "--bazel", fake_bazel,
+    r = cli("android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--dry-run", "--bazel", fake_bazel, "--ignore-bazel-version",
             "--cpu", "arm64-v8a", "-c", "dbg", "--bazel-arg=--jobs=2", "--remote-cache", "http://127.0.0.1:9/cache",
             "--device", "SERIAL1")
     assert r.code == 0, r.stderr
@@ -42,6 +43,19 @@ def test_bad_build_options_fail_before_anything_is_touched(cli, tf_tree, sdk, nd
     one_line_error(r)
     assert message in r.stderr
     assert tree_digest(tree) == before
+    if "--remote-cache" not in args:  # --generate-only prints a bazel command with -c/--cpu: checked first too
+        r = cli("android", "--generate-only", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, *args)
+        one_line_error(r)
+        assert message in r.stderr
+        assert tree_digest(tree) == before
+
+
+def test_generate_only_prints_the_bazel_command_the_build_step_would_run(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.3")
+    r = cli("android", "--generate-only", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--cpu", "x86")
+    assert r.code == 0, r.stderr
+    assert (f"next: cd {tree.resolve()} && bazel build -c opt --cxxopt=-std=c++11 --fat_apk_cpu=x86 "
+            "//tensorflow/examples/android:tensorflow_demo") in r.stderr
 
 
 @pytest.mark.slow

@@ -69,6 +69,15 @@ def test_ndk_search_and_revisions(tmp_path, monkeypatch):
     assert sdkmod.find_ndk(None, s) == (env.resolve(), "ANDROID_NDK_HOME")
     flag = make_ndk(tmp_path / "flag-ndk")
     assert sdkmod.find_ndk(str(flag), s) == (flag.resolve(), "--ndk")
+    # mobilebuild.toml's ndk comes after ANDROID_NDK_HOME, before the SDK's own NDKs
+    monkeypatch.delenv("ANDROID_NDK_HOME")
+    cfg = tmp_path / "mobilebuild.toml"
+    cfg.write_text('ndk = "cfg-ndk"\n')
+    monkeypatch.setenv("MOBILEBUILD_CONFIG", str(cfg))
+    with pytest.raises(ToolchainError, match="from ndk in mobilebuild.toml"):  # named, so never skipped
+        sdkmod.find_ndk(None, s)
+    make_ndk(tmp_path / "cfg-ndk")
+    assert sdkmod.find_ndk(None, s) == ((tmp_path / "cfg-ndk").resolve(), "mobilebuild.toml")
 
     r12b = sdkmod.ndk_revision(make_ndk(tmp_path / "n1"))
     assert (r12b.revision, r12b.pkg_revision) == ("r12b", "12.1.2977051")

@@ -147,5 +147,5 @@ def test_missing_ref_and_bad_repo(cli, origin, sdk, tmp_path):
     assert "ref v9.9.9 not found" in r.stderr and "ls-remote" in r.stderr
     r = cli("workspace", "--tf-repo", (tmp_path / "nothing-here").as_uri(), "--tf-ref", "v1.0.0", "--sdk", sdk)
     one_line_error(r)
-    assert "could not clone" in r.stderr
+    assert "could not clone" in r.stderr and "does not appear to be a git repository" in r.stderr
     one_line_error(cli("workspace", "--tf-repo", origin, "--sdk", sdk))  # no --tf-ref

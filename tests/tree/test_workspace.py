@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from helpers.tftrees import VERSIONS, make_ndk, make_sdk, one_line_error, tree_digest, workspace_block
+from helpers.tftrees import VERSIONS, make_ndk, make_sdk, one_line_error, tree_digest, tree_mtimes, workspace_block
 
 BEGIN = "# BEGIN mobilebuild android repositories"
 END = "# END mobilebuild android repositories"
@@ -90,6 +92,22 @@ def test_no_ndk_renders_only_the_sdk_repository_with_a_warning(cli, tf_tree, sdk
     assert "android_sdk_repository(" in text and "\nandroid_ndk_repository(" not in text
 
 
+def test_sdk_without_the_profiles_versions_or_adb_is_used_with_warnings(cli, tf_tree, ndk, tmp_path):
+    s = make_sdk(tmp_path / "other-sdk", platforms=(21, 24), build_tools=("24.0.3", "25.0.3"), adb=False)
+    tree = tf_tree("1.2")
+    r = cli("workspace", "--tf-src", tree, "--sdk", s, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    assert "android-23 (what TensorFlow 1.2.0 names) is not installed; using android-24" in r.stderr
+    assert "build-tools 25.0.2 (what TensorFlow 1.2.0 names) are not installed; using 25.0.3" in r.stderr
+    assert "no platform-tools/adb" in r.stderr
+    text = (tree / "WORKSPACE").read_text()
+    assert "    api_level = 24,\n    build_tools_version = \"25.0.3\",\n" in text
+    # asked for explicitly: used as asked, no warning
+    r = cli("workspace", "--tf-src", tree, "--sdk", s, "--ndk", ndk, "--api-level", "21", "--build-tools", "24.0.3")
+    assert r.code == 0 and "is not installed; using" not in r.stderr
+    assert "    api_level = 21,\n    build_tools_version = \"24.0.3\",\n" in (tree / "WORKSPACE").read_text()
+
+
 def test_ndk_found_next_to_the_sdk(cli, tf_tree, sdk):
     make_ndk(sdk / "ndk" / "12.1.2977051")
     make_ndk(sdk / "ndk" / "9.0.1", "9.0.1")
@@ -136,7 +154,20 @@ def test_restore_puts_the_workspace_back_byte_exactly(cli, tf_tree, sdk, ndk):
     r = cli("restore", "--tf-src", tree)
     assert r.code == 0, r.stderr
     assert tree_digest(tree) == before
-    one_line_error(cli("restore", "--tf-src", tree))  # nothing left to restore
+    # A second restore has nothing left to do: it succeeds and touches nothing.
+    mtimes = tree_mtimes(tree)
+    r = cli("--json", "restore", "--tf-src", tree)
+    assert r.code == 0 and "nothing to restore" in r.stderr
+    assert json.loads(r.stdout) == {"root": str(tree.resolve()), "dry_run": False, "restored": [], "removed": [], "unchanged": []}
+    assert tree_digest(tree) == before and tree_mtimes(tree) == mtimes
+
+
+def test_restore_refuses_a_directory_that_is_not_a_tree(cli, tmp_path):
+    (tmp_path / "notes").mkdir()
+    r = cli("restore", "--tf-src", tmp_path / "notes")
+    one_line_error(r)
+    assert "nothing to restore" in r.stderr
+    one_line_error(cli("restore", "--tf-src", tmp_path / "nope"))
 
 
 def test_hand_uncommented_rule_is_refused(cli, tf_tree, sdk, ndk):
