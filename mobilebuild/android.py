@@ -61,6 +61,7 @@ class Context:
     staging: Path
     tree: Any = None
     workspace: Any = None
+    workspace_cpu: str | None = None  # the --cpu the WORKSPACE block was planned for
     model: Any = None
     patch: Any = None
     device: Any = None
@@ -203,6 +204,11 @@ def _step_files(ctx: Context) -> None:
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
     check_asset_names(p, [ctx.opts.model, ctx.opts.labels])
+    if ctx.opts.model:
+        from mobilebuild.appmodel import refuse_overwriting_the_source
+
+        target = ctx.tree.path(p.require("android.asset_dir")) / Path(ctx.opts.model).name
+        refuse_overwriting_the_source(ctx.opts.model, target)
     if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
         declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
                          literal_template=p.require("android.literal_template"), file_label=p.require("android.activity"))
@@ -221,8 +227,10 @@ def _step_toolchain(ctx: Context) -> None:
         build_tools=o.build_tools,
         ndk_api_level=o.ndk_api_level,
         require_ndk=True,
+        cpu=o.cpu,
     )
     ctx.workspace = ws
+    ctx.workspace_cpu = o.cpu
     report_toolchain(ws)
     ctx.result["workspace"] = ws.as_dict()
 
@@ -264,7 +272,7 @@ def report_model(m) -> None:
 
 
 def android_values(tree, m) -> dict[str, Any]:
-    from mobilebuild.appmodel import label_lines
+    from mobilebuild.graphs.label import read_labels
 
     p = tree.profile
     suffix = p.get("android.tensor_suffix", "") or ""
@@ -274,7 +282,7 @@ def android_values(tree, m) -> dict[str, Any]:
         return name if ":" in name or not suffix else name + suffix
 
     return {
-        "num_classes": m.num_classes or len(label_lines(m.labels)),
+        "num_classes": m.num_classes or len(read_labels(m.labels)),
         "input_size": m.input_size,
         "mean": m.mean,
         "std": m.std,
@@ -320,6 +328,9 @@ def build_patch(tree, ws, m):
 def _step_patch(ctx: Context) -> None:
     from mobilebuild.patching import apply_or_show
 
+    if ctx.opts.cpu != ctx.workspace_cpu:
+        # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
+        _step_toolchain(ctx)
     ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
     console.detail(f"WORKSPACE: {ctx.workspace.edit.how}")
     ctx.patch = ps
@@ -479,6 +490,13 @@ def _step_apk(ctx: Context) -> None:
     console.info(f"APK {apk} ({apk.stat().st_size} bytes)")
 
 
+def _planned_serial(o: AndroidOptions) -> str:
+    """The device a dry run names: --device, else ANDROID_SERIAL, else a placeholder."""
+    import os
+
+    return o.device or os.environ.get("ANDROID_SERIAL") or "<device>"
+
+
 def _step_install(ctx: Context) -> None:
     from mobilebuild import adb
 
@@ -486,7 +504,7 @@ def _step_install(ctx: Context) -> None:
     p = ctx.tree.profile
     package = p.require("android.package")
     if o.dry_run:
-        _say(f"$ {ctx.result['adb']} -s {o.device or '<device>'} install -r -g {ctx.result['apk']}")
+        _say(f"$ {ctx.result['adb']} -s {_planned_serial(o)} install -r -g {ctx.result['apk']}")
         return
     res = adb.install(ctx.result["adb"], ctx.device.serial, ctx.apk, reinstall=o.reinstall, package=package)
     ctx.result["install"] = res.to_json()
@@ -500,7 +518,7 @@ def _step_launch(ctx: Context) -> None:
     p = ctx.tree.profile
     comp = adb.component(p.require("android.package"), p.require("android.launcher_activity"))
     if o.dry_run:
-        _say(f"$ {ctx.result['adb']} -s {o.device or '<device>'} shell am start -n {comp}")
+        _say(f"$ {ctx.result['adb']} -s {_planned_serial(o)} shell am start -n {comp}")
         return
     res = adb.launch(ctx.result["adb"], ctx.device.serial, comp)
     ctx.result["launch"] = res.to_json()
@@ -512,4 +530,4 @@ def _step_launch(ctx: Context) -> None:
         console.warn(f"--logcat is not followed with --json; run `mobilebuild devices logcat --device {ctx.device.serial}`")
     elif o.logcat:
         console.info("following the app's log (Ctrl-C to stop)")
-        adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), lambda line: console.info(line))
+        adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), _say)  # stdout, as `devices logcat`

@@ -105,6 +105,19 @@ def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, b
     return m.resolve(), lab.resolve(), False
 
 
+def refuse_overwriting_the_source(model: str | None, target: Path) -> None:
+    """The app's copy goes to ``target``: refuse when that is the user's own model file (it would
+    be replaced by the prepared copy: stripped, downgraded, maybe quantized)."""
+    if not model:
+        return
+    source = Path(model).expanduser()
+    if source.is_file() and target.exists() and source.resolve() == target.resolve():
+        raise UserError(
+            f"--model {model} is where mobilebuild writes the app's prepared copy ({target})",
+            f"move your model out of {target.parent} and pass its new path: mobilebuild never overwrites your model",
+        )
+
+
 def prepare(
     tree,
     staging: Path,
@@ -269,29 +282,9 @@ def _store_cached(key: str, prepared: Path, info: dict) -> Path:
     return target
 
 
-def label_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"labels file {path} is not UTF-8 text", "save it as UTF-8, one class name per line") from exc
-    return [ln for ln in text.splitlines() if ln.strip()]
-
-
 def check_labels_fit(labels: Path, num_classes: int | None) -> None:
-    """The demo shows labels[i] for output i: a count mismatch means wrong names on screen."""
-    try:
-        from mobilebuild.graphs import label as label_mod
-    except ImportError:
-        label_mod = None
-    checker = getattr(label_mod, "check_labels", None) if label_mod else None
-    if checker is not None and num_classes is not None:
-        checker(labels, num_classes)
-        return
-    lines = label_lines(labels)
-    if not lines:
-        raise ModelError(f"labels file {labels} is empty", "pass the labels file written with the model (one class per line)")
-    if num_classes is not None and len(lines) != num_classes:
-        raise ModelError(
-            f"labels file {labels} has {len(lines)} labels but the model has {num_classes} outputs",
-            "pass the labels file that was written with this model (e.g. retrained_labels.txt next to retrained_graph.pb)",
-        )
+    """The demo shows labels[i] for output i: a count mismatch means wrong names on screen.
+    (The model toolkit's own check: the same rule and message as `mobilebuild model label`.)"""
+    from mobilebuild.graphs.label import check_labels  # no TensorFlow at import
+
+    check_labels(labels, num_classes)

@@ -97,7 +97,7 @@ def resolve_bazel(
                 f"--bazel {path} is not an executable file",
                 "give the path of a bazel binary (e.g. --bazel ~/bin/bazel-0.5.4)",
             )
-        return _checked(str(path.resolve()), "flag", profile, allow_any_version)
+        return _checked(str(path.resolve()), "flag", profile, allow_any_version, tree)
 
     bazelisk = runner.which("bazelisk")
     if bazelisk:
@@ -109,11 +109,11 @@ def resolve_bazel(
 
     managed = managed_bazel_path(pin) if pin else None
     if managed is not None and runner.is_executable(managed):
-        return _checked(str(managed), "managed", profile, allow_any_version)
+        return _checked(str(managed), "managed", profile, allow_any_version, tree)
 
     on_path = runner.which("bazel")
     if on_path:
-        return _checked(on_path, "path", profile, allow_any_version)
+        return _checked(on_path, "path", profile, allow_any_version, tree)
 
     raise ToolchainError(
         "no Bazel found (neither bazelisk nor bazel on PATH, nor one installed by mobilebuild)",
@@ -128,35 +128,33 @@ def managed_bazel_path(version: str) -> Path:
     return data_dir() / "bazel" / version / "bin" / "bazel"
 
 
-def probe_version(path: str) -> tuple[tuple[int, ...] | None, str]:
+def probe_version(path: str, cwd: str | os.PathLike | None = None) -> tuple[tuple[int, ...] | None, str]:
     """(version, what the binary reported). ``bazel --version`` is answered by the client
-    without starting a server; Bazels older than that flag (0.4/0.5) answer ``--batch version``
-    ("Build label: 0.5.4"), which starts a JVM each time: so the answer is remembered per
-    binary (path, size, mtime) in the cache dir and a re-run asks nothing."""
+    without starting a server (run in ``cwd``, the tree, so a bazelisk installed as ``bazel``
+    honours its ``.bazelversion``). Bazels older than that flag (0.4/0.5) answer ``--batch
+    version`` ("Build label: 0.5.4"), which starts a JVM each time: that answer is remembered per
+    binary (path, size, mtime) in the cache dir, so a re-run does not pay for it again."""
+    res = runner.run([path, "--version"], cwd=cwd, check=False, timeout=120)
+    m = re.search(r"^bazel\s+(\S+)", res.output, re.M)
+    if res.returncode == 0 and m:
+        return _parse_or_none(m.group(1)), m.group(1)
     key, stamp = _probe_key(path)
     cached = _probe_cache().get(key)
     if stamp is not None and isinstance(cached, dict) and cached.get("stamp") == stamp:
         reported = str(cached.get("reported", ""))
         return _parse_or_none(reported), reported
-    version, reported = _probe(path)
-    if stamp is not None:
-        _remember_probe(key, stamp, reported)
-    return version, reported
-
-
-def _probe(path: str) -> tuple[tuple[int, ...] | None, str]:
-    res = runner.run([path, "--version"], check=False, timeout=120)
-    m = re.search(r"^bazel\s+(\S+)", res.output, re.M)
-    if res.returncode == 0 and m:
-        return _parse_or_none(m.group(1)), m.group(1)
     res = runner.run([path, "--batch", "version"], check=False, timeout=300)
     m = re.search(r"^Build label:\s*(\S*)", res.output, re.M)
-    if m:
-        return _parse_or_none(m.group(1)), m.group(1) or "(empty build label)"
-    raise ToolchainError(
-        f"{path} does not answer like Bazel (`--version` exited {res.returncode})",
-        "check that the path is a Bazel binary; `--bazel PATH` must name the binary itself",
-    )
+    if not m:
+        raise ToolchainError(
+            f"{path} does not answer like Bazel (`--version` exited {res.returncode})",
+            "check that the path is a Bazel binary; `--bazel PATH` must name the binary itself",
+        )
+    reported = m.group(1) or "(empty build label)"
+    # A bazelisk under another name picks its Bazel per tree: nothing to remember per binary.
+    if stamp is not None and "bazelisk" not in os.path.basename(key):
+        _remember_probe(key, stamp, reported)
+    return _parse_or_none(m.group(1)), reported
 
 
 _PROBE_CACHE = "bazel-versions.json"
@@ -198,8 +196,8 @@ def _remember_probe(key: str, stamp: list[int], reported: str) -> None:
         pass  # only a speed-up: a read-only cache dir just means asking again next time
 
 
-def _checked(path: str, via: str, profile: Profile, allow_any_version: bool) -> Bazel:
-    version, reported = probe_version(path)
+def _checked(path: str, via: str, profile: Profile, allow_any_version: bool, tree=None) -> Bazel:
+    version, reported = probe_version(path, cwd=tree)
     lo, hi, pin = _pins(profile)
     bz = Bazel(path, version, via)
     if version is None:

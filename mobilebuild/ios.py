@@ -136,8 +136,12 @@ def run(opts: IosOptions) -> dict[str, Any]:
     p = tree.profile
     check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
     check_model_options(opts)
+    example_dir = tree.path(p.require("ios.camera_dir"))
     if opts.out:
-        _out_dir(opts.out, tree.path(p.require("ios.camera_dir")).resolve())
+        example_dir = _out_dir(opts.out, example_dir.resolve())
+    if opts.model:
+        target = example_dir / p.require("ios.data_dir") / Path(opts.model).name
+        appmodel.refuse_overwriting_the_source(opts.model, target)
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging, tree_lock(tree.root):
         m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))

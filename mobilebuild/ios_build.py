@@ -131,6 +131,9 @@ def build_libraries(
             f"{makefile} not found: not a TensorFlow tree with the makefile build",
             "pass the root of a TensorFlow 1.x checkout with --tf-src",
         )
+    # Both programs are needed at the end of a long build: a missing one fails now, not then.
+    for program, option in ((make, "--make"), (lipo, "--lipo")):
+        _require_program(program, option)
     logs = Path(log_dir) if log_dir else _log_dir()
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -164,6 +167,16 @@ def build_libraries(
     libs = [Path(r.library) for r in results]
     lipo_status = _lipo(lipo, libs, fat, tree, logs)
     return IosLibsResult(str(fat), results, lipo_status, protobuf, [str(p) for p in sorted(logs.glob("ios-*.log"))])
+
+
+def _require_program(program: str, option: str) -> None:
+    found = runner.is_executable(program) if os.sep in program else runner.which(program) is not None
+    if not found:
+        raise ToolchainError(
+            f"{option} {program}: no such program",
+            "install Xcode's command line tools (`xcode-select --install`), or name the program with "
+            f"{option} PATH",
+        )
 
 
 def _ensure_protobuf(tree: Path, profile: Profile, logs: Path) -> str:

@@ -152,9 +152,11 @@ def _configured_tree() -> str | None:
 
 def _tree(root: Path, *, origin: str, ref: str | None, managed: bool) -> TFTree:
     if not (root / "WORKSPACE").is_file() and not (root / "tensorflow").is_dir():
+        # Pointing inside a checkout (e.g. at its tensorflow/ dir) is the usual slip: name the root.
+        top = next((d for d in root.parents if (d / "WORKSPACE").is_file() and (d / VERSION_H).is_file()), None)
         raise SourceTreeError(
             f"{root} is not a TensorFlow source tree (no WORKSPACE, no tensorflow/ directory)",
-            "pass the root of a TensorFlow checkout with --tf-src",
+            f"pass the root of the checkout: --tf-src {top}" if top else "pass the root of a TensorFlow checkout with --tf-src",
         )
     version, source = detect_version(root)
     profile = load_profile(version)

@@ -145,16 +145,22 @@ def newline_of(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-def choose_ndk_api_level(profile: Profile, asked: int | None) -> int:
-    """--ndk-api-level, else the profile's; refuse one below the profile's minimum (the classic
-    mix-up: passing the NDK revision 12 where the api_level 14 belongs)."""
+def choose_ndk_api_level(profile: Profile, asked: int | None, cpu: str | None = None) -> int:
+    """--ndk-api-level, else the profile's (raised to the 64-bit minimum for a 64-bit --cpu);
+    refuse one below the minimum (the classic mix-up: passing the NDK revision 12 where the
+    api_level 14 belongs)."""
     default = int(profile.require("ndk.api_level"))
     minimum = int(profile.get("ndk.min_api_level", default))
+    why = f"TensorFlow {profile.version_text} needs"
+    if cpu and cpu in (profile.get("ndk.abis_64bit") or []):
+        minimum = max(minimum, int(profile.get("ndk.min_api_level_64bit", minimum)))
+        default = max(default, minimum)
+        why = f"--cpu {cpu} (64-bit) needs"
     if asked is None:
         return default
     if asked < minimum:
         raise ToolchainError(
-            f"--ndk-api-level {asked} is below the {minimum} TensorFlow {profile.version_text} needs",
+            f"--ndk-api-level {asked} is below the {minimum} {why}",
             f"pass --ndk-api-level {minimum} or higher; the NDK revision ({profile.get('ndk.recommended')}) "
             "is not its api_level and is chosen with --ndk DIR",
         )
@@ -189,6 +195,7 @@ def plan_workspace(
     build_tools: str | None = None,
     ndk_api_level: int | None = None,
     require_ndk: bool = False,
+    cpu: str | None = None,
 ) -> WorkspacePlan:
     """Detect SDK/NDK for ``tree``'s profile and compute the new WORKSPACE text (nothing written)."""
     from mobilebuild import sdk as sdkmod
@@ -240,7 +247,7 @@ def plan_workspace(
             "no Android NDK given or found: WORKSPACE gets only android_sdk_repository; "
             f"building the demo needs NDK {profile.get('ndk.recommended')} (--ndk DIR)"
         )
-    level = choose_ndk_api_level(profile, ndk_api_level)
+    level = choose_ndk_api_level(profile, ndk_api_level, cpu)
     rel = "WORKSPACE"
     path = require_file(tree, rel, "WORKSPACE at the root")
     old = read_text_exact(path)

@@ -10,7 +10,8 @@ graphs), three Conv2D + FusedBatchNorm + Relu blocks (so `model optimize` has ba
 global average pooling, a dense layer and a Softmax named `final_result`. It is written already
 downgraded so it loads in every bundled TF 1.0 - 1.4 mobile runtime.
 
-Run: python scripts/make_default_model.py   (about 80 s on 2 CPU cores; prints held-out accuracy)
+Run: python scripts/make_default_model.py [--out DIR]   (about 80 s on 2 CPU cores; prints held-out
+accuracy). Training is seeded: a second run writes the same bytes, so no file is rewritten.
 """
 
 from __future__ import annotations
@@ -166,22 +167,26 @@ def build_frozen_graph(weights: dict):
 
 
 def run_graph(graph_def, images):
-    import tensorflow as tf
+    from mobilebuild.graphs.execute import GraphRunner
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)  # import_graph_def adds default attrs to the GraphDef it is given
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(copy, name="")
-    with tf.compat.v1.Session(graph=graph) as sess:
-        return sess.run("final_result:0", {"input:0": images.astype(np.float32)})
+    runner = GraphRunner(graph_def, "input", "final_result")
+    try:
+        return runner.run(images.astype(np.float32))
+    finally:
+        runner.close()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from PIL import Image
 
-    from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text
+    from mobilebuild.fsutil import write_if_changed
     from mobilebuild.graphs import io, runtime_ops
+
+    parser = argparse.ArgumentParser(description="Train and write the built-in default model.")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"output directory (default: {OUT})")
+    out_dir = parser.parse_args(argv).out
 
     images, labels = make_dataset()
     x_train, x_test, y_train, y_test = split(images, labels)
@@ -197,21 +202,22 @@ def main() -> int:
     accuracy = float(np.mean(probs.argmax(1) == y_test))
     train_acc = float(np.mean(run_graph(graph_def, x_train).argmax(1) == y_train))
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    io.save_graph_def(graph_def, OUT / "digits.pb")
-    atomic_write_text(OUT / "labels.txt", "\n".join(LABELS) + "\n")
-    img_dir = OUT / "images"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(out_dir / "digits.pb", io.serialize(graph_def))
+    write_if_changed(out_dir / "labels.txt", "\n".join(LABELS) + "\n")
+    img_dir = out_dir / "images"
     for cls, name in enumerate(LABELS):
         (img_dir / name).mkdir(parents=True, exist_ok=True)
-        for old in (img_dir / name).glob("*.png"):
-            old.unlink()
         picks = np.flatnonzero(y_test == cls)[:SAMPLES_PER_CLASS]
+        wanted = {img_dir / name / f"{name}_{k}.png" for k in range(len(picks))}
+        for stale in set((img_dir / name).glob("*.png")) - wanted:
+            stale.unlink()
         for k, idx in enumerate(picks):
             import io as _io
 
             buf = _io.BytesIO()
             Image.fromarray(x_test[idx]).save(buf, format="PNG", optimize=True)
-            atomic_write_bytes(img_dir / name / f"{name}_{k}.png", buf.getvalue())
+            write_if_changed(img_dir / name / f"{name}_{k}.png", buf.getvalue())
     info = {
         "name": "digits",
         "description": "10-class digit classifier (scikit-learn digits, 32x32 RGB), made by scripts/make_default_model.py",
@@ -227,10 +233,10 @@ def main() -> int:
         "train_accuracy": round(train_acc, 4),
         "downgrade": changes,
     }
-    atomic_write_text(OUT / "model.json", json.dumps(info, indent=2) + "\n")
-    total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
+    write_if_changed(out_dir / "model.json", json.dumps(info, indent=2) + "\n")
+    total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     print(f"held-out accuracy: {accuracy:.4f} on {len(y_test)} images (train {train_acc:.4f})")
-    print(f"wrote {OUT} ({total} bytes)")
+    print(f"wrote {out_dir} ({total} bytes)")
     return 0
 
 

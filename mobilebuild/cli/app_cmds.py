@@ -149,12 +149,17 @@ def restore_cmd(
     from mobilebuild import console
     from mobilebuild.errors import UserError
     from mobilebuild.patching import Originals, restore_tree, tree_lock
-    from mobilebuild.tftree import clone_at_ref
+    from mobilebuild.tftree import worktree_dir
 
     if tf_repo:
         if not tf_ref:
             raise UserError(f"--tf-repo {tf_repo} needs --tf-ref", "name the ref whose cached checkout to restore")
-        root = clone_at_ref(tf_repo, tf_ref)
+        root = worktree_dir(tf_repo, tf_ref)  # never clone just to restore
+        if not (root / ".git").exists():
+            raise UserError(
+                f"there is no cached checkout of {tf_repo} at {tf_ref}: nothing to restore",
+                "restore works on the checkout `mobilebuild android/ios/workspace --tf-repo ... --tf-ref ...` made",
+            )
     elif tf_src:
         root = Path(tf_src).expanduser()
         if not root.is_dir():

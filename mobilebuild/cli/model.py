@@ -163,7 +163,7 @@ def optimize_cmd(
     io.require_file(model)
     check_output_path(output, model)
     opset = runtime_ops.load_opset(tf_version, tf_src) if tf_version else None
-    graph_def, loaded = _plain_graph(model)
+    graph_def, loaded = io.load_frozen_graph(model)
     result = optimize_graph(graph_def, _names(input_names), _names(output_names))
     out_graph, changes = result.graph_def, []
     if opset is not None:
@@ -192,12 +192,6 @@ def optimize_cmd(
         f"optimized: {result.nodes_before} -> {len(out_graph.node)} nodes, {_human(loaded.size_bytes)} -> {_human(size_out)}; "
         f"feed {','.join(result.input_names)}, read {','.join(result.output_names)}; wrote {output}"
     )
-
-
-def _plain_graph(path: Path):
-    from mobilebuild.graphs import io
-
-    return io.load_frozen_graph(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +310,8 @@ def label_cmd(
 
         images = [sorted((defaults.sample_images_dir() / name).iterdir())[0] for name in read_labels(defaults.default_labels())]
     for img in images:
+        if img.is_dir():
+            raise ModelError(f"--image {img} is a directory", "give image files (repeat --image); `model compare --images DIR` reads folders")
         if not img.is_file():
             raise ModelError(f"image not found: {img}", "check the path given with --image")
     report = label_images(

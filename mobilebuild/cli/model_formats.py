@@ -16,12 +16,6 @@ from mobilebuild import console
 from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _human, _names
 
 
-def _plain_graph(path: Path):
-    from mobilebuild.graphs import io
-
-    return io.load_frozen_graph(path)
-
-
 def _check_names(graph_def, names: list[str] | None, what: str) -> None:
     if names:
         from mobilebuild.graphs.nodes import require_nodes
@@ -64,7 +58,7 @@ def quantize_cmd(
     model = _model_or_default(model)
     io.require_file(model)
     check_output_path(output, model)
-    graph_def, loaded = _plain_graph(model)
+    graph_def, loaded = io.load_frozen_graph(model)
     outs = _names(output_names)
     _check_names(graph_def, _names(input_names), "input")
     _check_names(graph_def, outs, "output")
@@ -109,7 +103,7 @@ def quantize_cmd(
 
 
 def memmap_cmd(
-    model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb); default: the built-in model."),
+    model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb) or memmapped package; default: the built-in model."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the memmapped package."),
     min_conversion_tensor_size: int = typer.Option(
         10000, "--min-conversion-tensor-size", help="Consts of at least this many bytes are memory-mapped."
@@ -128,7 +122,7 @@ def memmap_cmd(
     model = _model_or_default(model)
     io.require_file(model)
     check_output_path(output, model)
-    graph_def, loaded = _plain_graph(model)
+    graph_def, loaded = io.load_frozen_graph(model)
     changes = []
     if tf_version:
         from mobilebuild.graphs.quantize import fit_runtime

@@ -13,19 +13,6 @@ from mobilebuild.errors import ModelError
 from mobilebuild.graphs import io, nodes as gn
 
 
-def litert_interpreter(path):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ModelError("ai-edge-litert is not installed", "pip install ai-edge-litert") from exc
-    try:
-        interp = Interpreter(model_path=str(path))
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`") from exc
-    return interp
-
-
 class ModelRunner:
     """``run(batch)`` -> outputs [N, classes]; plus what the model expects (size, mean, std)."""
 

@@ -299,9 +299,9 @@ def runtime_report(graph_def, app: AppInfo, tf_version: str, tf_src: Path | None
 
 
 def _inspect_tflite(model) -> ModelReport:
-    from mobilebuild.graphs.execute import litert_interpreter
+    from mobilebuild.graphs.tflite import open_interpreter
 
-    interp = litert_interpreter(model.path)
+    interp = open_interpreter(model.path)
     report = ModelReport(path=str(model.path), format=model.format, size_bytes=model.size_bytes)
     for d in interp.get_input_details():
         report.inputs.append({"name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(x) for x in d["shape"]]})

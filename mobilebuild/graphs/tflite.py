@@ -188,8 +188,15 @@ def _placeholder_shape(node):
 def _savedmodel_converter(src: Path):
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(src))
-    loaded = tf.saved_model.load(str(src))
+    try:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(src))
+        loaded = tf.saved_model.load(str(src))
+    except Exception as exc:  # a damaged or foreign SavedModel fails in many ways (RuntimeError, DecodeError, OSError...)
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ModelError(
+            f"{src} does not load as a SavedModel: {first[:300]}",
+            "export it again (tf.saved_model.save with a serving signature), or pass the frozen .pb",
+        ) from exc
     fn = loaded.signatures.get("serving_default") if hasattr(loaded, "signatures") else None
     if fn is None:
         raise ModelError(f"{src} has no serving_default signature", "export the SavedModel with a serving signature")
@@ -280,21 +287,39 @@ def _load_image(path: Path, height: int, width: int, mean: float, std: float):
     return (np.asarray(rgb, dtype=np.float32) - mean) / std
 
 
+def open_interpreter(path, num_threads: int | None = None):
+    """A LiteRT interpreter with its tensors allocated, or a ModelError for a file that is not
+    a TFLite model. LiteRT announces its CPU delegate from C++ on fd 2 at every load: that line
+    is shown with --verbose only."""
+    from mobilebuild import console
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ModelError("ai-edge-litert is not installed", "pip install ai-edge-litert") from exc
+    with tempfile.TemporaryFile() as log:
+        try:
+            with _native_stderr_to(log):
+                interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"{path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`"
+            ) from exc
+        finally:
+            log.seek(0)
+            for line in log.read().decode("utf-8", "replace").splitlines():
+                console.detail(f"  litert: {line}")
+    return interpreter
+
+
 class TfliteRunner:
     """Run a .tflite model with LiteRT: ``TfliteRunner(path).run(batch) -> ndarray``.
     Quantized (int8/uint8) inputs and outputs are converted with the model's own scales."""
 
     def __init__(self, path, num_threads: int | None = None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:  # pragma: no cover - dependency of the package
-            raise ModelError("ai-edge-litert is not installed", "pip install ai-edge-litert") from exc
         self.path = Path(path)
-        try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`") from exc
+        self.interpreter = open_interpreter(self.path, num_threads)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
 

@@ -160,7 +160,9 @@ def test_full_flow_on_an_x86_phone_builds_for_it_installs_and_launches(cli, flow
         pytest.skip("adb is not installed")
     f = flow_inputs
     server = AdbServer(adb).start()
-    phone = SimulatedDevice(abi="x86", abilist="x86", sdk=23, model="Nexus_5X")
+    log = ["11-28 04:30:01.500  4321  4321 I tensorflow: ClassifierActivity: Detect: daisy",
+           "11-28 04:30:01.600   999   999 D WifiService: scan"]
+    phone = SimulatedDevice(abi="x86", abilist="x86", sdk=23, model="Nexus_5X", logcat_lines=log, logcat_follow=False)
     try:
         monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
         assert "connected" in server.attach(phone) and server.wait_state(phone.serial, "device")
@@ -174,6 +176,10 @@ def test_full_flow_on_an_x86_phone_builds_for_it_installs_and_launches(cli, flow
         assert list(res["timings"]) == res["steps"] and res["steps"][-3:] == ["apk", "install", "launch"]
         assert len(phone.installs) == 1 and phone.installs[0].apk == (f["ws"] / bazelws.APK).read_bytes()
         assert any("am start -n org.tensorflow.demo/.ClassifierActivity" in c for c in phone.shell_commands)
+        # --logcat follows the app's own lines (here until the simulated log ends).
+        r = cli(*args, "--logcat")
+        assert r.code == 0, r.stderr
+        assert "Detect: daisy" in r.stdout and "WifiService" not in r.stdout
         # An explicit --cpu is the user's choice: kept even when the phone cannot run it.
         r = cli(*args, "--json", "--cpu", "armeabi-v7a", "--no-launch")
         assert r.code == 0, r.stderr
@@ -182,3 +188,23 @@ def test_full_flow_on_an_x86_phone_builds_for_it_installs_and_launches(cli, flow
         server.detach(phone)
         phone.close()
         server.stop()
+
+
+def test_unreachable_remote_cache_warns_and_the_build_goes_on(cli, flow_inputs):
+    from helpers.loopback import free_port
+
+    f = flow_inputs
+    cache = f"http://127.0.0.1:{free_port()}/cache"  # nothing listens there
+    # A changed action env makes Bazel run the genrule, so it has to ask the cache.
+    r = cli(*_flow_args(f, "--remote-cache", cache, f"--bazel-arg=--action_env=MB_CACHE_TEST={time.time_ns()}", "--json"))
+    assert r.code == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert not res["build"]["no_op"] and res["build"]["remote_cache_hits"] == 0
+    remote = [w for w in res["build"]["warnings"] if w.startswith("remote cache")]
+    assert remote and "building locally" in remote[0]
+    assert "warning: remote cache" in r.stderr
+    assert f"--bazelrc={f['ws'].resolve()}/mobilebuild.bazelrc" in res["build"]["argv"]
+    assert zipfile.ZipFile(res["apk"]).namelist()
+    # The fragment is ours: `mobilebuild restore` takes it away with the rest.
+    r = cli("restore", "--tf-src", f["ws"], "--dry-run", "--json")
+    assert "mobilebuild.bazelrc" in json.loads(r.stdout)["removed"]

@@ -375,11 +375,21 @@ def test_version_probe_is_remembered_per_binary(tmp_path):
     assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 4)
     assert calls.read_text().splitlines() == ["--version", "--batch version"]
     assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 4)
-    assert len(calls.read_text().splitlines()) == 2  # answered from the cache
+    assert calls.read_text().splitlines()[2:] == ["--version"]  # no second JVM: remembered
     # Another binary at the same path (upgraded in place) is asked again.
     _exe(fake, text.replace("0.5.4", "0.5.2") + "# upgraded\n")
     assert bazel.resolve_bazel(P11, bazel_path=fake).version == (0, 5, 2)
-    assert len(calls.read_text().splitlines()) == 4
+    assert calls.read_text().splitlines()[3:] == ["--version", "--batch version"]
+
+
+def test_version_is_asked_in_the_tree(tmp_path, monkeypatch):
+    """A bazelisk installed as `bazel` answers --version for the tree's .bazelversion."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / ".bazelversion").write_text("0.5.2\n")
+    fake = _exe(tmp_path / "bin/bazel", "#!/bin/sh\necho \"bazel $(cat .bazelversion 2>/dev/null || echo 9.9.9)\"\n")
+    _only_path(monkeypatch, fake.parent)
+    assert bazel.resolve_bazel(P11, tree=tree).version == (0, 5, 2)
 
 
 def test_remote_options_and_masked_headers():

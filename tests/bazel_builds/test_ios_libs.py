@@ -132,3 +132,13 @@ def test_failing_lipo_leaves_no_fat_library(cli, make_tree, ios_tools, tmp_path)
     lib_dir = make_tree / FAT.rsplit("/", 1)[0]
     assert not (make_tree / FAT).exists()
     assert not [p.name for p in lib_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("option", ["--make", "--lipo"])
+def test_missing_make_or_lipo_fails_before_any_work(cli, make_tree, ios_tools, tmp_path, option):
+    r = cli("ios-libs", "--tf-src", make_tree, "--force-host", "--skip-deps", "--lipo", ios_tools.LIPO,
+            option, str(tmp_path / "missing"), "--archs", "ARM64")
+    assert r.code == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0] == f"error: {option} {tmp_path / 'missing'}: no such program"
+    assert ios_tools.make_calls(make_tree) == []
+    assert not (make_tree / "tensorflow/contrib/makefile/gen").exists()  # not even protobuf ran

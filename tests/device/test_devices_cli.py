@@ -155,16 +155,24 @@ def _read_until(fd, needle: bytes, timeout: float = 30) -> bytes:
     return data
 
 
+def _env(adb_server) -> dict:
+    return dict(os.environ, NO_COLOR="1", ANDROID_ADB_SERVER_PORT=str(adb_server.port))
+
+
+def _at_terminal(adb_server, *args: str) -> tuple[subprocess.Popen, int]:
+    """`mobilebuild ARGS` with stdin/stderr on a pseudo-terminal (so it may prompt); -> (proc, pty fd)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mobilebuild", *args], stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=_env(adb_server)
+    )
+    os.close(slave)
+    return proc, master
+
+
 def test_several_devices_prompt_at_a_terminal(attach, apk, adb_server):
     a = attach()
     b = attach(model="Nexus 5")
-    master, slave = pty.openpty()
-    env = dict(os.environ, NO_COLOR="1", ANDROID_ADB_SERVER_PORT=str(adb_server.port))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mobilebuild", "devices", "install", str(apk)],
-        stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env,
-    )
-    os.close(slave)
+    proc, master = _at_terminal(adb_server, "devices", "install", str(apk))
     try:
         shown = _read_until(master, b"]: ")
         assert b"Several devices are connected" in shown, shown
@@ -190,10 +198,9 @@ def test_logcat_command_stops_on_ctrl_c(attach, apk, adb_server):
     ]
     phone = attach(logcat_lines=lines, app_pid=4321)
     adb.install("/usr/bin/adb", phone.serial, apk)
-    env = dict(os.environ, NO_COLOR="1", ANDROID_ADB_SERVER_PORT=str(adb_server.port))
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobilebuild", "devices", "logcat"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=_env(adb_server),
     )
     try:
         out = _read_until(proc.stdout.fileno(), b"daisy")
@@ -214,15 +221,9 @@ def test_install_no_device(cli, apk):
 
 def test_signature_mismatch_asks_at_a_terminal(attach, apk, adb_server):
     phone = attach(installed={"org.tensorflow.demo"}, foreign_signature=True)
-    env = dict(os.environ, NO_COLOR="1", ANDROID_ADB_SERVER_PORT=str(adb_server.port))
 
     def run(answer: bytes) -> tuple[int, bytes]:
-        master, slave = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mobilebuild", "devices", "install", str(apk)],
-            stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env,
-        )
-        os.close(slave)
+        proc, master = _at_terminal(adb_server, "devices", "install", str(apk))
         try:
             shown = _read_until(master, b"[y/N]: ")
             assert b"wipes the app's data" in shown and shown.endswith(b"[y/N]: "), shown

@@ -306,3 +306,16 @@ def test_label_input_size_must_be_positive(cli, default_graph):
     image = defaults.sample_images_dir() / "one" / "one_0.png"
     line = one_line_error(cli("model", "label", default_graph.path, "-i", image, "--input-size", "0"))
     assert "--input-size must be a positive" in line
+
+
+@pytest.mark.parametrize("content", [b"\x08\x01", b"\x00\xff" * 700])
+def test_tflite_of_a_damaged_savedmodel(content, cli, tmp_path):
+    """`tflite` reads SavedModels; one without a serving graph or with a corrupt saved_model.pb
+    is a clear error, not a crash."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(content)
+    out = tmp_path / "o.tflite"
+    line = one_line_error(cli("model", "tflite", saved, "-o", out))
+    assert "does not load as a SavedModel" in line
+    assert not out.exists()

@@ -128,3 +128,17 @@ def test_tflite_failure_is_one_line_in_a_real_process(retrain, tmp_path):
     assert not out.exists()
     r = run_subprocess("--verbose", "model", "tflite", retrain.path, "-o", out, "--input-names", "DecodeJpeg/contents")
     assert r.code == 1 and "converter:" in r.stderr and "neither a custom op nor a flex op" in r.stderr
+
+
+@pytest.mark.slow
+def test_litert_delegate_chatter_only_with_verbose(default_graph, tmp_path):
+    """LiteRT prints 'Created TensorFlow Lite XNNPACK delegate' from C++ at every load."""
+    from helpers.cli import run_subprocess
+    from mobilebuild.graphs import tflite
+
+    out = tmp_path / "d.tflite"
+    tflite.convert(default_graph.path, out)
+    r = run_subprocess("model", "inspect", out)
+    assert r.code == 0 and "XNNPACK" not in r.stderr + r.stdout, r.stderr
+    r = run_subprocess("--verbose", "model", "inspect", out)
+    assert r.code == 0 and "litert: INFO: Created TensorFlow Lite XNNPACK delegate" in r.stderr, r.stderr

@@ -77,6 +77,8 @@ def test_label_labels_mismatch_and_bad_image(cli, default_graph, tmp_path):
     assert "cannot decode image" in line
     line = one_line_error(cli("model", "label", default_graph.path, "--image", tmp_path / "missing.png"))
     assert "image not found" in line
+    line = one_line_error(cli("model", "label", default_graph.path, "--image", tmp_path))
+    assert "is a directory" in line
 
 
 def test_label_plain_graph_needs_mean_std(cli, keras3, tmp_path):

@@ -32,15 +32,9 @@ class Graph:
 
 def _run_graph(graph_def, input_name: str, x, output: str):
     """Run a GraphDef in a tf.compat.v1 session (the way TF 1.x runtimes run it)."""
-    import tensorflow as tf
+    from helpers.graphs import run_graph
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)  # import_graph_def fills default attrs into the GraphDef it is given
-    g = tf.Graph()
-    with g.as_default():
-        tf.import_graph_def(copy, name="")
-    with tf.compat.v1.Session(graph=g) as sess:
-        return sess.run(f"{output}:0", {f"{input_name}:0": x})
+    return run_graph(graph_def, {input_name: x}, output)
 
 
 @pytest.fixture(scope="session")

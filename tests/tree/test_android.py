@@ -179,3 +179,54 @@ def test_rerun_reuses_the_prepared_model_without_importing_tensorflow(cli, tf_tr
     r = cli(*argv, "--input-size", "80")
     assert r.code == 0, r.stderr
     assert "reused" not in r.stderr and "INPUT_SIZE = 80;" in (tree / ACTIVITY).read_text()
+
+
+def test_a_model_kept_where_the_app_copy_goes_is_never_overwritten(cli, tf_tree, sdk, ndk, retrain_model):
+    model, labels = retrain_model
+    tree = tf_tree("1.2")
+    inside = tree / ANDROID_ASSETS / model.name
+    inside.write_bytes(model.read_bytes())
+    before = tree_digest(tree)
+    r = _gen(cli, tree, sdk, ndk, "--model", inside, "--labels", labels)
+    one_line_error(r)
+    assert "where mobilebuild writes the app's prepared copy" in r.stderr and "move your model out" in r.stderr
+    assert tree_digest(tree) == before
+    from helpers.tftrees import ios_camera_dir
+
+    data = tree / ios_camera_dir("1.2") / "data"
+    (data / model.name).write_bytes(model.read_bytes())
+    before = tree_digest(tree)
+    one_line_error(cli("ios", "--tf-src", tree, "--model", data / model.name, "--labels", labels))
+    assert tree_digest(tree) == before
+
+
+def test_android_takes_the_workspace_options(cli, tf_tree, sdk, ndk):
+    tree = tf_tree("1.4")
+    r = _gen(cli, tree, sdk, ndk, "--api-level", "25", "--build-tools", "25.0.1", "--ndk-api-level", "21")
+    assert r.code == 0, r.stderr
+    text = (tree / "WORKSPACE").read_text()
+    assert '    api_level = 25,\n    build_tools_version = "25.0.1",\n' in text
+    assert "    api_level = 21,\n)\n# END mobilebuild android repositories" in text
+    before = tree_digest(tree)
+    one_line_error(_gen(cli, tree, sdk, ndk, "--api-level", "19"))  # not installed
+    one_line_error(_gen(cli, tree, sdk, ndk, "--ndk-api-level", "9"))  # below the minimum
+    assert tree_digest(tree) == before
+
+
+def test_a_64_bit_cpu_gets_the_ndk_api_level_its_platforms_start_at(cli, tf_tree, sdk, ndk):
+    """The NDK has arch-arm64 / arch-x86_64 only from android-21: api_level 14 cannot build them."""
+    from mobilebuild.profiles import load_profile
+    from mobilebuild.workspace import choose_ndk_api_level
+
+    p = load_profile("1.4")
+    assert choose_ndk_api_level(p, None) == 14 and choose_ndk_api_level(p, None, "armeabi-v7a") == 14
+    assert choose_ndk_api_level(p, None, "arm64-v8a") == 21 and choose_ndk_api_level(p, 24, "x86_64") == 24
+    tree = tf_tree("1.4")
+    r = _gen(cli, tree, sdk, ndk, "--cpu", "arm64-v8a")
+    assert r.code == 0, r.stderr
+    assert "    api_level = 21,\n)\n# END mobilebuild android repositories" in (tree / "WORKSPACE").read_text()
+    before = tree_digest(tree)
+    r = _gen(cli, tree, sdk, ndk, "--cpu", "x86_64", "--ndk-api-level", "14")
+    one_line_error(r)
+    assert "below the 21 --cpu x86_64 (64-bit) needs" in r.stderr
+    assert tree_digest(tree) == before

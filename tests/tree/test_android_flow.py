@@ -133,3 +133,30 @@ def test_no_device_or_no_bazel_fails_before_the_tree_is_patched(cli, tf_tree, sd
     one_line_error(r)
     assert "--bazel" in r.stderr
     assert tree_digest(tree) == before
+
+
+def test_a_64_bit_only_phone_gets_a_workspace_for_its_cpu(cli, tf_tree, sdk, ndk, tmp_path, monkeypatch):
+    """The device step picks --cpu x86_64 for an x86_64-only phone after the WORKSPACE block was
+    planned for the default 32-bit CPU: the block is planned again (NDK api_level 21)."""
+    from helpers.adbsim import AdbServer, SimulatedDevice
+
+    adb = shutil.which("adb")
+    if not adb:
+        pytest.skip("adb not installed")
+    sdk = make_sdk(tmp_path / "sdk-without-adb", platforms=(23,), build_tools=("26.0.1",), adb=False)  # the real adb
+    tree = tf_tree("1.4")
+    fake_bazel = tmp_path / "bazel"
+    fake_bazel.write_text("#!/bin/sh\necho 'Build label: 0.5.4'\n")  # builds nothing: the APK step fails
+    fake_bazel.chmod(0o755)
+    server = AdbServer(adb).start()
+    device = SimulatedDevice(abi="x86_64", abilist="x86_64", sdk=24)
+    try:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
+        assert "connected" in server.attach(device) and server.wait_state(device.serial, "device")
+        r = cli("android", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--bazel", fake_bazel)
+        assert "building for --cpu x86_64" in r.stderr, r.stderr
+        assert "    api_level = 21,\n)\n# END mobilebuild android repositories" in (tree / "WORKSPACE").read_text()
+    finally:
+        server.run("disconnect")
+        device.close()
+        server.stop()

@@ -235,3 +235,31 @@ def test_a_second_command_on_the_same_tree_is_refused_while_one_runs(cli, tf_tre
         holder.kill()
         holder.wait()
     assert cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk).code == 0
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no g++")
+def test_cpp_declarations_of_the_controller_compile_and_keep_the_exact_strings(tmp_path):
+    """The C++ constants of CameraExampleViewController.mm (std::string, float, int, bool) with
+    names needing escapes compile with the real g++ and hold the exact values."""
+    p = load_profile("1.3")
+    tricky = 'in"put\\layer ü?'
+    decls = declarations_for(
+        p.require("ios.constants"),
+        {"memory_mapped": False, "input_size": 224, "channels": 3, "mean": 117.5, "std": 1,
+         "input_name": tricky, "output_name": "final_result"},
+        literal_template=p.require("ios.literal_template"), file_label="CameraExampleViewController.mm",
+    )
+    from helpers.tftrees import tree_files
+
+    old = tree_files("1.3")[ios_controller("1.3")].decode()
+    new = set_declarations(old, decls, pattern=p.require("ios.declaration"), file_label="c.mm", expected="x")
+    cpp_lines = [ln for ln in new.splitlines() if ln.startswith("const ")]
+    assert len(cpp_lines) == 8
+    src = "#include <iostream>\n#include <string>\n" + "\n".join(cpp_lines) + (
+        '\nint main() { std::cout << wanted_input_width << "|" << input_mean << "|" << input_std << "|"'
+        ' << model_uses_memory_mapping << "|" << input_layer_name << "|" << output_layer_name; }\n'
+    )
+    (tmp_path / "c.cc").write_text(src, encoding="ascii")  # c_string escapes non-ASCII
+    subprocess.run(["g++", "-Wall", "-Werror", "-o", "c", "c.cc"], cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "c")], check=True, capture_output=True).stdout.decode("utf-8")
+    assert out == f"224|117.5|1|0|{tricky}|final_result"

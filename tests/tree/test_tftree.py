@@ -57,6 +57,15 @@ def test_not_a_tree(cli, tmp_path, sdk):
     one_line_error(cli("workspace", "--sdk", sdk))  # no tree at all
 
 
+def test_a_directory_inside_a_tree_names_the_root(cli, tf_tree, sdk):
+    root = tf_tree("1.2")
+    before = tree_digest(root)
+    r = cli("workspace", "--tf-src", root / "tensorflow" / "examples", "--sdk", sdk)
+    one_line_error(r)
+    assert f"pass the root of the checkout: --tf-src {root.resolve()}" in r.stderr
+    assert tree_digest(root) == before
+
+
 def test_user_checkout_git_state_is_never_changed(cli, tf_tree, sdk, ndk):
     root = tf_tree("1.1")
     repo = git.Repo(root)
@@ -139,6 +148,11 @@ def test_file_url_clone_reuse_and_fetch_only_when_missing(cli, origin, sdk, ndk)
     work = worktree_dir(url, "v1.3.0")
     assert cli("restore", "--tf-repo", url, "--tf-ref", "v1.3.0").code == 0
     assert git.Repo(work).git.status("--porcelain") == ""
+    # a ref never checked out is not cloned or fetched just to restore it
+    r = cli("restore", "--tf-repo", url, "--tf-ref", "v1.4.0")
+    one_line_error(r)
+    assert "no cached checkout" in r.stderr and "fetching" not in r.stderr
+    assert not worktree_dir(url, "v1.4.0").exists()
 
 
 def test_missing_ref_and_bad_repo(cli, origin, sdk, tmp_path):
