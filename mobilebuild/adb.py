@@ -398,7 +398,7 @@ def translate_failure(
     if code == "INSTALL_FAILED_VERSION_DOWNGRADE":
         return DeviceError(
             f"{serial} has a newer version of {pkg} than this APK{shown}",
-            f"rerun with --reinstall to uninstall the newer one first (wipes the app's data), or raise versionCode",
+            "rerun with --reinstall to uninstall the newer one first (wipes the app's data), or raise versionCode",
         )
     if code == "INSTALL_FAILED_INSUFFICIENT_STORAGE":
         size = ""

@@ -76,6 +76,13 @@ def _check_tf_src(tf_version: str | None, tf_src: Path | None) -> None:
         raise UserError("--tf-src needs --tf-version", "e.g. --tf-version 1.1 --tf-src ~/tensorflow")
 
 
+def _ratio(before: int, after: int) -> str:
+    """'3.36x smaller' or, for tiny graphs that grow (quantization adds nodes), '4.90x larger'."""
+    if not before or not after:
+        return "size unchanged"
+    return f"{before / after:.2f}x smaller" if after <= before else f"{after / before:.2f}x larger"
+
+
 def _fmt(x) -> str:
     return "?" if x is None else f"{x:g}"
 
@@ -115,10 +122,10 @@ def _print_report(report) -> None:
         _say(f"parameters: {report.params:,} ({_human(report.param_bytes)} of constants)")
     app = report.app
     _say("for the app:")
-    _say(f"  input node   {app.input_name}" + (f"  (graph input: {app.graph_input})" if app.graph_input and app.graph_input != app.input_name else ""))
-    _say(f"  input size   {app.input_size}  ({app.channels or '?'} channels)")
+    _say(f"  input node   {app.input_name or '?'}" + (f"  (graph input: {app.graph_input})" if app.graph_input and app.graph_input != app.input_name else ""))
+    _say(f"  input size   {app.input_size or '?'}  ({app.channels or '?'} channels)")
     _say(f"  mean / std   {_fmt(app.mean)} / {_fmt(app.std)}")
-    _say(f"  output node  {app.output_name}")
+    _say(f"  output node  {app.output_name or '?'}")
     _say(f"  classes      {app.num_classes if app.num_classes else '?'}")
     for note in app.notes:
         _say(f"  note: {note}")

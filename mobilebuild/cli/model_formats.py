@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
-from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _human, _names
+from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _human, _names, _ratio
 
 
 def _check_names(graph_def, names: list[str] | None, what: str) -> None:
@@ -89,7 +89,7 @@ def quantize_cmd(
     if console.settings.json:
         console.emit_json(summary)
     console.success(
-        f"{mode}: {_human(size_in)} -> {_human(size_out)} ({ratio:.2f}x smaller), wrote {output}"
+        f"{mode}: {_human(size_in)} -> {_human(size_out)} ({_ratio(size_in, size_out)}), wrote {output}"
     )
     if mode == "weights_rounded":
         # Same float tensors: the gain shows once the file is compressed (APKs are zip files).
@@ -98,7 +98,7 @@ def quantize_cmd(
         zip_in = len(zlib.compress(io.serialize(graph_def), 6))
         zip_out = len(zlib.compress(io.serialize(result), 6))
         console.info(
-            f"  compressed (as in an APK): {_human(zip_in)} -> {_human(zip_out)} ({zip_in / zip_out:.2f}x smaller)"
+            f"  compressed (as in an APK): {_human(zip_in)} -> {_human(zip_out)} ({_ratio(zip_in, zip_out)})"
         )
 
 
@@ -175,9 +175,8 @@ def tflite_cmd(
     )
     if console.settings.json:
         console.emit_json(result.as_dict())
-    ratio = result.size_in / result.size_out if result.size_out else 0.0
     console.success(
-        f"tflite ({quantize}): {_human(result.size_in)} -> {_human(result.size_out)} ({ratio:.2f}x smaller), "
+        f"tflite ({quantize}): {_human(result.size_in)} -> {_human(result.size_out)} ({_ratio(result.size_in, result.size_out)}), "
         f"input {result.input_names[0]} {result.input_shape}, wrote {output}"
     )
 

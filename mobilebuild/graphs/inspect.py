@@ -177,6 +177,7 @@ def app_info(graph_def, specs: dict | None = None) -> AppInfo:
             break
 
     if start is None:
+        _set_output(info, graph_def, specs)
         return info
     # The app feeds the node after the last normalisation op (or after resizing when the graph
     # decodes images itself); the preprocessing before it stays out of the phone's graph.
@@ -224,6 +225,12 @@ def app_info(graph_def, specs: dict | None = None) -> AppInfo:
             f"{_fmt(info.mean)}/{_fmt(info.std)} (read from the graph's constants)"
         )
 
+    _set_output(info, graph_def, specs)
+    return info
+
+
+def _set_output(info: AppInfo, graph_def, specs: dict) -> None:
+    """The output the app reads (softmax-like first) and its number of classes."""
     outputs = find_outputs(graph_def)
     if outputs:
         info.output_name = outputs[0]
@@ -232,7 +239,6 @@ def app_info(graph_def, specs: dict | None = None) -> AppInfo:
             info.num_classes = int(oshape[-1])
     else:
         info.notes.append("no output found: pass --output-name")
-    return info
 
 
 def _affine_step(node, data_input: str, nodes: dict) -> tuple[float, float] | None:
@@ -241,6 +247,8 @@ def _affine_step(node, data_input: str, nodes: dict) -> tuple[float, float] | No
     ins = [gn.base_name(i) for i in node.input if not i.startswith("^")]
     if len(ins) != 2 or data_input not in ins:
         return None
+    if gn.attr_type_name(node) not in (None, *gn.FLOAT_DTYPES):
+        return None  # integer arithmetic is not an image normalisation
     other = ins[1] if ins[0] == data_input else ins[0]
     value = gn.const_array(nodes, other)
     if value is None:

@@ -225,18 +225,24 @@ def _run_converter(converter, src) -> bytes:
     from mobilebuild import console
 
     with tempfile.TemporaryFile() as log:
+        native = ""
         try:
             with _native_stderr_to(log):
                 return converter.convert()
         except Exception as exc:  # the converter raises many types; all mean "this graph did not convert"
-            log.seek(0)
-            native = log.read().decode("utf-8", "replace")
-            for line in native.splitlines():
-                console.detail(f"  converter: {line}")
+            native = _read_log(log)
             raise ModelError(
                 f"TFLite conversion of {src} failed: {_conversion_failure(str(exc), native)}",
                 "check --input-names/--output-names (cut off DecodeJpeg and other ops TFLite lacks); --verbose shows the converter's log",
             ) from exc
+        finally:
+            for line in (native or _read_log(log)).splitlines():
+                console.detail(f"  converter: {line}")
+
+
+def _read_log(log) -> str:
+    log.seek(0)
+    return log.read().decode("utf-8", "replace")
 
 
 @contextlib.contextmanager
@@ -307,8 +313,7 @@ def open_interpreter(path, num_threads: int | None = None):
                 f"{path} does not load as a TFLite model: {exc}".splitlines()[0], "convert it again with `mobilebuild model tflite`"
             ) from exc
         finally:
-            log.seek(0)
-            for line in log.read().decode("utf-8", "replace").splitlines():
+            for line in _read_log(log).splitlines():
                 console.detail(f"  litert: {line}")
     return interpreter
 

@@ -196,7 +196,8 @@ def test_unreachable_remote_cache_warns_and_the_build_goes_on(cli, flow_inputs):
     f = flow_inputs
     cache = f"http://127.0.0.1:{free_port()}/cache"  # nothing listens there
     # A changed action env makes Bazel run the genrule, so it has to ask the cache.
-    r = cli(*_flow_args(f, "--remote-cache", cache, f"--bazel-arg=--action_env=MB_CACHE_TEST={time.time_ns()}", "--json"))
+    args = _flow_args(f, "--remote-cache", cache, f"--bazel-arg=--action_env=MB_CACHE_TEST={time.time_ns()}", "--json")
+    r = cli(*args)
     assert r.code == 0, r.stderr
     res = json.loads(r.stdout)
     assert not res["build"]["no_op"] and res["build"]["remote_cache_hits"] == 0
@@ -205,6 +206,11 @@ def test_unreachable_remote_cache_warns_and_the_build_goes_on(cli, flow_inputs):
     assert "warning: remote cache" in r.stderr
     assert f"--bazelrc={f['ws'].resolve()}/mobilebuild.bazelrc" in res["build"]["argv"]
     assert zipfile.ZipFile(res["apk"]).namelist()
+    # Again, nothing changed: the fragment and our records are not rewritten, Bazel does a no-op.
+    state = fresh_tree_state(f["ws"])
+    again = cli(*args)
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout)["build"]["no_op"] and fresh_tree_state(f["ws"]) == state
     # The fragment is ours: `mobilebuild restore` takes it away with the rest.
     r = cli("restore", "--tf-src", f["ws"], "--dry-run", "--json")
     assert "mobilebuild.bazelrc" in json.loads(r.stdout)["removed"]

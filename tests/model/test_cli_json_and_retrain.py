@@ -142,3 +142,36 @@ def test_litert_delegate_chatter_only_with_verbose(default_graph, tmp_path):
     assert r.code == 0 and "XNNPACK" not in r.stderr + r.stdout, r.stderr
     r = run_subprocess("--verbose", "model", "inspect", out)
     assert r.code == 0 and "litert: INFO: Created TensorFlow Lite XNNPACK delegate" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["downgrade", "optimize", "quantize", "quantize-eightbit-1.0", "memmap", "memmap-1.1", "tflite", "downgrade-memmapped"],
+)
+def test_second_run_leaves_the_output_alone(command, cli, default_graph, tmp_path):
+    """Idempotent: the same command again writes nothing (the file keeps its old mtime)."""
+    import os
+
+    from mobilebuild.graphs import memmap
+
+    model = default_graph.path
+    if command == "downgrade-memmapped":
+        model = tmp_path / "in.mmap"
+        memmap.write_package(default_graph.graph_def, model, 1000)
+    out = tmp_path / "out.bin"
+    args = {
+        "downgrade": ["downgrade", model, "-o", out, "--tf-version", "1.0"],
+        "downgrade-memmapped": ["downgrade", model, "-o", out, "--tf-version", "1.0"],
+        "optimize": ["optimize", model, "-o", out, "--tf-version", "1.1"],
+        "quantize": ["quantize", model, "-o", out, "--mode", "weights"],
+        "quantize-eightbit-1.0": ["quantize", model, "-o", out, "--mode", "eightbit", "--tf-version", "1.0"],
+        "memmap": ["memmap", model, "-o", out],
+        "memmap-1.1": ["memmap", model, "-o", out, "--tf-version", "1.1"],
+        "tflite": ["tflite", model, "-o", out],
+    }[command]
+    assert cli("model", *args).code == 0
+    first = out.read_bytes()
+    os.utime(out, ns=(1_000_000_000, 1_000_000_000))
+    r = cli("model", *args)
+    assert r.code == 0, r.output
+    assert out.stat().st_mtime_ns == 1_000_000_000 and out.read_bytes() == first

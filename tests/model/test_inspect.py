@@ -137,3 +137,45 @@ def test_keras3_rescaling_layer_is_read_as_mean_std(tmp_path):
     raw = run_graph(gd, {"image": pixels}, app.output_name)
     fed = run_graph(gd, {app.input_name: (pixels - app.mean) / app.std}, app.output_name)
     assert np.abs(raw - fed).max() < 1e-5
+
+
+def _write_graph(path, build):
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        build(tf)
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    return path
+
+
+def test_integer_arithmetic_is_not_read_as_normalisation(cli, tmp_path):
+    """x + 1 on an int32 input is not (x - mean) / std: the app feeds the placeholder."""
+    import json
+
+    path = _write_graph(tmp_path / "ints.pb", lambda tf: tf.identity(tf.compat.v1.placeholder(tf.int32, [None, 5], name="x") + 1, name="y"))
+    app = json.loads(cli("--json", "model", "inspect", path).stdout)["app"]
+    assert app["input_name"] == "x" and app["mean"] is None
+
+
+def test_graph_without_input_says_unknown_not_none(cli, tmp_path):
+    import numpy as np
+
+    path = _write_graph(tmp_path / "consts.pb", lambda tf: tf.identity(tf.constant(np.ones((3, 4), np.float32)) * 2.0, name="out"))
+    r = cli("model", "inspect", path)
+    assert r.code == 0, r.output
+    assert "None" not in r.stdout
+    assert "input node   ?" in r.stdout and "output node  out" in r.stdout and "classes      4" in r.stdout
+
+
+def test_quantize_says_larger_when_a_tiny_graph_grows(cli, tmp_path):
+    import numpy as np
+
+    def build(tf):
+        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
+        tf.nn.softmax(tf.matmul(x, tf.constant(np.ones((5, 3), np.float32))), name="probs")
+
+    path = _write_graph(tmp_path / "dense.pb", build)
+    r = cli("model", "quantize", path, "-o", tmp_path / "q.pb", "--mode", "eightbit")
+    assert r.code == 0, r.output
+    assert "x larger" in r.stderr and "x smaller" not in r.stderr

@@ -173,3 +173,19 @@ def test_json_output_is_pure_in_a_real_process():
     assert sum(res["predictions"][0]["label"] == res["image"].split("/")[-2] for res in data["results"]) >= 9
     r = run_subprocess("model", "check", "--tf-version", "1.1", "/nonexistent/model.pb")
     assert r.code == 1 and r.stdout == "" and "Traceback" not in r.stderr
+
+
+def test_compare_labels_mismatch_and_undecodable_image(cli, default_graph, tmp_path):
+    from mobilebuild import defaults
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    r = cli("model", "compare", default_graph.path, default_graph.path, "--images", defaults.sample_images_dir(),
+            "--labels-from-dirs", "--labels", labels)
+    assert "has 3 lines but the model outputs 10 classes" in one_line_error(r)
+    folder = tmp_path / "imgs" / "one"
+    folder.mkdir(parents=True)
+    (folder / "ok.png").write_bytes((defaults.sample_images_dir() / "one" / "one_0.png").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    line = one_line_error(cli("model", "compare", default_graph.path, default_graph.path, "--images", folder.parent))
+    assert "cannot decode image" in line and "broken.jpg" in line
