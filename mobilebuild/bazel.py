@@ -1,8 +1,10 @@
 """Knowledge of Bazel: which binary to run, its flags, running a build, reading its output.
 
-Resolution order (``resolve_bazel``): an explicit ``--bazel PATH``; bazelisk on PATH (the
-version from ``USE_BAZEL_VERSION``, the tree's ``.bazelversion`` or the profile's pin); a Bazel
-that ``mobilebuild setup`` installed into the managed prefix; a ``bazel`` on PATH. Every binary
+Resolution order (``resolve_bazel``): an explicit ``--bazel PATH``; the ``bazel`` recorded in
+mobilebuild.toml (by ``mobilebuild setup``); bazelisk on PATH (the version from
+``USE_BAZEL_VERSION``, the tree's ``.bazelversion`` or the profile's pin); a Bazel that
+``mobilebuild setup`` installed into the managed prefix (the ``.bazelversion`` version, else the
+pin); a ``bazel`` on PATH. Every binary
 but bazelisk's is checked against the profile's ``bazel.min``/``bazel.max``; the user can
 deliberately override that check (a warning stays in the output) because no Bazel of
 TensorFlow 1.x's era runs on a current system.
@@ -99,7 +101,14 @@ def resolve_bazel(
             )
         return _checked(str(path.resolve()), "flag", profile, allow_any_version, tree)
 
-    bazelisk = runner.which("bazelisk")
+    # What `mobilebuild setup` recorded for this project wins over a search.
+    configured = _configured_bazel(tree)
+    if configured is not None and Path(configured).name.startswith("bazelisk"):
+        bazelisk = configured
+    elif configured is not None:
+        return _checked(configured, "mobilebuild.toml", profile, allow_any_version, tree)
+    else:
+        bazelisk = runner.which("bazelisk")
     if bazelisk:
         wanted, source = _bazelisk_version(tree, pin)
         version = _parse_or_none(wanted)
@@ -107,7 +116,9 @@ def resolve_bazel(
         console.detail(f"bazel: bazelisk {bazelisk} with Bazel {wanted} (from {source})")
         return _check_range(bz, profile, allow_any_version, lo, hi, pin)
 
-    managed = managed_bazel_path(pin) if pin else None
+    # setup installs the version the tree's .bazelversion asks for, else the profile's pin.
+    wanted = _bazelversion_file(tree) or pin
+    managed = managed_bazel_path(wanted) if wanted else None
     if managed is not None and runner.is_executable(managed):
         return _checked(str(managed), "managed", profile, allow_any_version, tree)
 
@@ -241,16 +252,40 @@ def _pins(profile: Profile) -> tuple[str | None, str | None, str | None]:
     return profile.get("bazel.min"), profile.get("bazel.max"), profile.get("bazel.recommended")
 
 
+def _configured_bazel(tree) -> str | None:
+    """The ``bazel`` of mobilebuild.toml (found from the tree, else the working dir), when it
+    names an executable; a stale entry is ignored with a warning rather than failing the build."""
+    from mobilebuild.config import load_config
+
+    value = load_config(tree).get("bazel") if tree is not None else None
+    value = value or load_config().get("bazel")
+    if not value:
+        return None
+    exe = str(value) if "/" in str(value) else runner.which(str(value))
+    if exe and runner.is_executable(exe):
+        return exe
+    console.warn(f"mobilebuild.toml names bazel = {value}, which is not an executable; looking elsewhere")
+    return None
+
+
+def _bazelversion_file(tree) -> str | None:
+    if tree is None:
+        return None
+    f = Path(tree) / ".bazelversion"
+    if f.is_file():
+        text = f.read_text(errors="replace").strip().splitlines()
+        if text and text[0].strip():
+            return text[0].strip()
+    return None
+
+
 def _bazelisk_version(tree, pin: str | None) -> tuple[str, str]:
     env = os.environ.get("USE_BAZEL_VERSION", "").strip()
     if env:
         return env, "USE_BAZEL_VERSION"
-    if tree is not None:
-        f = Path(tree) / ".bazelversion"
-        if f.is_file():
-            text = f.read_text(errors="replace").strip().splitlines()
-            if text and text[0].strip():
-                return text[0].strip(), str(f)
+    from_file = _bazelversion_file(tree)
+    if from_file:
+        return from_file, str(Path(tree) / ".bazelversion")
     if pin:
         return pin, "the version profile"
     raise ToolchainError(

@@ -139,7 +139,9 @@ def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
 
 
 def managed_bazel(version: str) -> Path:
-    return managed_prefix() / "bazel" / version / "bin" / "bazel"
+    from mobilebuild.bazel import managed_bazel_path  # one layout, shared with the build
+
+    return managed_bazel_path(version)
 
 
 def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:

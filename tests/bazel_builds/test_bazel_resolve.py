@@ -459,3 +459,37 @@ def test_android_refuses_a_remote_setting_the_bazel_cannot_use_before_patching(c
     bazel.write_bazelrc_fragment(tree, "grpcs://c.example.com", None, ["x-api-key=SECRET"], bazel_version=(2, 1, 0))
     r = cli(*base, *remote, "--dry-run")
     assert "unchanged mobilebuild.bazelrc" in r.stdout
+
+
+def test_bazel_recorded_by_setup_in_mobilebuild_toml_is_used(tmp_path, monkeypatch):
+    """setup writes `bazel = ...` into mobilebuild.toml; the build must run that binary."""
+    from mobilebuild import bazel
+    from mobilebuild.profiles import load_profile
+
+    fake = tmp_path / "tools" / "bazel-recorded"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bazel 0.5.4'\n")
+    fake.chmod(0o755)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "mobilebuild.toml").write_text(f'bazel = "{fake}"\n')
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # /usr/bin/bazel (Debian) must lose to the record
+    bz = bazel.resolve_bazel(load_profile("1.4.0"), tree=tree)
+    assert bz.path == str(fake) and bz.via == "mobilebuild.toml"
+
+
+def test_managed_bazel_of_the_trees_bazelversion_is_found(tmp_path, monkeypatch):
+    from mobilebuild import bazel, machine
+    from mobilebuild.profiles import load_profile
+
+    managed = machine.managed_bazel("0.5.2")
+    assert managed == bazel.managed_bazel_path("0.5.2")  # one layout for setup and build
+    managed.parent.mkdir(parents=True)
+    managed.write_text("#!/bin/sh\necho 'bazel 0.5.2'\n")
+    managed.chmod(0o755)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / ".bazelversion").write_text("0.5.2\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    bz = bazel.resolve_bazel(load_profile("1.3.0"), tree=tree)
+    assert bz.path == str(managed) and bz.via == "managed"
