@@ -44,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 from mobilebuild import __version__, console
 from mobilebuild.archives import extract  # noqa: F401  (re-exported: downloads.extract)
 from mobilebuild.errors import ChecksumError, DownloadError
+from mobilebuild.fsutil import exclusive_lock
 from mobilebuild.paths import cache_dir
 
 CHUNK = 1 << 16
@@ -429,20 +430,6 @@ def _copy_local(src: Path, part: Path, on_bytes) -> None:
             on_bytes(done, total)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """Serialise two processes (or threads) fetching the same file."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 # ---------------------------------------------------------------------------- public API
 
 
@@ -508,7 +495,7 @@ def fetch_with_stats(
     _writable_dir(part.parent)
     policy = RetryPolicy.from_env()
     failures: list[tuple[str, str]] = []
-    with _file_lock(part.with_suffix(".lock")), _Progress(progress, art) as bar:
+    with exclusive_lock(part.with_suffix(".lock")), _Progress(progress, art) as bar:
         hit = cached(art)  # another process may have finished it while we waited
         if hit:
             return FetchStats(hit, None)
@@ -668,10 +655,12 @@ def cache_size() -> tuple[int, int, int]:
         for dirpath, _dirs, files in os.walk(root):
             in_partial = Path(dirpath) == root / "partial"
             for f in files:
+                if in_partial and f.endswith(".lock"):
+                    continue  # a lock holds only the pid of the last fetch, not download data
                 with contextlib.suppress(OSError):
                     size = os.lstat(os.path.join(dirpath, f)).st_size
                     if in_partial:
-                        partial += size  # .part bodies, their .json notes and .lock files
+                        partial += size  # .part bodies and their .json notes
                     else:
                         total += size
                         count += 1

@@ -6,6 +6,7 @@ Writes go to a temp file in the same directory and are renamed into place (atomi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -118,3 +119,42 @@ def _unlink_quietly(path: str | os.PathLike) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+class LockHeld(Exception):
+    """``exclusive_lock(wait=False)`` found the lock taken; ``holder`` is the pid written there."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, *, wait: bool = True):
+    """An advisory lock on ``path`` across processes and threads (flock), holding our pid.
+
+    ``wait=True`` blocks until the holder is done (two downloads of one file); ``wait=False``
+    raises ``LockHeld`` at once (two commands patching one tree must not queue up silently).
+    Where flock does not exist (Windows) the body runs unguarded.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            raise LockHeld(f.read().strip() or "?") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -180,35 +180,18 @@ def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> R
 def tree_lock(root: Path):
     """Hold an exclusive lock for ``root`` while a command patches/builds it (two runs at once
     would interleave their changes). The lock file lives in the cache, not in the tree."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no advisory locks, run unguarded
-        yield
-        return
+    from mobilebuild.fsutil import LockHeld, exclusive_lock
     from mobilebuild.paths import cache_dir
 
-    locks = cache_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    path = locks / f"tree-{key}.lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            raise PatchError(
-                f"another mobilebuild command is working on {root} (pid {holder})",
-                "wait for it to finish, then run again",
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
+    try:
+        with exclusive_lock(cache_dir() / "locks" / f"tree-{key}.lock", wait=False):
             yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except LockHeld as held:
+        raise PatchError(
+            f"another mobilebuild command is working on {root} (pid {held.holder})",
+            "wait for it to finish, then run again",
+        ) from None
 
 
 # ---- the set of changes of one command ------------------------------------------------------
