@@ -25,9 +25,11 @@ import time
 import zlib
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
+
+# Before anything imports TensorFlow: mobilebuild.graphs quiets TF's native start-up chatter
+# (and its later log lines), so the figures below are not buried in it.
+import mobilebuild.graphs  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[tuple[str, bool]] = []
@@ -41,12 +43,9 @@ def verdict(name: str, ok: bool, detail: str) -> None:
 def load_session(graph_def):
     import tensorflow as tf
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(copy, name="")
-    return tf.compat.v1.Session(graph=graph)
+    from mobilebuild.graphs.nodes import import_graph
+
+    return tf.compat.v1.Session(graph=import_graph(graph_def))
 
 
 def predict(sess, input_name: str, output_name: str, x, batch: int = 64):

@@ -66,6 +66,7 @@ class Context:
     patch: Any = None
     device: Any = None
     bazel: Any = None
+    remote: Any = None  # (cache, executor, headers) from the flags or mobilebuild.toml
     apk: Any = None
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -159,6 +160,8 @@ def check_constants(tree, section: str, rel: str) -> None:
 
 def check_model_options(o) -> None:
     """Option values that are wrong whatever the model is: refused before any model work."""
+    import math
+
     from mobilebuild.appmodel import resolve_inputs
     from mobilebuild.errors import UserError
 
@@ -172,6 +175,10 @@ def check_model_options(o) -> None:
         raise UserError(f"--input-size {o.input_size} must be a positive number of pixels", "e.g. --input-size 224")
     if o.std is not None and o.std == 0:
         raise UserError("--std 0 would divide every pixel by zero", "use the std the model was trained with (e.g. 128, or 1)")
+    for flag, value in (("--mean", o.mean), ("--std", o.std)):
+        # nan/inf have no Java or C literal: the patched source would not compile.
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{flag} {value} is not a number a pixel can be normalised with", f"e.g. {flag} 128")
 
 
 def check_asset_names(profile, paths) -> None:
@@ -338,13 +345,9 @@ def _step_patch(ctx: Context) -> None:
     if ctx.opts.generate_only and not ctx.opts.dry_run:
         import shlex
 
-        from mobilebuild.bazel import cpu_flags
-
         # The same flags the build step passes: without them the demo may not compile.
         p = ctx.tree.profile
-        o = ctx.opts
-        argv = ["bazel", "build", "-c", o.compilation_mode, *(p.get("android.bazel_flags") or []),
-                *cpu_flags(p, o.cpu), p.require("android.bazel_target")]
+        argv = ["bazel", "build", *_bazel_flags(p, ctx.opts), p.require("android.bazel_target")]
         console.info(f"next: cd {shlex.quote(str(ctx.tree.root))} && {shlex.join(argv)} "
                      "(or run without --generate-only to build, install and launch)")
 
@@ -373,7 +376,14 @@ def _check_build_options(ctx: Context) -> None:
         raise UserError(f"-c {o.compilation_mode} is not a Bazel compilation mode", "use -c opt, -c dbg or -c fastbuild")
     bazel.cpu_flags(ctx.tree.profile, o.cpu)
     if not o.generate_only:  # --generate-only uses -c and --cpu only in the printed bazel command
-        _remote_settings(o)
+        ctx.remote = _remote_settings(o)
+
+
+def _bazel_flags(profile, o: AndroidOptions) -> list[str]:
+    """-c, the profile's flags and the --cpu flags the demo needs (before the user's own)."""
+    from mobilebuild.bazel import cpu_flags
+
+    return ["-c", o.compilation_mode, *(profile.get("android.bazel_flags") or []), *cpu_flags(profile, o.cpu)]
 
 
 def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
@@ -433,8 +443,7 @@ def _step_bazel(ctx: Context) -> None:
     ctx.bazel = bz
     console.detail(f"bazel {bz.path} ({bz.version_text}, via {bz.via})")
     # The remote flags this Bazel understands: a setting it cannot use fails before the patch.
-    cache, executor, headers = _remote_settings(o)
-    bazel.remote_options(cache, executor, headers, bazel_version=bz.version)
+    bazel.remote_options(*ctx.remote, bazel_version=bz.version)
     ctx.result["bazel"] = {"path": bz.path, "version": bz.version_text, "via": bz.via, "warnings": list(bz.warnings)}
 
 
@@ -446,9 +455,9 @@ def _step_build(ctx: Context) -> None:
     tree = ctx.tree
     p = tree.profile
     bz = ctx.bazel
-    flags = ["-c", o.compilation_mode, *(p.get("android.bazel_flags") or []), *bazel.cpu_flags(p, o.cpu), *o.bazel_args]
+    flags = [*_bazel_flags(p, o), *o.bazel_args]
     ctx.result["cpu"] = o.cpu or p.get("android.default_cpu")
-    cache, executor, headers = _remote_settings(o)
+    cache, executor, headers = ctx.remote
     options = bazel.remote_options(cache, executor, headers, bazel_version=bz.version)
     rc = None
     if options:

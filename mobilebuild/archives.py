@@ -22,9 +22,6 @@ from pathlib import Path
 
 from mobilebuild.errors import ArchiveError
 
-TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-ZIP_SUFFIXES = (".zip", ".jar")
-
 
 def archive_kind(path: str | os.PathLike) -> str:
     """'tar' or 'zip', from the content (a cache file name may not tell)."""

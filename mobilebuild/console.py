@@ -20,7 +20,6 @@ class Settings:
     verbose: bool = False
     json: bool = False
     no_color: bool = False
-    quiet: bool = False
 
 
 settings = Settings()

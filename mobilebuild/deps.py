@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mobilebuild import console
-from mobilebuild.downloads import Artifact, cached, extract, fetch_many
+from mobilebuild.archives import extract
+from mobilebuild.downloads import Artifact, cached, fetch_many
 from mobilebuild.errors import PatchError, UserError
 
 STAMP = ".mobilebuild-deps.json"
@@ -51,7 +52,6 @@ class DepPlan:
     artifact: Artifact
     script_url: str  # the URL download_dependencies.sh would have used
     origin: str  # "workspace.bzl:<line> (<rule> <name>)" or "profile"
-    strip_prefix: str | None
     patches: list[dict] = field(default_factory=list)
 
 
@@ -216,7 +216,7 @@ def plan_deps(tf_src: Path, profile) -> list[DepPlan]:
         dep_patches = [p for p in patches if p.get("dep") == name]
         if dep.get("url"):
             art = Artifact((dep["url"], *dep.get("mirror_urls", [])), sha256=dep.get("sha256"), name=dep.get("file"))
-            plans.append(DepPlan(name, art, dep["url"], "profile", dep.get("strip_prefix"), dep_patches))
+            plans.append(DepPlan(name, art, dep["url"], "profile", dep_patches))
             continue
         if archives is None:
             if not bzl_path.is_file():
@@ -244,7 +244,7 @@ def plan_deps(tf_src: Path, profile) -> list[DepPlan]:
                 "refusing an unverified download; add the sha256 to workspace.bzl or the profile",
             )
         art = Artifact(with_original_urls(arc.urls), sha256=arc.sha256)
-        plans.append(DepPlan(name, art, script_url, f"{bzl_path.name}:{arc.line} ({arc.rule} {arc.name})", arc.strip_prefix, dep_patches))
+        plans.append(DepPlan(name, art, script_url, f"{bzl_path.name}:{arc.line} ({arc.rule} {arc.name})", dep_patches))
     return plans
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilebuild import machine, runner
-from mobilebuild.errors import UserError
+from mobilebuild.errors import ToolchainError, UserError
 
 TARGETS = ("android", "ios", "pi", "model")
 PACKAGES = ("typer", "rich", "requests", "jinja2", "GitPython", "numpy", "pillow", "tensorflow", "ai-edge-litert")
@@ -169,78 +169,50 @@ def _check_xcode(checks: list[Check], profile) -> None:
     x = machine.find_xcode()
     if not x.path:
         checks.append(Check("xcode", "missing", "Xcode / command-line tools not found", "xcode-select --install  (and Xcode from the App Store)"))
+    elif min_x := machine.xcode_too_old(x, profile):
+        checks.append(Check("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode"))
     else:
         checks.append(Check("xcode", "ok", f"Xcode {x.version or '?'} at {x.path}"))
 
 
-def list_devices_simple(adb: str) -> list[dict[str, str]]:
-    """``adb devices -l`` -> [{serial, state, model...}] (used when mobilebuild.adb is absent)."""
-    res = runner.run([adb, "devices", "-l"], check=False, timeout=ADB_TIMEOUT)
-    out = []
-    for line in res.stdout.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("List of devices", "*")):
-            continue
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        dev = {"serial": parts[0], "state": parts[1]}
-        for extra in parts[2:]:
-            if ":" in extra:
-                k, v = extra.split(":", 1)
-                dev[k] = v
-        out.append(dev)
-    return out
-
-
 def _check_adb(checks: list[Check], sdk: Path | None) -> None:
-    adb = None
-    if sdk is not None and runner.is_executable(sdk / "platform-tools" / "adb"):
-        adb = str(sdk / "platform-tools" / "adb")
-    adb = adb or runner.which("adb")
-    if not adb:
+    from mobilebuild.adb import find_adb, parse_devices  # the device commands' own lookup and parser
+
+    try:
+        adb = find_adb(sdk)
+    except ToolchainError:
         checks.append(Check("adb", "missing", "adb not found (SDK platform-tools, PATH)", "install platform-tools (mobilebuild setup) or: apt-get install adb"))
         return
     try:
-        try:
-            from mobilebuild import adb as adbmod  # the device helper's parser, when present
-        except ImportError:
-            adbmod = None
-        if adbmod is not None and hasattr(adbmod, "parse_devices"):
-            res = runner.run([adb, "devices", "-l"], check=True, timeout=ADB_TIMEOUT)
-            devices = [_device_dict(d) for d in adbmod.parse_devices(res.stdout)]
-        else:
-            devices = list_devices_simple(adb)
+        res = runner.run([adb, "devices", "-l"], check=True, timeout=ADB_TIMEOUT)
     except UserError as exc:
         checks.append(Check("adb", "warning", f"{adb}: adb server did not answer ({exc.message})", f"{adb} kill-server && {adb} start-server"))
         return
+    devices = parse_devices(res.stdout)
     if not devices:
         checks.append(Check("adb", "warning", f"{adb}: no device connected", "connect a phone with USB debugging on (or start an emulator)"))
         return
-    desc = ", ".join(f"{d.get('serial')} ({d.get('state')}{', ' + d['model'] if d.get('model') else ''})" for d in devices)
-    bad = [d for d in devices if d.get("state") != "device"]
+    desc = ", ".join(f"{d.serial} ({d.state}{', ' + d.model if d.model else ''})" for d in devices)
+    bad = [d for d in devices if not d.ready]
     fix = None
     if bad:
-        states = {d.get("state") for d in bad}
+        states = {d.state for d in bad}
         fix = "accept the USB debugging prompt on the phone" if "unauthorized" in states else "reconnect the device / adb reconnect"
     checks.append(Check("adb", "warning" if bad else "ok", f"{adb}: {desc}", fix))
 
 
-def _device_dict(d: Any) -> dict[str, str]:
-    if isinstance(d, dict):
-        return d
-    if hasattr(d, "to_json"):
-        return {k: v for k, v in d.to_json().items() if v is not None}
-    return {k: str(getattr(d, k)) for k in ("serial", "state", "model") if getattr(d, k, None) is not None}
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest existing parent: where a directory made later would live."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _check_cache(checks: list[Check]) -> None:
     from mobilebuild.downloads import cache_size, downloads_root
 
     root = downloads_root()
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = _nearest_existing(root)
     if not (probe.is_dir() and os.access(probe, os.W_OK)):
         checks.append(Check("cache", "warning", f"{root}: not writable (nothing can be downloaded)", "set MOBILEBUILD_CACHE to a writable directory"))
         return
@@ -266,25 +238,23 @@ def _redact(url: str) -> str:
 def _check_disk(checks: list[Check]) -> None:
     from mobilebuild.paths import cache_dir
 
-    probe = cache_dir()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = _nearest_existing(cache_dir())
     free = shutil.disk_usage(probe).free
     gb = free / 1024**3
     status = "ok" if free >= FREE_WARN else ("warning" if free >= FREE_MISSING else "missing")
     checks.append(Check("disk", status, f"{gb:.1f} GB free at {probe}", None if status == "ok" else "free some space: a TF build needs ~10 GB"))
 
 
-def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None, config_dir: str | None = None) -> DoctorReport:
+def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None) -> DoctorReport:
     from mobilebuild import config as configmod
     from mobilebuild.setup import choose_profile
 
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
-    conf = configmod.load_config(config_dir)
+    conf = configmod.load_config()
     why_none = "no TF version chosen (no --tf-ref/--tf-src, no mobilebuild.toml)"
     try:
-        profile, tree, _how = choose_profile(tf_ref, tf_src, conf)
+        profile, tree, how = choose_profile(tf_ref, tf_src, conf)
     except UserError as exc:
         if tf_ref or tf_src:
             raise
@@ -293,7 +263,7 @@ def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: st
             why_none = f"{conf.get('config_path')}: {exc.message}"
     checks: list[Check] = []
     if profile is not None:
-        checks.append(Check("tf-version", "ok", f"TensorFlow {profile.version_text} ({profile.family}): {_how}"))
+        checks.append(Check("tf-version", "ok", f"TensorFlow {profile.version_text} ({profile.family}): {how}"))
     else:
         checks.append(Check("tf-version", "missing", why_none, "mobilebuild doctor --tf-ref v1.4.0  (or run mobilebuild setup)"))
     _check_python(checks)

@@ -31,7 +31,6 @@ import json
 import os
 import random
 import re
-import shutil
 import threading
 import time
 import zlib
@@ -42,7 +41,6 @@ from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from mobilebuild import __version__, console
-from mobilebuild.archives import extract  # noqa: F401  (re-exported: downloads.extract)
 from mobilebuild.errors import ChecksumError, DownloadError
 from mobilebuild.fsutil import exclusive_lock
 from mobilebuild.paths import cache_dir
@@ -423,7 +421,11 @@ def _copy_local(src: Path, part: Path, on_bytes) -> None:
         raise _SourceFailed("not found")
     total = src.stat().st_size
     done = 0
-    with open(src, "rb") as fi, open(part, "wb") as fo:
+    try:
+        fi = open(src, "rb")
+    except OSError as exc:  # an unreadable mirror file: the next source may do
+        raise _SourceFailed(f"cannot read: {exc.strerror or exc}") from exc
+    with fi, open(part, "wb") as fo:
         for chunk in iter(lambda: fi.read(1 << 20), b""):
             fo.write(chunk)
             done += len(chunk)
@@ -520,6 +522,15 @@ def fetch_with_stats(
                 failures.append((src, exc.message))
                 console.warn(exc.message)
                 continue
+            except OSError as exc:
+                if exc.errno is None:
+                    raise  # requests' own errors are OSErrors too: not a file-system failure
+                # Writing into the cache failed (disk full, quota): no other source helps.
+                part.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"cannot write {art.filename} into the download cache {downloads_root()}: {exc.strerror or exc}",
+                    "free some disk space, or set MOBILEBUILD_CACHE to a directory with room",
+                ) from exc
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
             meta_path.unlink(missing_ok=True)
@@ -618,6 +629,7 @@ def fetch_many(
     mirrors: Iterable[str] = (),
     offline: bool = False,
     allow_unverified: bool = False,
+    use_config_mirrors: bool = True,
 ) -> list[Path]:
     """Fetch several artifacts, at most ``jobs`` at a time; paths in the order given.
 
@@ -625,14 +637,15 @@ def fetch_many(
     ``offline`` that is exactly the list of what is missing from the cache).
     """
     arts = [it if isinstance(it, Artifact) else as_artifact(*it) for it in items]
-    mirrors = list(mirrors)
+    # mobilebuild.toml is read once here, not once per artifact inside fetch.
+    mirrors = list(mirrors) + (configured_mirrors() if use_config_mirrors else [])
     results: list[Path | None] = [None] * len(arts)
     errors: list[tuple[Artifact, DownloadError]] = []
     shared = console.progress() if console.is_interactive() else None
 
     def one(i: int) -> None:
         try:
-            results[i] = fetch(arts[i], mirrors=mirrors, offline=offline, allow_unverified=allow_unverified, progress=shared)
+            results[i] = fetch(arts[i], mirrors=mirrors, offline=offline, allow_unverified=allow_unverified, use_config_mirrors=False, progress=shared)
         except DownloadError as exc:
             errors.append((arts[i], exc))
 
@@ -665,7 +678,3 @@ def cache_size() -> tuple[int, int, int]:
                         total += size
                         count += 1
     return count, total, partial
-
-
-def clear_partial() -> None:
-    shutil.rmtree(downloads_root() / "partial", ignore_errors=True)

@@ -40,24 +40,32 @@ def check_output_path(out: str | os.PathLike, *inputs: str | os.PathLike) -> Pat
     return out_p
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
-    path = Path(path)
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """A temp file beside ``path`` (yielded as an open binary file and its name), renamed over
+    ``path`` when the block succeeds and removed when it fails: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            yield f, tmp
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
+    path = Path(path)
+    with _replacing(path) as (f, tmp):
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         else:
             os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
     console.detail(f"wrote {path} ({len(data)} bytes)")
     return path
 
@@ -85,15 +93,9 @@ def copy_if_changed(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
     src, dst = Path(src), Path(dst)
     if dst.is_file() and dst.stat().st_size == src.stat().st_size and _same_bytes(src, dst):
         return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
+    with _replacing(dst) as (f, tmp), open(src, "rb") as fi:
+        shutil.copyfileobj(fi, f, 1 << 20)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
     console.detail(f"copied {src} -> {dst}")
     return True
 

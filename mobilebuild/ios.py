@@ -84,14 +84,15 @@ def _out_dir(out: str, camera: Path) -> Path:
     return resolved
 
 
-def build_patch(tree, m, out: str | None):
+def build_patch(tree, m, out_root: Path | None):
+    """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy."""
     from mobilebuild.patching import Originals, PatchSet
 
     p = tree.profile
     camera_rel = p.require("ios.camera_dir")
     data = p.require("ios.data_dir")
     controller_rel, text = patched_controller(tree, m)
-    if out is None:
+    if out_root is None:
         ps = PatchSet(tree.root)
         ps.edit(controller_rel, text)
         wanted = {f"{camera_rel}/{data}/{m.model_asset}", f"{camera_rel}/{data}/{m.labels_asset}"}
@@ -102,8 +103,7 @@ def build_patch(tree, m, out: str | None):
                 ps.remove(rel)
         return ps, tree.root / camera_rel
     camera = tree.path(camera_rel).resolve()
-    root = _out_dir(out, camera)
-    ps = PatchSet(root, keep_originals=False)
+    ps = PatchSet(out_root, keep_originals=False)
     skip = {f"{data}/{m.model_asset}", f"{data}/{m.labels_asset}"}
     for dirpath, dirnames, filenames in os.walk(camera):
         dirnames.sort()
@@ -116,7 +116,7 @@ def build_patch(tree, m, out: str | None):
                 ps.copy(src, rel)
     ps.copy(m.model, f"{data}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
     ps.copy(m.labels, f"{data}/{m.labels_asset}")
-    return ps, root
+    return ps, out_root
 
 
 def run(opts: IosOptions) -> dict[str, Any]:
@@ -137,8 +137,9 @@ def run(opts: IosOptions) -> dict[str, Any]:
     check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
     check_model_options(opts)
     example_dir = tree.path(p.require("ios.camera_dir"))
-    if opts.out:
-        example_dir = _out_dir(opts.out, example_dir.resolve())
+    out_root = _out_dir(opts.out, example_dir.resolve()) if opts.out else None
+    if out_root is not None:
+        example_dir = out_root
     if opts.model:
         target = example_dir / p.require("ios.data_dir") / Path(opts.model).name
         appmodel.refuse_overwriting_the_source(opts.model, target)
@@ -147,7 +148,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
         m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))
         report_model(m)
         result["model"] = m.as_dict()
-        ps, example = build_patch(tree, m, opts.out)
+        ps, example = build_patch(tree, m, out_root)
         if opts.out is None:
             result["patch"] = apply_or_show(ps, opts.dry_run)
         else:

@@ -19,7 +19,7 @@ from typing import Any
 from mobilebuild import runner
 from mobilebuild.errors import UserError
 from mobilebuild.paths import data_dir
-from mobilebuild.profiles import parse_version, version_str
+from mobilebuild.profiles import parse_version
 
 DEBIAN_SDK = Path("/usr/lib/android-sdk")
 # Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
@@ -329,5 +329,10 @@ def find_xcode() -> Found:
     return Found(sel.stdout.strip(), m.group(1) if m else None, "xcode-select", {"xcodebuild": ver.returncode == 0})
 
 
-def version_text(v: tuple[int, ...]) -> str:
-    return version_str(v)
+def xcode_too_old(xcode: Found, profile) -> str | None:
+    """The profile's minimum Xcode when the found one is older (None: new enough or unknown)."""
+    min_x = profile.get("ios.min_xcode") if profile is not None else None
+    if xcode.version and min_x and parse_version(xcode.version) < parse_version(min_x):
+        return min_x
+    return None
+

@@ -412,16 +412,10 @@ def sha256_file(path: Path) -> str:
 
 def _same(path: Path, c: Change) -> bool:
     if c.kind == "copy":
+        from mobilebuild.fsutil import _same_bytes  # the block-wise compare copy_if_changed uses
+
         assert c.src is not None
-        if path.stat().st_size != c.src.stat().st_size:
-            return False
-        with open(path, "rb") as a, open(c.src, "rb") as b:
-            while True:
-                x, y = a.read(1 << 20), b.read(1 << 20)
-                if x != y:
-                    return False
-                if not x:
-                    return True
+        return path.stat().st_size == c.src.stat().st_size and _same_bytes(path, c.src)
     data = c.data()
     return path.stat().st_size == len(data) and path.read_bytes() == data
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ DEVICE_MODEL = Path("/proc/device-tree/model")
 VERSION_H = "tensorflow/core/public/version.h"
 _SAFE_REMOTE_PATH = re.compile(r"^[A-Za-z0-9_./~+-]+$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
+SSH_FAILED_HINT = "check --host/--port and that your key is authorised on the Pi (ssh-copy-id); mobilebuild never asks for passwords"
 
 
 @dataclass
@@ -248,12 +248,9 @@ def remote_version(opts: PiOptions) -> tuple[int, int, int]:
             f"cannot read {remote_dir}/{VERSION_H} on {opts.host} (ssh exit {res.returncode}): {_last_line(res.output)}",
             "check --host/--remote-dir (the TensorFlow checkout on the Pi), or give --tf-version",
         )
-    from mobilebuild.tftree import read_version_h
+    from mobilebuild.tftree import parse_version_h
 
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / VERSION_H).parent.mkdir(parents=True)
-        (Path(d) / VERSION_H).write_text(res.stdout)
-        version = read_version_h(Path(d))
+    version = parse_version_h(res.stdout)
     if version is None:
         raise UserError(f"{remote_dir}/{VERSION_H} on {opts.host} has no TF_*_VERSION defines", "give --tf-version")
     return version
@@ -367,7 +364,7 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
 def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Path]:
     """Create the data dir on the Pi and return the files whose sha256 differs there (so a
     re-run copies nothing and leaves the Pi's files untouched)."""
-    import hashlib
+    from mobilebuild.patching import sha256_file
 
     names = " ".join(shlex.quote(f.name) for f in files)
     probe = f"mkdir -p {shlex.quote(data_dir)} && cd {shlex.quote(data_dir)} && {{ sha256sum -- {names} 2>/dev/null || true; }}"
@@ -376,7 +373,7 @@ def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Pa
         raise CommandError(
             res.argv, res.returncode, res.output,
             message=f"ssh to the Pi failed: {_last_line(res.output)}",
-            hint="check --host/--port and that your key is authorised on the Pi (ssh-copy-id); mobilebuild never asks for passwords",
+            hint=SSH_FAILED_HINT,
         )
     if res.returncode != 0:
         raise CommandError(res.argv, res.returncode, res.output, message=f"cannot create {data_dir} on {opts.host}")
@@ -385,7 +382,7 @@ def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Pa
         parts = line.split(None, 1)
         if len(parts) == 2:
             remote[parts[1].lstrip("*").strip()] = parts[0]
-    return [f for f in files if remote.get(f.name) != hashlib.sha256(f.read_bytes()).hexdigest()]
+    return [f for f in files if remote.get(f.name) != sha256_file(f)]
 
 
 def _stream(argv: list[str], cwd: Path | None, log: Path, name: str, *, remote: bool = False) -> float:
@@ -404,7 +401,7 @@ def _stream(argv: list[str], cwd: Path | None, log: Path, name: str, *, remote: 
         where = "on the Pi" if remote else "here"
         if remote and exc.returncode == 255:
             exc.message = f"ssh to the Pi failed: {_last_line(exc.output)}"
-            exc.hint = "check --host/--port and that your key is authorised on the Pi (ssh-copy-id); mobilebuild never asks for passwords"
+            exc.hint = SSH_FAILED_HINT
         else:
             exc.message = f"pi step '{name}' failed {where} (exit {exc.returncode})"
             exc.hint = exc.hint or "the last lines are below; the full output is in the log"

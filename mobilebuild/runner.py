@@ -137,14 +137,6 @@ def _run_streaming(args, cwd, env, on_line, log_path, timeout) -> Result:
     return Result(args, proc.returncode, "".join(lines), "")
 
 
-def require(program: str, hint: str) -> str:
-    """Absolute path of ``program`` on PATH, or a ToolchainError with ``hint``."""
-    found = which(program)
-    if not found:
-        raise ToolchainError(f"{program} not found on PATH", hint)
-    return found
-
-
 def is_executable(path: str | os.PathLike) -> bool:
     p = Path(path)
     return p.is_file() and os.access(p, os.X_OK)

@@ -1,10 +1,10 @@
 """The Android SDK and NDK on this machine: where they are and what they contain.
 
-SDK search order: ``--sdk``, ``ANDROID_HOME``, ``ANDROID_SDK_ROOT``, the config file
-(mobilebuild.toml, when the config module is present), ``~/Library/Android/sdk``,
-``~/Android/Sdk``. NDK: ``--ndk``, ``ANDROID_NDK_HOME``, config, ``SDK/ndk-bundle``,
-``SDK/ndk/<version>`` (highest). An explicitly named location that does not exist is an error,
-never silently skipped: the user meant it.
+SDK search order: ``--sdk``, ``ANDROID_HOME``, ``ANDROID_SDK_ROOT``, mobilebuild.toml,
+``~/Library/Android/sdk``, ``~/Android/Sdk``, the managed prefix (where ``setup`` installs).
+NDK: ``--ndk``, ``ANDROID_NDK_HOME``, mobilebuild.toml, ``SDK/ndk-bundle``, ``SDK/ndk/<version>``
+(highest first), the managed prefix's ``android-ndk-<recommended>``. An explicitly named location
+that does not exist is an error, never silently skipped: the user meant it.
 
 The NDK *revision* (r12b, ``Pkg.Revision = 12.1.2977051``) is not the NDK *api_level* (14): the
 checks name both so users stop confusing them.
@@ -62,38 +62,50 @@ class NdkInfo:
 
 
 # ---- locating -----------------------------------------------------------------------------------
+# One search order for every command: the app flows raise on what they cannot use, while setup
+# and doctor (machine.py) can walk the same candidates to report what they saw.
+
+Candidate = tuple[str, Path, bool]  # (source, path, explicit): an explicit one must exist
 
 
-def _config_value(key: str) -> str | None:
-    """``sdk``/``ndk`` from the project's mobilebuild.toml (config module), None when unset."""
-    try:
+def _config_value(key: str, config: dict | None) -> str | None:
+    """``sdk``/``ndk`` from ``config`` (else the project's mobilebuild.toml), None when unset."""
+    if config is None:
         from mobilebuild.config import load_config
-    except ImportError:  # pragma: no cover - the config module ships with the package
-        return None
-    value = load_config().get(key)
+
+        config = load_config()
+    value = config.get(key)
     return str(value) if value else None
 
 
-def sdk_candidates(flag: str | None = None) -> list[tuple[str, Path, bool]]:
-    """(source, path, explicit) in search order; explicit ones must exist."""
-    out: list[tuple[str, Path, bool]] = []
+def _managed(name: str) -> Path:
+    """Where ``mobilebuild setup`` installs the SDK/NDK (the user data dir)."""
+    from mobilebuild.paths import data_dir
+
+    return data_dir() / name
+
+
+def sdk_candidates(flag: str | None = None, config: dict | None = None) -> list[Candidate]:
+    """Where an SDK may be, in search order (``config``: mobilebuild.toml's settings, read when None)."""
+    out: list[Candidate] = []
     if flag:
         out.append(("--sdk", Path(flag).expanduser(), True))
     for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT"):
         if os.environ.get(var):
             out.append((var, Path(os.environ[var]).expanduser(), True))
-    cfg = _config_value("sdk")
+    cfg = _config_value("sdk", config)
     if cfg:
         out.append(("mobilebuild.toml", Path(cfg).expanduser(), True))
     home = Path.home()
     out.append(("~/Library/Android/sdk", home / "Library" / "Android" / "sdk", False))
     out.append(("~/Android/Sdk", home / "Android" / "Sdk", False))
+    out.append(("managed prefix", _managed("android-sdk"), False))
     return out
 
 
-def find_sdk(flag: str | None = None) -> tuple[Path, str]:
+def find_sdk(flag: str | None = None, config: dict | None = None) -> tuple[Path, str]:
     """The SDK directory and where it came from, or ToolchainError."""
-    for source, path, explicit in sdk_candidates(flag):
+    for source, path, explicit in sdk_candidates(flag, config):
         if path.is_dir():
             return path.resolve(), source
         if explicit:
@@ -103,56 +115,61 @@ def find_sdk(flag: str | None = None) -> tuple[Path, str]:
                 "or install one with `mobilebuild setup --android`",
             )
     raise ToolchainError(
-        "no Android SDK found (tried --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk)",
+        "no Android SDK found (tried --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk, "
+        "the managed prefix)",
         "pass --sdk DIR or set ANDROID_HOME, or install one with `mobilebuild setup --android`",
     )
 
 
-def find_ndk(flag: str | None = None, sdk_path: Path | None = None) -> tuple[Path, str] | None:
-    """The NDK directory and its source, None when none is found anywhere."""
+def ndk_candidates(flag: str | None = None, sdk_path: Path | None = None, config: dict | None = None,
+                   recommended: str | None = None) -> list[Candidate]:
+    """Where an NDK may be, in search order; ``recommended`` (r12b) names the managed install."""
+    out: list[Candidate] = []
     if flag:
-        p = Path(flag).expanduser()
-        if not p.is_dir():
-            if re.fullmatch(r"r?\d+[a-z]?", flag.strip()):
-                raise ToolchainError(
-                    f"--ndk {flag} looks like an NDK revision, not a directory",
-                    "pass the directory where the NDK is unpacked (e.g. --ndk ~/android-ndk-r12b)",
-                )
-            raise ToolchainError(
-                f"Android NDK not found: {p} (from --ndk) is not a directory",
-                "pass --ndk with the NDK's directory (the one holding source.properties)",
-            )
-        return p.resolve(), "--ndk"
-    env = os.environ.get("ANDROID_NDK_HOME")
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_dir():
-            raise ToolchainError(
-                f"Android NDK not found: {p} (from ANDROID_NDK_HOME) is not a directory",
-                "fix ANDROID_NDK_HOME or pass --ndk DIR",
-            )
-        return p.resolve(), "ANDROID_NDK_HOME"
-    cfg = _config_value("ndk")
+        out.append(("--ndk", Path(flag).expanduser(), True))
+    if os.environ.get("ANDROID_NDK_HOME"):
+        out.append(("ANDROID_NDK_HOME", Path(os.environ["ANDROID_NDK_HOME"]).expanduser(), True))
+    cfg = _config_value("ndk", config)
     if cfg:
-        p = Path(cfg).expanduser()
-        if not p.is_dir():  # named explicitly, like --ndk: never skipped silently
-            raise ToolchainError(
-                f"Android NDK not found: {p} (from ndk in mobilebuild.toml) is not a directory",
-                "fix ndk in mobilebuild.toml or pass --ndk DIR",
-            )
-        return p.resolve(), "mobilebuild.toml"
+        out.append(("mobilebuild.toml", Path(cfg).expanduser(), True))
     if sdk_path is not None:
-        bundle = sdk_path / "ndk-bundle"
-        if bundle.is_dir():
-            return bundle.resolve(), "SDK/ndk-bundle"
+        out.append(("SDK/ndk-bundle", sdk_path / "ndk-bundle", False))
         side = sdk_path / "ndk"
         if side.is_dir():
             versions = sorted(
                 (d for d in side.iterdir() if d.is_dir() and re.match(r"^\d+(\.\d+)*$", d.name)),
                 key=lambda d: tuple(int(x) for x in d.name.split(".")),
+                reverse=True,
             )
-            if versions:
-                return versions[-1].resolve(), f"SDK/ndk/{versions[-1].name}"
+            out.extend((f"SDK/ndk/{d.name}", d, False) for d in versions)
+    if recommended:
+        out.append(("managed prefix", _managed(f"android-ndk-{recommended}"), False))
+    return out
+
+
+# The fix for an explicitly named NDK location that is not a directory, by where it was named.
+_NDK_MISSING_FIX = {
+    "--ndk": ("--ndk", "pass --ndk with the NDK's directory (the one holding source.properties)"),
+    "ANDROID_NDK_HOME": ("ANDROID_NDK_HOME", "fix ANDROID_NDK_HOME or pass --ndk DIR"),
+    "mobilebuild.toml": ("ndk in mobilebuild.toml", "fix ndk in mobilebuild.toml or pass --ndk DIR"),
+}
+
+
+def find_ndk(flag: str | None = None, sdk_path: Path | None = None, config: dict | None = None,
+             recommended: str | None = None) -> tuple[Path, str] | None:
+    """The NDK directory and its source, None when none is found anywhere."""
+    for source, path, explicit in ndk_candidates(flag, sdk_path, config, recommended):
+        if path.is_dir():
+            return path.resolve(), source
+        if not explicit:
+            continue
+        if source == "--ndk" and re.fullmatch(r"r?\d+[a-z]?", flag.strip()):  # type: ignore[union-attr]
+            raise ToolchainError(
+                f"--ndk {flag} looks like an NDK revision, not a directory",
+                "pass the directory where the NDK is unpacked (e.g. --ndk ~/android-ndk-r12b)",
+            )
+        named, fix = _NDK_MISSING_FIX[source]
+        raise ToolchainError(f"Android NDK not found: {path} (from {named}) is not a directory", fix)
     return None
 
 

@@ -228,8 +228,8 @@ def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machin
         return Step("android-sdk", "present", f"{sdk} ({source}): {', '.join(have)}{lic}", path=str(sdk))
     sdkmanager = machine.sdkmanager_in(sdk)
     installed_tools = ""
-    if sdkmanager is None and runner.which("sdkmanager"):
-        sdkmanager = Path(runner.which("sdkmanager"))  # type: ignore[arg-type]
+    if sdkmanager is None and (on_path := runner.which("sdkmanager")):
+        sdkmanager = Path(on_path)
     if sdkmanager is None:
         if not java.path:
             return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} and the SDK tools need a JDK", "install the JDK first (see the jdk line), then rerun setup", str(sdk))
@@ -307,10 +307,9 @@ def step_xcode(profile) -> Step:
     if sys.platform != "darwin":
         return Step("xcode", "skipped", "not macOS: the iOS path needs a Mac")
     x = machine.find_xcode()
-    min_x = profile.get("ios.min_xcode")
     if not x.path:
         return Step("xcode", "missing", "Xcode / command-line tools not found", "install Xcode from the App Store, then: xcode-select --install")
-    if x.version and min_x and parse_version(x.version) < parse_version(min_x):
+    if min_x := machine.xcode_too_old(x, profile):
         return Step("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode")
     return Step("xcode", "present", f"Xcode {x.version or '?'} at {x.path}")
 
@@ -347,10 +346,11 @@ def run_setup(
     pins_file: str | None = None,
     bazel_sha256: str | None = None,
     ndk_sha256: str | None = None,
-    config_dir: str | os.PathLike | None = None,
 ) -> SetupReport:
-    existing = configmod.find_config(config_dir)
-    conf = configmod.load_config(config_dir)
+    # The project's mobilebuild.toml (found from the cwd upward, as the downloader finds its
+    # mirrors); without one, setup creates it in the cwd.
+    existing = configmod.find_config()
+    conf = configmod.load_config()
     profile, tree, how = choose_profile(tf_ref, tf_src, conf)
     pins = load_pins(pins_file)
     mirrors = list(mirrors)
@@ -383,7 +383,7 @@ def run_setup(
     if mirrors:
         old = configmod.read_raw(existing).get("mirrors", []) if existing else []
         updates["mirrors"] = list(dict.fromkeys([*old, *mirrors]))
-    target = existing or Path(config_dir or Path.cwd()) / configmod.FILENAME
+    target = existing or Path.cwd() / configmod.FILENAME
     report.config_path = str(target)
     report.config_written = configmod.update_config(target, updates)
     return report

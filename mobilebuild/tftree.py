@@ -65,7 +65,11 @@ def read_version_h(root: Path) -> tuple[int, int, int] | None:
     path = root / VERSION_H
     if not path.is_file():
         return None
-    text = path.read_text(encoding="utf-8", errors="replace")
+    return parse_version_h(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def parse_version_h(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from the TF_*_VERSION defines of version.h's text."""
     parts = []
     for name in ("MAJOR", "MINOR", "PATCH"):
         m = re.search(rf"^\s*#define\s+TF_{name}_VERSION\s+(\d+)\b", text, re.M)

@@ -223,7 +223,7 @@ def plan_workspace(
         warnings.append(
             f"build-tools {profile.get('sdk.build_tools')} (what TensorFlow {tree.version_text} names) are not installed; using {sdk.build_tools}"
         )
-    found = sdkmod.find_ndk(ndk_flag, sdk.path)
+    found = sdkmod.find_ndk(ndk_flag, sdk.path, recommended=profile.get("ndk.recommended"))
     ndk = None
     if found is not None:
         ndk = sdkmod.ndk_revision(found[0], found[1])
@@ -238,7 +238,8 @@ def plan_workspace(
         )
     elif require_ndk:
         raise ToolchainError(
-            "no Android NDK found (tried --ndk, ANDROID_NDK_HOME, SDK/ndk-bundle, SDK/ndk/<version>)",
+            "no Android NDK found (tried --ndk, ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, "
+            "SDK/ndk/<version>, the managed prefix)",
             f"the demo compiles TensorFlow's C++ with the NDK: install {profile.get('ndk.recommended')} "
             "(`mobilebuild setup --android`) and pass --ndk DIR",
         )

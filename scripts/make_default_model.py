@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -213,9 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for stale in set((img_dir / name).glob("*.png")) - wanted:
             stale.unlink()
         for k, idx in enumerate(picks):
-            import io as _io
-
-            buf = _io.BytesIO()
+            buf = BytesIO()
             Image.fromarray(x_test[idx]).save(buf, format="PNG", optimize=True)
             write_if_changed(img_dir / name / f"{name}_{k}.png", buf.getvalue())
     info = {

@@ -126,10 +126,7 @@ def run(args: list[str]) -> int:
     except typer.Abort:
         console.error("interrupted")
         return EXIT_INTERRUPTED
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show(file=sys.stderr)
-        return EXIT_USAGE
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage errors, including a bare group (no_args_is_help)
         exc.show(file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

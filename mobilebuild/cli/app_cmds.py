@@ -10,8 +10,8 @@ import typer
 TREE_HELP = "TensorFlow checkout to use (never has its git state changed)."
 REPO_HELP = "Repository to clone into the cache (https://, file:// or a local path); needs --tf-ref."
 REF_HELP = "Tag/branch/commit to check out from --tf-repo (e.g. v1.4.0)."
-SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk)."
-NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>)."
+SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk, the SDK `setup` installed)."
+NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>, the NDK `setup` installed)."
 
 
 def _emit(result: dict) -> None:

@@ -44,7 +44,7 @@ def deps_cmd(
     version, how = tree_version(tree)
     profile = load_profile(version)
     console.detail(f"TF {version_str(version)} (from {how})")
-    report = fetch_deps(tree, profile, mirrors=list(mirror) + list(conf.get("mirrors", [])), offline=offline, jobs=jobs)
+    report = fetch_deps(tree, profile, mirrors=mirror, offline=offline, jobs=jobs)
     if console.settings.json:
         console.emit_json(report.to_dict())
         return

@@ -280,10 +280,10 @@ def downgrade_cmd(
 def _rewrite_memmapped(loaded, new_graph, output: Path) -> None:
     """A memmapped package keeps its format: same regions, downgraded GraphDef."""
     from mobilebuild.graphs import memmap
-    from mobilebuild.graphs.prepare import min_region_size as _min_region_size
+    from mobilebuild.graphs.prepare import min_region_size
 
     plain = memmap.inline_regions(new_graph, loaded.path, loaded.regions)
-    memmap.write_package(plain, output, _min_region_size(loaded.regions), loaded.path)
+    memmap.write_package(plain, output, min_region_size(loaded.regions), loaded.path)
 
 
 # ---------------------------------------------------------------------------------------------

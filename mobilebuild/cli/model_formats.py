@@ -13,20 +13,7 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
-from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _human, _names, _ratio
-
-
-def _check_names(graph_def, names: list[str] | None, what: str) -> None:
-    if names:
-        from mobilebuild.graphs.nodes import require_nodes
-
-        require_nodes(graph_def, names, what)
-
-
-def _model_or_default(model: Path | None) -> Path:
-    from mobilebuild.cli.model import _default_model_if
-
-    return _default_model_if(model)
+from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _default_model_if, _human, _names, _ratio
 
 
 def _report_rewrites(changes, tf_version: str) -> None:
@@ -55,22 +42,21 @@ def quantize_cmd(
 
     quantize.check_mode(mode, bitdepth)
     _check_tf_src(tf_version, tf_src)
-    model = _model_or_default(model)
+    model = _default_model_if(model)
     io.require_file(model)
     check_output_path(output, model)
     graph_def, loaded = io.load_frozen_graph(model)
-    outs = _names(output_names)
-    _check_names(graph_def, _names(input_names), "input")
-    _check_names(graph_def, outs, "output")
     result = quantize.quantize_graph_def(
-        graph_def, mode, bitdepth, input_names=_names(input_names), output_names=outs, min_const_bytes=min_const_bytes
+        graph_def, mode, bitdepth, input_names=_names(input_names), output_names=_names(output_names),
+        min_const_bytes=min_const_bytes,
     )
     changes = []
     if tf_version:
         result, changes = quantize.fit_runtime(result, tf_version, tf_src)
+    data = io.serialize(result)
     # Same bytes as an earlier run: leave the file alone (idempotent, mtime kept).
-    write_if_changed(output, io.serialize(result))
-    size_in, size_out = loaded.size_bytes, output.stat().st_size
+    write_if_changed(output, data)
+    size_in, size_out = loaded.size_bytes, len(data)
     ratio = size_in / size_out if size_out else 0.0
     _report_rewrites(changes, tf_version or "")
     summary = {
@@ -96,7 +82,7 @@ def quantize_cmd(
         import zlib
 
         zip_in = len(zlib.compress(io.serialize(graph_def), 6))
-        zip_out = len(zlib.compress(io.serialize(result), 6))
+        zip_out = len(zlib.compress(data, 6))
         console.info(
             f"  compressed (as in an APK): {_human(zip_in)} -> {_human(zip_out)} ({_ratio(zip_in, zip_out)})"
         )
@@ -112,14 +98,12 @@ def memmap_cmd(
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
 ) -> None:
     """Write a TF memmapped package (what the iOS camera example loads via MemmappedEnv)."""
-    from mobilebuild.errors import ModelError
     from mobilebuild.fsutil import check_output_path
     from mobilebuild.graphs import io, memmap
 
-    if min_conversion_tensor_size < 0:
-        raise ModelError(f"--min-conversion-tensor-size must be >= 0, got {min_conversion_tensor_size}", "give a size in bytes (default 10000)")
+    memmap.check_min_conversion_tensor_size(min_conversion_tensor_size)
     _check_tf_src(tf_version, tf_src)
-    model = _model_or_default(model)
+    model = _default_model_if(model)
     io.require_file(model)
     check_output_path(output, model)
     graph_def, loaded = io.load_frozen_graph(model)
@@ -166,7 +150,7 @@ def tflite_cmd(
             shape = [int(d) for d in input_shape.split(",")]
         except ValueError:
             raise UserError(f"--input-shape {input_shape!r} is not a list of integers", "write it like 1,224,224,3") from None
-    model = _model_or_default(model)
+    model = _default_model_if(model)
     io.require_file(model)
     check_output_path(output, model)
     result = tflite.convert(

@@ -44,12 +44,12 @@ class GraphRunner(ModelRunner):
             graph_def, _ = cut_graph(graph_def, [input_name], [output_name])
         self.graph_def = graph_def
         self.input_name, self.output_name = input_name, output_name
-        shape = (gn.tensor_specs(graph_def).get(input_name) or (None,))[0]
-        self._one_at_a_time = bool(shape) and shape[0] == 1
         graph = gn.import_graph(graph_def)
         self._session = tf.compat.v1.Session(graph=graph)
         self._fetch = graph.get_tensor_by_name(f"{output_name}:0")
         self._feed = graph.get_tensor_by_name(f"{input_name}:0")
+        # A graph built for a batch of 1 (reshapes baked for it) runs a larger batch item by item.
+        self._one_at_a_time = self._feed.shape.rank is not None and self._feed.shape.as_list()[:1] == [1]
 
     def run(self, batch):
         import numpy as np
@@ -135,10 +135,7 @@ def _normalisation_from(app, tflite_input: str, mean, std):
     0/1) or the node after the normalisation (the graph's mean/std)."""
     name = tflite_input.split(":")[0]
     name = name[len("serving_default_") :] if name.startswith("serving_default_") else name
-    if name == app.graph_input and app.preprocessing and not app.needs_cut and app.input_name != app.graph_input:
-        guess = (0.0, 1.0)
-    elif name == app.input_name:
-        guess = (app.mean, app.std)
-    else:
+    guess = app.normalisation_of(name)
+    if guess is None:
         return mean, std
     return (guess[0] if mean is None else mean, guess[1] if std is None else std)

@@ -39,6 +39,16 @@ class AppInfo:
     preprocessing: list[str] = field(default_factory=list)  # nodes between graph_input and input_name
     notes: list[str] = field(default_factory=list)
 
+    def normalisation_of(self, name: str) -> tuple[float, float] | None:
+        """(mean, std) of the pixels fed to node ``name``, when the graph tells: its own mean/std
+        at the node after its normalisation, raw pixels (0, 1) at the input of a graph that
+        normalises them itself; None when unknown."""
+        if name == self.input_name and self.mean is not None and self.std is not None:
+            return self.mean, self.std
+        if name == self.graph_input and self.preprocessing and not self.needs_cut:
+            return 0.0, 1.0
+        return None
+
 
 @dataclass
 class ModelReport:
@@ -98,10 +108,10 @@ def inspect_graph_def(graph_def, path: str = "", fmt: str = io.GRAPHDEF, size_by
         if n.op in ("Placeholder", "PlaceholderWithDefault"):
             shape, dtype = specs.get(n.name, (None, gn.attr_type_name(n, "dtype")))
             report.inputs.append({"name": n.name, "dtype": dtype, "shape": shape})
+    nodes = gn.node_map(graph_def)
     for name in find_outputs(graph_def):
         shape, dtype = specs.get(name, (None, None))
-        op = next(n.op for n in graph_def.node if n.name == name)
-        report.outputs.append({"name": name, "op": op, "dtype": dtype, "shape": shape})
+        report.outputs.append({"name": name, "op": nodes[name].op, "dtype": dtype, "shape": shape})
     report.app = app_info(graph_def, specs)
     return report
 

@@ -14,11 +14,8 @@ TensorFlow is imported inside the functions, never at module import.
 
 from __future__ import annotations
 
-import filecmp
-import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,22 +82,20 @@ def _tensor_bytes(tensor_proto) -> bytes:
     return np.ascontiguousarray(value).tobytes()
 
 
-def _pad_to(f, offset: int) -> int:
-    pad = (-offset) % ALIGNMENT
-    if pad:
-        f.write(b"\0" * pad)
-    return offset + pad
+def check_min_conversion_tensor_size(size: int) -> None:
+    """No TensorFlow needed: the CLI calls this before it loads a model."""
+    if size < 0:
+        raise ModelError(
+            f"--min-conversion-tensor-size must be >= 0, got {size}",
+            f"give a size in bytes (TF's default is {DEFAULT_MIN_CONVERSION_TENSOR_SIZE})",
+        )
 
 
 def convert_graph(graph_def, min_conversion_tensor_size: int = DEFAULT_MIN_CONVERSION_TENSOR_SIZE):
     """(converted GraphDef, [(region name, bytes)]) without touching the disk."""
     import tensorflow as tf
 
-    if min_conversion_tensor_size < 0:
-        raise ModelError(
-            f"--min-conversion-tensor-size must be >= 0, got {min_conversion_tensor_size}",
-            "give a size in bytes (TF's default is 10000)",
-        )
+    check_min_conversion_tensor_size(min_conversion_tensor_size)
     memcpy_ok = _memcpy_dtypes()
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(graph_def)
@@ -131,48 +126,37 @@ def convert_graph(graph_def, min_conversion_tensor_size: int = DEFAULT_MIN_CONVE
 
 
 def write_package(graph_def, out_path, min_conversion_tensor_size: int = DEFAULT_MIN_CONVERSION_TENSOR_SIZE, *inputs) -> PackageStats:
-    """Write ``graph_def`` as a memmapped package at ``out_path`` (temp file + rename).
+    """Write ``graph_def`` as a memmapped package at ``out_path`` (temp file + rename; an
+    identical package already there is left alone, so builds stay incremental).
     ``inputs`` are paths the output must not overwrite."""
     from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
 
-    from mobilebuild import console
-    from mobilebuild.fsutil import check_output_path
+    from mobilebuild.fsutil import check_output_path, write_if_changed
 
     out_p = check_output_path(out_path, *inputs)
     converted, regions, kept = convert_graph(graph_def, min_conversion_tensor_size)
     stats = PackageStats(converted=len(regions), kept_consts=kept)
     directory = mmfs.MemmappedFileSystemDirectory()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_p.name}.", suffix=".tmp", dir=out_p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            offset = 0
-            for name, data in regions:
-                offset = _pad_to(f, offset)
-                f.write(data)
-                _add_element(directory, name, offset, len(data))
-                stats.regions[name] = (offset, len(data))
-                stats.region_bytes += len(data)
-                offset += len(data)
-            graph_bytes = converted.SerializeToString(deterministic=True)
-            f.write(graph_bytes)
-            _add_element(directory, GRAPHDEF_REGION, offset, len(graph_bytes))
-            stats.graph_bytes = len(graph_bytes)
-            offset += len(graph_bytes)
-            f.write(directory.SerializeToString(deterministic=True))
-            f.write(struct.pack("<Q", offset))
-            f.flush()
-            os.fsync(f.fileno())
-        if out_p.is_file() and filecmp.cmp(tmp, out_p, shallow=False):
-            # Same package as before: keep the old file (and its mtime) so builds stay incremental.
-            _unlink_quietly(tmp)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, out_p)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    stats.file_bytes = out_p.stat().st_size
-    console.detail(f"wrote {out_p} ({stats.file_bytes} bytes, {stats.converted} regions)")
+    parts: list[bytes] = []
+    offset = 0
+    for name, data in regions:
+        pad = (-offset) % ALIGNMENT
+        parts += [b"\0" * pad, data]
+        offset += pad
+        _add_element(directory, name, offset, len(data))
+        stats.regions[name] = (offset, len(data))
+        stats.region_bytes += len(data)
+        offset += len(data)
+    graph_bytes = converted.SerializeToString(deterministic=True)
+    parts.append(graph_bytes)
+    _add_element(directory, GRAPHDEF_REGION, offset, len(graph_bytes))
+    stats.graph_bytes = len(graph_bytes)
+    offset += len(graph_bytes)
+    parts += [directory.SerializeToString(deterministic=True), struct.pack("<Q", offset)]
+    package = b"".join(parts)
+    del parts, regions  # the tensors now live in ``package`` only
+    write_if_changed(out_p, package)
+    stats.file_bytes = len(package)
     return stats
 
 
@@ -280,16 +264,3 @@ def inline_regions(graph_def, path, regions: dict[str, tuple[int, int]]):
             node.attr["dtype"].type = dtype.as_datatype_enum
             node.attr["value"].tensor.CopyFrom(tensor)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _unlink_quietly(path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -99,16 +99,17 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
             f"cut at {', '.join(cut_at)} (now a Placeholder): dropped {len(dropped)} nodes ({', '.join(removed_ops)})"
         )
     # Placeholders already in place: optimize_for_inference's strip step keeps them as they are.
-    dtypes = [gn.node_map(cut)[n].attr["dtype"].type for n in inputs]
+    cut_nodes = gn.node_map(cut)
+    dtypes = [cut_nodes[n].attr["dtype"].type for n in inputs]
     shapes = {}
     for n in inputs:
         shapes[n] = tf.compat.v1.AttrValue()
-        shapes[n].CopyFrom(gn.node_map(cut)[n].attr["shape"])
+        shapes[n].CopyFrom(cut_nodes[n].attr["shape"])
     out = optimize_for_inference_lib.optimize_for_inference(cut, inputs, outputs, dtypes, toco_compatible=True)
+    out_nodes = gn.node_map(out)
     for n in inputs:  # strip_unused rebuilt the placeholders: keep the shapes we know
-        node = gn.node_map(out)[n]
         if shapes[n].HasField("shape"):
-            node.attr["shape"].CopyFrom(shapes[n])
+            out_nodes[n].attr["shape"].CopyFrom(shapes[n])
     out = drop_inert_control_deps(out)
     out, folded_consts = fold_constants(out, set(outputs) | set(inputs))
     out, folded_affine = fold_affine_chains(out)

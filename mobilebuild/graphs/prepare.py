@@ -37,16 +37,21 @@ class PreparedModel:
 def fit_graph_for_runtime(graph_def, app, opset, input_name: str | None = None, output_name: str | None = None):
     """(GraphDef, change lines): cut at the app's input when it is an inner node, keep only what
     the output needs, downgrade to ``opset`` and check. ModelError when it cannot load there."""
-    from mobilebuild.graphs import runtime_ops
-
     inp = input_name or app.input_name
     out = output_name or app.output_name
     if not inp or not out:
         raise ModelError("cannot tell the graph's input/output node", "pass --input-name and --output-name")
     graph_def, changes = cut_for_app(graph_def, inp, out)
+    graph_def, rewritten = _fit_to_runtime(graph_def, opset)
+    return graph_def, changes + rewritten
+
+
+def _fit_to_runtime(graph_def, opset):
+    """runtime_ops.fit_to_opset, its change lines saying which runtime they are for."""
+    from mobilebuild.graphs import runtime_ops
+
     graph_def, rewritten = runtime_ops.fit_to_opset(graph_def, opset)
-    changes += [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
-    return graph_def, changes
+    return graph_def, [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
 
 
 def _opset_for(tf_version: str, tf_src):
@@ -127,7 +132,7 @@ def prepare_for_app(
         before = len(graph_def.SerializeToString())
         graph_def = quantize_mod.quantize_graph_def(graph_def, quantize, input_names=[inp], output_names=[out])
         notes.append(f"quantized ({quantize}): {before} -> {len(graph_def.SerializeToString())} bytes")
-    graph_def, changes = fit_graph_for_runtime(graph_def, app, opset, inp, out)
+    graph_def, changes = _fit_to_runtime(graph_def, opset)  # already cut at inp above
     notes += changes + opset_note
 
     oshape = (gn.tensor_specs(graph_def).get(out) or (None,))[0]
@@ -141,7 +146,6 @@ def prepare_for_app(
     else:
         from mobilebuild.fsutil import write_if_changed
 
-        check_output_path(out_p, model.path)
         write_if_changed(out_p, io.serialize(graph_def))
     return PreparedModel(
         path=out_p,
@@ -166,11 +170,7 @@ def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None,
         raise ModelError("cannot tell which node to feed", "pass --input-name NODE")
     if not out:
         raise ModelError("cannot tell the model's output node", "pass --output-name NODE")
-    inferred_mean = inferred_std = None
-    if inp == app.input_name:
-        inferred_mean, inferred_std = app.mean, app.std
-    elif inp == app.graph_input and app.preprocessing and not app.needs_cut:
-        inferred_mean, inferred_std = 0.0, 1.0  # the graph normalises raw pixels itself
+    inferred_mean, inferred_std = app.normalisation_of(inp) or (None, None)
     mean = inferred_mean if mean is None else float(mean)
     std = inferred_std if std is None else float(std)
     if mean is None or std is None:

@@ -10,19 +10,21 @@ from mobilebuild.errors import ModelError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
 
-def load_image(path, size: int, mean: float, std: float, channels: int = 3):
-    """One image as float32 [size, size, channels]; ModelError when it cannot be decoded."""
+def load_image(path, size: int | tuple[int, int], mean: float, std: float, channels: int = 3):
+    """One image as float32 [height, width, channels] (``size``: one side of a square, or
+    (height, width)); ModelError when it cannot be decoded."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    height, width = (size, size) if isinstance(size, int) else size
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"image not found: {p}", "check the path given with --image / --images")
     try:
         with Image.open(p) as img:
             img = img.convert("L" if channels == 1 else "RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
+            if img.size != (width, height):
+                img = img.resize((width, height), Image.BILINEAR)
             arr = np.asarray(img, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ModelError(f"cannot decode image {p}: {exc}".splitlines()[0], "give a JPEG or PNG image") from exc

@@ -64,22 +64,17 @@ def quantize_graph_def(
     """Quantize a frozen GraphDef (see the module doc for the modes). With ``tf_version`` the
     result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not)."""
     check_mode(mode, bitdepth)
-    if input_names:  # the graph is not cut here (that is `optimize`), but names must be real
-        from mobilebuild.graphs.nodes import require_nodes
-
-        require_nodes(graph_def, list(input_names), "input node")
+    # The graph is not cut here (that is `optimize`), but names given must be real, in every mode.
+    if input_names:
+        gn.require_nodes(graph_def, list(input_names), "input node")
+    outputs = gn.require_nodes(graph_def, list(output_names), "output node") if output_names else None
     if mode == "weights_rounded":
         out = round_weights(graph_def, bitdepth, min_const_bytes)
     else:
         # Fold constant sub-graphs first (TF's own quantize pipeline does the same): Keras
         # batch norm's four vectors become one scale and one offset, read-variable Identities
         # disappear, and each weight gets quantized once, where it is used.
-        if output_names:
-            from mobilebuild.graphs.nodes import require_nodes
-
-            outputs = require_nodes(graph_def, list(output_names), "output node")
-        else:
-            outputs = sink_names(graph_def)
+        outputs = outputs or sink_names(graph_def)
         folded = fold_constants(graph_def, outputs)
         if mode == "weights":
             out = quantize_weights(folded, min_const_bytes)
@@ -108,7 +103,7 @@ def sink_names(graph_def) -> list[str]:
     consumed = set()
     for node in graph_def.node:
         for inp in node.input:
-            consumed.add(inp.lstrip("^").split(":")[0])
+            consumed.add(gn.base_name(inp))
     sinks = [n.name for n in graph_def.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Assert")]
     if not sinks:
         raise ModelError("cannot tell the graph's output node", "give it with --output-names")
@@ -223,13 +218,13 @@ def fold_constants(graph_def, output_names):
     constant: set[str] = set()
     for node in gn.topological_order(graph_def):
         if node.op == "Const" or (
-            node.op in FOLDABLE_OPS and node.input and all(_split_ref(i.lstrip("^"))[0] in constant for i in node.input)
+            node.op in FOLDABLE_OPS and node.input and all(gn.base_name(i) in constant for i in node.input)
         ):
             constant.add(node.name)
     consumers_outside = set(output_names)
     for node in graph_def.node:
         if node.name not in constant:
-            consumers_outside.update(_split_ref(i.lstrip("^"))[0] for i in node.input)
+            consumers_outside.update(gn.base_name(i) for i in node.input)
     frontier = [n for n in constant if n in consumers_outside and nodes[n].op != "Const"]
     folded = _evaluate(graph_def, frontier) if frontier else {}
     out = tf.compat.v1.GraphDef()
@@ -256,15 +251,11 @@ def _evaluate(graph_def, names: list[str]) -> dict:
     nothing is folded and the graph is quantized as it is)."""
     import tensorflow as tf
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)  # import_graph_def fills default attrs into the GraphDef it is given
-    graph = tf.Graph()
     try:
-        with graph.as_default():
-            tf.import_graph_def(copy, name="")
+        graph = gn.import_graph(graph_def)
         with tf.compat.v1.Session(graph=graph) as sess:
             values = sess.run([f"{n}:0" for n in names])
-    except (ValueError, TypeError, KeyError, tf.errors.OpError):
+    except (ModelError, ValueError, TypeError, KeyError, tf.errors.OpError):
         return {}
     return dict(zip(names, values))
 
@@ -379,7 +370,7 @@ def _keep_reachable(graph_def, output_names):
         if name in keep or name not in by_name:
             continue
         keep.add(name)
-        todo.extend(_split_ref(i.lstrip("^"))[0] for i in by_name[name].input)
+        todo.extend(gn.base_name(i) for i in by_name[name].input)
     out = tf.compat.v1.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
     out.library.CopyFrom(graph_def.library)
@@ -526,15 +517,10 @@ class EightBitRewriter:
     def _static_shape(self, ref: str):
         """The inferred shape of a tensor of the source graph (None when unknown)."""
         if self._shapes is None:
-            copy = self.tf.compat.v1.GraphDef()
-            copy.CopyFrom(self.src)
-            graph = self.tf.Graph()
             try:
-                with graph.as_default():
-                    self.tf.import_graph_def(copy, name="")
-            except (ValueError, TypeError, KeyError):
-                graph = self.tf.Graph()  # shapes unknown: vector adds stay float
-            self._shapes = graph
+                self._shapes = gn.import_graph(self.src)
+            except ModelError:
+                self._shapes = self.tf.Graph()  # shapes unknown: vector adds stay float
         name, port = _split_ref(ref)
         try:
             shape = self._shapes.get_tensor_by_name(f"{name}:{port}").shape

@@ -467,10 +467,6 @@ def missing_ops(problems: list[Problem]) -> list[str]:
     return sorted({p.op for p in problems if p.kind in (UNKNOWN_OP, NO_KERNEL)})
 
 
-def describe_opset(opset: OpSet) -> dict:
-    return {"tag": opset.tag, "source": opset.source, "ops": len(opset.ops), "kernels": len(opset.kernel_ops())}
-
-
 __all__ = [
     "OpInfo",
     "OpSet",

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
+from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES
 
 QUANTIZE_MODES = ("none", "dynamic", "int8")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 MAX_REPRESENTATIVE_IMAGES = 200
 
 
@@ -83,14 +83,22 @@ def convert(
     out_p = check_output_path(out, src)
     fmt = io.detect_format(src)
     rep_files = _image_files(representative_images) if representative_images else []
+    needs_normalisation = bool(rep_files) and (mean is None or std is None)
+    app = None
     if fmt == io.SAVEDMODEL:
         converter, ins, outs, shape = _savedmodel_converter(src)
     elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
-        converter, ins, outs, shape = _graph_converter(src, fmt, input_names, output_names, input_shape)
+        from mobilebuild.graphs.inspect import app_info
+
+        graph_def, _ = io.load_frozen_graph(src)
+        # What the graph tells about its input: where image decoding ends, how pixels are normalised.
+        if not input_names or needs_normalisation:
+            app = app_info(graph_def)
+        converter, ins, outs, shape = _graph_converter(src, graph_def, app, input_names, output_names, input_shape)
     else:
         raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
-    if rep_files and (mean is None or std is None):
-        mean, std = representative_normalisation(src, fmt, ins, mean, std)
+    if needs_normalisation:
+        mean, std = representative_normalisation(app, ins, mean, std)
     _apply_quantization(converter, quantize, rep_files, shape, mean, std)
     data = _run_converter(converter, src)
     write_if_changed(out_p, data)
@@ -98,41 +106,28 @@ def convert(
     return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files))
 
 
-def representative_normalisation(src: Path, fmt: str, inputs: list[str], mean, std) -> tuple[float, float]:
-    """How to turn representative pixels into what the converted input expects: raw pixels
-    (0, 1) when the graph normalises them itself after that input, the graph's own mean/std
-    when the input is the node after its normalisation, else the common 127.5/127.5."""
+def representative_normalisation(app, inputs: list[str], mean, std) -> tuple[float, float]:
+    """How to turn representative pixels into what the converted input expects: what the
+    graph's AppInfo ``app`` tells about that input (None for a SavedModel), else the common
+    127.5/127.5."""
     from mobilebuild import console
 
-    if fmt in ("graphdef", "memmapped"):
-        from mobilebuild.graphs import io
-        from mobilebuild.graphs.inspect import app_info
-
-        info = app_info(io.load_graph_def(src))
-        if inputs and inputs[0] == info.graph_input and info.preprocessing and info.input_name != info.graph_input:
-            auto = (0.0, 1.0)
-        elif inputs and inputs[0] == info.input_name and info.mean is not None and info.std:
-            auto = (float(info.mean), float(info.std))
-        else:
-            auto = None
-        if auto is not None:
-            console.info(f"representative images: (pixel - {auto[0]:g}) / {auto[1]:g}, read from the graph")
-            return (auto[0] if mean is None else mean, auto[1] if std is None else std)
+    auto = app.normalisation_of(inputs[0]) if app is not None and inputs else None
+    if auto is not None:
+        console.info(f"representative images: (pixel - {auto[0]:g}) / {auto[1]:g}, read from the graph")
+        return (auto[0] if mean is None else mean, auto[1] if std is None else std)
     console.warn("representative images normalised as (pixel - 127.5) / 127.5; pass --mean/--std if training used others")
     return (127.5 if mean is None else mean, 127.5 if std is None else std)
 
 
-def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape):
+def _graph_converter(src: Path, graph_def, app, input_names, output_names, input_shape):
+    """``graph_def``: the model with real Consts; ``app``: its AppInfo (needed without ``input_names``)."""
     import tensorflow as tf
 
-    from mobilebuild.graphs import io, memmap
+    from mobilebuild.graphs import io
 
-    model = io.load_model(src)
-    graph_def = model.graph_def
-    if fmt == io.MEMMAPPED:
-        graph_def = memmap.inline_regions(graph_def, src, model.regions)
     if not input_names:
-        graph_def, input_names = _cut_image_decoding(graph_def)
+        graph_def, input_names = _cut_image_decoding(graph_def, app)
     nodes = {n.name: n for n in graph_def.node}
     ins = list(input_names) if input_names else [n.name for n in graph_def.node if n.op == "Placeholder"]
     if not ins:
@@ -145,8 +140,9 @@ def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape
         outs = sink_names(graph_def)
     from mobilebuild.graphs.nodes import require_nodes
 
-    require_nodes(graph_def, ins, "input node")
-    require_nodes(graph_def, outs, "output node")
+    # Node names: the converter takes no tensor suffixes (``input:0`` is "invalid" to it).
+    ins = require_nodes(graph_def, ins, "input node")
+    outs = require_nodes(graph_def, outs, "output node")
     shape = list(input_shape) if input_shape else _placeholder_shape(nodes[ins[0]])
     if shape is None:
         raise ModelError(f"the shape of input {ins[0]!r} is unknown", "give it with --input-shape, e.g. 1,224,224,3")
@@ -160,14 +156,12 @@ def _graph_converter(src: Path, fmt: str, input_names, output_names, input_shape
     return converter, ins, outs, shape
 
 
-def _cut_image_decoding(graph_def):
+def _cut_image_decoding(graph_def, app):
     """(graph, input names): a retrain.py-shaped graph (DecodeJpeg -> ... -> Mul) is cut at the
     node after its normalisation, as for the app: TFLite has no DecodeJpeg kernel either."""
     from mobilebuild import console
-    from mobilebuild.graphs.inspect import app_info
     from mobilebuild.graphs.prepare import cut_for_app
 
-    app = app_info(graph_def)
     if not (app.needs_cut and app.input_name and app.output_name):
         return graph_def, None
     cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
@@ -212,11 +206,13 @@ def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float,
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "int8":
-        height, width = shape[1], shape[2]
+        from mobilebuild.graphs.preprocess import load_image
+
+        size, channels = (shape[1], shape[2]), shape[3] if len(shape) == 4 else 3
 
         def representative():
             for path in rep_files:
-                yield [_load_image(path, height, width, mean, std)[None, ...]]
+                yield [load_image(path, size, mean, std, channels)[None, ...]]
 
         converter.representative_dataset = representative
 
@@ -279,18 +275,6 @@ def _image_files(directory) -> list[Path]:
     if not files:
         raise TfliteModeError(f"no images (.jpg/.png) in {d}", "put a few dozen typical input images there")
     return files[:MAX_REPRESENTATIVE_IMAGES]
-
-
-def _load_image(path: Path, height: int, width: int, mean: float, std: float):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((width, height), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot decode image {path}: {exc}", "remove it or replace it with a JPEG/PNG") from exc
-    return (np.asarray(rgb, dtype=np.float32) - mean) / std
 
 
 def open_interpreter(path, num_threads: int | None = None):

@@ -235,6 +235,20 @@ def test_mirrors_from_mobilebuild_toml(server, tmp_path, monkeypatch):
     assert stats.source == server.url("/cfgmirror/files.invalid/a.bin")
 
 
+def test_fetch_many_uses_the_mirrors_of_mobilebuild_toml(server, tmp_path, monkeypatch):
+    """`deps` passes only --mirror: the project's mirrors come from fetch_many itself."""
+    from mobilebuild.config import update_config
+
+    blobs = {"b1.bin": os.urandom(3000), "b2.bin": os.urandom(3001)}
+    for name, data in blobs.items():
+        server.add(f"/cfgm/files.invalid/{name}", data)
+    update_config(tmp_path, {"mirrors": [server.url("/cfgm")]})
+    monkeypatch.chdir(tmp_path)
+    paths = fetch_many([Artifact((f"https://files.invalid/{n}",), sha256=sha256(d)) for n, d in blobs.items()], jobs=2)
+    assert [p.read_bytes() for p in paths] == list(blobs.values())
+    assert sorted(r.path for r in server.requests) == ["/cfgm/files.invalid/b1.bin", "/cfgm/files.invalid/b2.bin"]
+
+
 def test_fetch_many_parallel_and_reports_every_failure(server):
     blobs = [os.urandom(20_000 + i) for i in range(6)]
     urls = [server.add(f"/many/{i}.bin", b) for i, b in enumerate(blobs)]
@@ -275,6 +289,31 @@ def test_cache_survives_a_second_process(server):
     assert out.stdout.strip() == "None"
     assert len(server.requests_for("/p.bin")) == 1
 
+
+
+def test_a_cache_that_cannot_be_written_is_a_user_error(server):
+    """A full disk (here: a file-size limit, EFBIG) while writing into the cache is a
+    DownloadError with a fix, not a crash; no partial file is left behind."""
+    import subprocess
+    import sys
+
+    url = server.add("/big.bin", os.urandom(200_000))
+    code = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
+        "from mobilebuild.downloads import downloads_root, fetch\n"
+        "from mobilebuild.errors import DownloadError\n"
+        "try:\n"
+        f"    fetch({url!r}, size=200_000)\n"
+        "except DownloadError as exc:\n"
+        "    print(type(exc).__name__, '|', exc.message, '|', exc.hint)\n"
+        "print('parts:', sorted(p.name for p in (downloads_root() / 'partial').glob('*.part')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "DownloadError | cannot write big.bin into the download cache" in out.stdout
+    assert "MOBILEBUILD_CACHE" in out.stdout and "parts: []" in out.stdout
 
 def test_netrc_credentials_are_sent(server, tmp_path, monkeypatch):
     netrc = tmp_path / "netrc"

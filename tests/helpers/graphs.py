@@ -219,12 +219,9 @@ def run_graph(graph_def, feeds: dict, output: str):
     """Outputs of ``output`` for ``feeds`` ({node name: array}), via a tf.compat.v1 session."""
     import tensorflow as tf
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)  # import_graph_def adds default attrs to the GraphDef it is given
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(copy, name="")
-    with tf.compat.v1.Session(graph=graph) as sess:
+    from mobilebuild.graphs.nodes import import_graph
+
+    with tf.compat.v1.Session(graph=import_graph(graph_def)) as sess:
         return sess.run(f"{output}:0", {f"{k}:0": v for k, v in feeds.items()})
 
 

@@ -70,6 +70,16 @@ def test_convert_v1_graph_with_names(graphs, tmp_path, run_graph):
     np.testing.assert_allclose(tflite.TfliteRunner(out).run(x), run_graph(g.graph_def, g.input, x, "probs"), atol=1e-5)
 
 
+def test_convert_takes_tensor_names(graphs, tmp_path, run_graph):
+    """`input:0` / `probs:0` name the same nodes; the converter itself rejects the suffix."""
+    g = graphs["mixed"]
+    out = tmp_path / "suffixed.tflite"
+    result = tflite.convert(g.path, out, input_names=[f"{g.input}:0"], output_names=["probs:0"])
+    assert (result.input_names, result.output_names) == ([g.input], ["probs"])
+    x = g.sample(2)
+    np.testing.assert_allclose(tflite.TfliteRunner(out).run(x), run_graph(g.graph_def, g.input, x, "probs"), atol=1e-5)
+
+
 def test_convert_memmapped_package(graphs, tmp_path, run_graph):
     g = graphs["mixed"]
     package = tmp_path / "m.mm"

@@ -133,6 +133,8 @@ def test_label_file_name_with_a_quote(cli, tf_tree, sdk, ndk, retrain_model, tmp
         (("--model-missing",), "model file not found"),
         (("--quantize", "sixbit"), "unknown quantize mode"),
         (("--std", "0"), "divide every pixel by zero"),
+        (("--std", "nan"), "--std nan is not a number"),
+        (("--mean", "inf"), "--mean inf is not a number"),
     ],
 )
 def test_bad_model_inputs_leave_the_tree_alone(cli, tf_tree, sdk, ndk, retrain_model, tmp_path, args, message):

@@ -46,6 +46,24 @@ def test_sdk_search_order(tmp_path, monkeypatch):
         sdkmod.find_sdk(None)
 
 
+def test_what_setup_installed_is_found_last(tmp_path, monkeypatch):
+    """The managed prefix (where `mobilebuild setup` installs) comes after every other place."""
+    from mobilebuild.paths import data_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "emptyhome"))
+    managed = make_sdk(data_dir() / "android-sdk")
+    assert sdkmod.find_sdk(None) == (managed.resolve(), "managed prefix")
+    home_sdk = make_sdk(tmp_path / "emptyhome" / "Android" / "Sdk")
+    assert sdkmod.find_sdk(None) == (home_sdk.resolve(), "~/Android/Sdk")
+
+    assert sdkmod.find_ndk(None, managed, recommended="r12b") is None
+    ndk = make_ndk(data_dir() / "android-ndk-r12b")
+    assert sdkmod.find_ndk(None, managed) is None  # the managed NDK is the recommended one's
+    assert sdkmod.find_ndk(None, managed, recommended="r12b") == (ndk.resolve(), "managed prefix")
+    make_ndk(managed / "ndk-bundle")
+    assert sdkmod.find_ndk(None, managed, recommended="r12b")[1] == "SDK/ndk-bundle"
+
+
 def test_debian_sdk_layout_is_read_as_is():
     debian = Path("/usr/lib/android-sdk")
     if not (debian / "build-tools").is_dir():
