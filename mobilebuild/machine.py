@@ -178,29 +178,16 @@ def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
 # ---------------------------------------------------------------------------- Android SDK
 
 
-def sdk_candidates(flag: str | None, config: dict) -> list[tuple[Path, str]]:
-    out: list[tuple[Path, str]] = []
-    if flag:
-        out.append((Path(flag).expanduser(), "--sdk"))
-    if config.get("sdk"):
-        out.append((Path(config["sdk"]), "mobilebuild.toml"))
-    for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT"):
-        if os.environ.get(var):
-            out.append((Path(os.environ[var]).expanduser(), var))
-    out.append((managed_prefix() / "android-sdk", "managed prefix"))
-    if os_name() == "darwin":
-        out.append((Path.home() / "Library/Android/sdk", "Android Studio default"))
-    else:
-        out.append((Path.home() / "Android/Sdk", "Android Studio default"))
-    out.append((DEBIAN_SDK, "Debian android-sdk package"))
-    return out
-
-
 def find_sdk(flag: str | None, config: dict) -> Found:
-    """The first SDK dir that exists, in the order of ``sdk_candidates``; an explicit one
-    (flag, config, environment) is returned even when it does not exist, so setup fills it."""
-    for path, source in sdk_candidates(flag, config):
-        explicit = source in ("--sdk", "mobilebuild.toml", "ANDROID_HOME", "ANDROID_SDK_ROOT")
+    """The first SDK dir that exists, in the search order the app commands use
+    (``sdk.sdk_candidates``, so doctor, setup and android agree), then Debian's package; an
+    explicit one (flag, environment, config) is returned even when it does not exist, so setup
+    fills it."""
+    from mobilebuild import sdk as sdk_search
+
+    candidates = sdk_search.sdk_candidates(flag, config)
+    candidates.append(("Debian android-sdk package", DEBIAN_SDK, False))
+    for source, path, explicit in candidates:
         if path.is_dir() or explicit:
             return Found(str(path), None, source)
     return Found(None)
@@ -238,9 +225,9 @@ def sdk_licenses_accepted(sdk: Path) -> bool:
 
 
 def installed_build_tools(sdk: Path) -> list[str]:
-    d = sdk / "build-tools"
-    # Only version-named dirs (Debian adds a "debian" dir of its own there).
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and re.match(r"^\d+(\.\d+)*", p.name)) if d.is_dir() else []
+    from mobilebuild import sdk as sdk_search  # sorted by version, not as text
+
+    return sdk_search.installed_build_tools(sdk)
 
 
 # ---------------------------------------------------------------------------- NDK
@@ -278,30 +265,14 @@ def ndk_letter_name(revision: str) -> str:
     return f"r{major}" + ("" if minor == 0 else chr(ord("a") + minor))
 
 
-def ndk_candidates(flag: str | None, config: dict, sdk: Path | None, recommended: str) -> list[tuple[Path, str]]:
-    out: list[tuple[Path, str]] = []
-    if flag:
-        out.append((Path(flag).expanduser(), "--ndk"))
-    if config.get("ndk"):
-        out.append((Path(config["ndk"]), "mobilebuild.toml"))
-    for var in ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT", "ANDROID_NDK"):
-        if os.environ.get(var):
-            out.append((Path(os.environ[var]).expanduser(), var))
-    out.append((managed_prefix() / f"android-ndk-{recommended}", "managed prefix"))
-    if sdk is not None:
-        out.append((sdk / "ndk-bundle", "SDK ndk-bundle"))
-        nd = sdk / "ndk"
-        if nd.is_dir():
-            out.extend((p, "SDK ndk/") for p in sorted(nd.iterdir(), reverse=True))
-    return out
-
-
 def find_ndk(flag: str | None, config: dict, sdk: Path | None, profile) -> Found:
     """The first NDK whose revision the profile accepts; else what was seen, for the report."""
     lo, hi = profile.get("ndk.min_major"), profile.get("ndk.max_major")
     rec = profile.require("ndk.recommended")
     seen = []
-    for path, source in ndk_candidates(flag, config, sdk, rec):
+    from mobilebuild import sdk as sdk_search  # the search order the app commands use
+
+    for source, path, _explicit in sdk_search.ndk_candidates(flag, sdk, config, rec):
         if not path.is_dir():
             continue
         rev = ndk_revision(path)
