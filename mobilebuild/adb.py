@@ -59,15 +59,15 @@ class Device:
 
 
 def find_adb(sdk: Path | str | None = None) -> str:
-    """adb from the SDK's platform-tools (``sdk``, else ANDROID_HOME / ANDROID_SDK_ROOT), else PATH."""
-    roots: list[Path] = []
-    if sdk:
-        roots.append(Path(sdk).expanduser())
-    else:
-        for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT"):
-            if os.environ.get(var):
-                roots.append(Path(os.environ[var]).expanduser())
-    for root in roots:
+    """adb from the platform-tools of the first SDK that has it, in the SDK search order of the
+    build (``sdk.sdk_candidates``: --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, the
+    usual places, the managed prefix), else adb on PATH."""
+    from mobilebuild.sdk import sdk_candidates
+
+    candidates = sdk_candidates(str(sdk) if sdk else None)
+    for _source, root, _explicit in candidates:
+        if not root.is_dir():
+            continue
         candidate = root / "platform-tools" / ADB_EXE
         if runner.is_executable(candidate):
             return str(candidate)
@@ -75,7 +75,8 @@ def find_adb(sdk: Path | str | None = None) -> str:
     found = runner.which("adb")
     if found:
         return found
-    where = f" (not in {roots[0] / 'platform-tools'} nor on PATH)" if roots else " (not on PATH)"
+    named = [root for _source, root, explicit in candidates if explicit]
+    where = f" (not in {named[0] / 'platform-tools'} nor on PATH)" if named else " (not on PATH)"
     raise ToolchainError(
         f"adb not found{where}",
         "install the SDK's platform-tools (`sdkmanager platform-tools`, or `apt install adb`) "

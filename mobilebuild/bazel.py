@@ -21,13 +21,13 @@ import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.paths import new_log_path
 from mobilebuild.profiles import Profile, parse_version, version_str
 
 BAZELRC_NAME = "mobilebuild.bazelrc"
@@ -102,34 +102,43 @@ def resolve_bazel(
         return _checked(str(path.resolve()), "flag", profile, allow_any_version, tree)
 
     # What `mobilebuild setup` recorded for this project wins over a search.
-    configured = _configured_bazel(tree)
-    if configured is not None and Path(configured).name.startswith("bazelisk"):
-        bazelisk = configured
-    elif configured is not None:
-        return _checked(configured, "mobilebuild.toml", profile, allow_any_version, tree)
-    else:
-        bazelisk = runner.which("bazelisk")
-    if bazelisk:
-        wanted, source = _bazelisk_version(tree, pin)
-        version = _parse_or_none(wanted)
-        bz = Bazel(bazelisk, version, "bazelisk", {"USE_BAZEL_VERSION": wanted})
-        console.detail(f"bazel: bazelisk {bazelisk} with Bazel {wanted} (from {source})")
-        return _check_range(bz, profile, allow_any_version, lo, hi, pin)
-
-    # setup installs the version the tree's .bazelversion asks for, else the profile's pin.
-    wanted = _bazelversion_file(tree) or pin
-    managed = managed_bazel_path(wanted) if wanted else None
-    if managed is not None and runner.is_executable(managed):
-        return _checked(str(managed), "managed", profile, allow_any_version, tree)
-
-    on_path = runner.which("bazel")
-    if on_path:
-        return _checked(on_path, "path", profile, allow_any_version, tree)
+    for path, via in bazel_candidates(profile, tree, _configured_bazel(tree)):
+        if via == "bazelisk":
+            wanted, source = _bazelisk_version(tree, pin)
+            bz = Bazel(path, _parse_or_none(wanted), "bazelisk", {"USE_BAZEL_VERSION": wanted})
+            console.detail(f"bazel: bazelisk {path} with Bazel {wanted} (from {source})")
+            return _check_range(bz, profile, allow_any_version, lo, hi, pin)
+        return _checked(path, via, profile, allow_any_version, tree)
 
     raise ToolchainError(
         "no Bazel found (neither bazelisk nor bazel on PATH, nor one installed by mobilebuild)",
         f"run `mobilebuild setup` to install Bazel {pin or lo}, install bazelisk, or pass --bazel PATH",
     )
+
+
+def bazel_candidates(profile: Profile, tree=None, configured: str | None = None) -> Iterator[tuple[str, str]]:
+    """(path, via) of every Bazel there is, in the order of the module doc: ``resolve_bazel``
+    uses the first, ``machine.find_bazel`` (doctor, setup) the first usable one. ``configured``
+    is mobilebuild.toml's ``bazel`` as an executable (``configured_exe``); via is
+    'mobilebuild.toml' | 'bazelisk' | 'managed' | 'path'."""
+    if configured is not None:
+        yield configured, "bazelisk" if _is_bazelisk(configured) else "mobilebuild.toml"
+    if configured is None or not _is_bazelisk(configured):
+        bazelisk = runner.which("bazelisk")
+        if bazelisk:
+            yield bazelisk, "bazelisk"
+    # setup installs the version the tree's .bazelversion asks for, else the profile's pin.
+    wanted = bazelversion_file(tree) or profile.get("bazel.recommended")
+    managed = managed_bazel_path(wanted) if wanted else None
+    if managed is not None and runner.is_executable(managed):
+        yield str(managed), "managed"
+    on_path = runner.which("bazel")
+    if on_path:
+        yield on_path, "path"
+
+
+def _is_bazelisk(path: str) -> bool:
+    return Path(path).name.startswith("bazelisk")
 
 
 def managed_bazel_path(version: str) -> Path:
@@ -142,13 +151,23 @@ def managed_bazel_path(version: str) -> Path:
 def probe_version(path: str, cwd: str | os.PathLike | None = None) -> tuple[tuple[int, ...] | None, str]:
     """(version, what the binary reported). ``bazel --version`` is answered by the client
     without starting a server (run in ``cwd``, the tree, so a bazelisk installed as ``bazel``
-    honours its ``.bazelversion``). Bazels older than that flag (0.4/0.5) answer ``--batch
+    honours its ``.bazelversion``). One ``mobilebuild setup`` installed says its version in the
+    VERSION file beside it. Other Bazels older than that flag (0.4/0.5) answer ``--batch
     version`` ("Build label: 0.5.4"), which starts a JVM each time: that answer is remembered per
     binary (path, size, mtime) in the cache dir, so a re-run does not pay for it again."""
     res = runner.run([path, "--version"], cwd=cwd, check=False, timeout=120)
     m = re.search(r"^bazel\s+(\S+)", res.output, re.M)
-    if res.returncode == 0 and m:
+    if res.returncode == 0 and m and _parse_or_none(m.group(1)) is not None:
         return _parse_or_none(m.group(1)), m.group(1)
+    # `mobilebuild setup` records the version next to what it installs (PREFIX/VERSION beside
+    # PREFIX/bin/bazel; not resolved: an installer's bin/bazel links into lib/bazel/bin).
+    marker = Path(path).parent.parent / "VERSION"
+    if marker.is_file():
+        recorded = marker.read_text(errors="replace").strip()
+        if _parse_or_none(recorded) is not None:
+            return _parse_or_none(recorded), recorded
+    if res.returncode == 0 and m:
+        return None, m.group(1)  # e.g. Debian's bootstrap build: "bazel no_version"
     key, stamp = _probe_key(path)
     cached = _probe_cache().get(key)
     if stamp is not None and isinstance(cached, dict) and cached.get("stamp") == stamp:
@@ -253,12 +272,16 @@ def _pins(profile: Profile) -> tuple[str | None, str | None, str | None]:
 
 
 def _configured_bazel(tree) -> str | None:
-    """The ``bazel`` of mobilebuild.toml (found from the tree, else the working dir), when it
-    names an executable; a stale entry is ignored with a warning rather than failing the build."""
+    """The ``bazel`` of mobilebuild.toml (found from the tree, else the working dir)."""
     from mobilebuild.config import load_config
 
     value = load_config(tree).get("bazel") if tree is not None else None
-    value = value or load_config().get("bazel")
+    return configured_exe(value or load_config().get("bazel"))
+
+
+def configured_exe(value) -> str | None:
+    """A configured ``bazel`` value (path or name on PATH) as an executable; a stale entry is
+    ignored with a warning rather than failing the build."""
     if not value:
         return None
     exe = str(value) if "/" in str(value) else runner.which(str(value))
@@ -268,7 +291,8 @@ def _configured_bazel(tree) -> str | None:
     return None
 
 
-def _bazelversion_file(tree) -> str | None:
+def bazelversion_file(tree) -> str | None:
+    """The first line of ``TREE/.bazelversion`` (None: no tree, no file, empty)."""
     if tree is None:
         return None
     f = Path(tree) / ".bazelversion"
@@ -283,7 +307,7 @@ def _bazelisk_version(tree, pin: str | None) -> tuple[str, str]:
     env = os.environ.get("USE_BAZEL_VERSION", "").strip()
     if env:
         return env, "USE_BAZEL_VERSION"
-    from_file = _bazelversion_file(tree)
+    from_file = bazelversion_file(tree)
     if from_file:
         return from_file, str(Path(tree) / ".bazelversion")
     if pin:
@@ -554,7 +578,7 @@ def build(
 ) -> BuildResult:
     """``bazel build TARGET`` in ``tree``: progress to the terminal, full log to ``log_path``."""
     argv = build_argv(bazel, target, flags=flags, bazelrc=bazelrc, startup_flags=startup_flags)
-    log = Path(log_path) if log_path else _default_log_path()
+    log = Path(log_path) if log_path else new_log_path("bazel-build")
     log.parent.mkdir(parents=True, exist_ok=True)
     watcher = _OutputWatcher(verbose or console.settings.verbose)
     status = console.err().status(f"bazel build {target}") if _live_status(verbose) else nullcontext()
@@ -713,12 +737,6 @@ def first_error_lines(lines: Sequence[str], limit: int = 12) -> list[str]:
 
 def _shorten(text: str, width: int = 200) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _default_log_path() -> Path:
-    from mobilebuild.paths import log_dir
-
-    return log_dir() / f"bazel-build-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
 
 
 def shutdown(bazel: Bazel, tree: str | os.PathLike) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from mobilebuild import runner
 from mobilebuild.errors import UserError
 from mobilebuild.paths import data_dir
-from mobilebuild.profiles import parse_version
+from mobilebuild.profiles import parse_version, version_str
 
 DEBIAN_SDK = Path("/usr/lib/android-sdk")
 # Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
@@ -104,22 +104,17 @@ def jdk_install_command(major: int = 17) -> list[str] | None:
 # ---------------------------------------------------------------------------- Bazel
 
 
-def bazel_version_of(exe: str | os.PathLike) -> str | None:
-    """``bazel --version`` ('bazel 0.26.1'); None for builds without a version (Debian's
-    bootstrap prints 'bazel no_version') or Bazel before 0.24, which lacks --version."""
+def bazel_version_of(exe: str | os.PathLike, cwd: Path | None = None) -> str | None:
+    """The version ``mobilebuild.bazel.probe_version`` finds (``--version``, a managed install's
+    VERSION file, the remembered ``--batch version`` of old releases); None when the binary
+    reports none (Debian's bootstrap prints 'bazel no_version') or does not answer like Bazel."""
+    from mobilebuild.bazel import probe_version
+
     try:
-        res = runner.run([str(exe), "--version"], check=False, timeout=PROBE_TIMEOUT)
+        version, _reported = probe_version(str(exe), cwd=cwd)
     except UserError:
         return None
-    m = re.search(r"(?:^bazel|Build label:)\s+(\d+\.\d+\.\d+)", res.output, re.M)
-    if m:
-        return m.group(1)
-    # A managed install records its version next to it (old releases have no --version).
-    # Not resolved: an installer's bin/bazel is a link into lib/bazel/bin.
-    marker = Path(exe).parent.parent / "VERSION"
-    if marker.is_file():
-        return marker.read_text().strip() or None
-    return None
+    return version_str(version) if version else None
 
 
 def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
@@ -129,12 +124,11 @@ def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
 
 def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
     """(version, why): a tree's ``.bazelversion`` wins over the profile's recommendation."""
-    if tf_src is not None:
-        f = Path(tf_src) / ".bazelversion"
-        if f.is_file():
-            text = f.read_text().strip().splitlines()
-            if text and re.match(r"^\d+\.\d+\.\d+", text[0].strip()):
-                return text[0].strip(), f"{f}"
+    from mobilebuild.bazel import bazelversion_file
+
+    text = bazelversion_file(tf_src)
+    if text and re.match(r"^\d+\.\d+\.\d+", text):
+        return text, str(Path(tf_src) / ".bazelversion")
     return profile.require("bazel.recommended"), f"the {profile.family} profile for TF {profile.version_text}"
 
 
@@ -144,34 +138,35 @@ def managed_bazel(version: str) -> Path:
     return managed_bazel_path(version)
 
 
+# Found.source and the "tried" note for each kind of candidate of bazel.bazel_candidates.
+_BAZEL_SOURCES = {
+    "mobilebuild.toml": ("mobilebuild.toml", "from mobilebuild.toml"),
+    "managed": ("managed prefix", "in the managed prefix"),
+    "path": ("PATH", "on PATH"),
+}
+
+
 def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
-    """The Bazel to use: mobilebuild.toml, bazelisk, bazel on PATH in range, managed install."""
+    """The first usable Bazel in the build's own search order (``bazel.bazel_candidates``):
+    mobilebuild.toml, bazelisk, managed install, bazel on PATH; one outside the profile's range
+    is noted in ``extra['tried']`` and the search goes on."""
+    from mobilebuild import bazel as bazel_search
+
     want, why = bazel_wanted(profile, tf_src)
     lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
     tried: list[str] = []
-    conf = config.get("bazel")
-    if conf:
-        exe = runner.which(conf) if "/" not in conf else conf
-        if exe and Path(exe).name.startswith("bazelisk"):
-            v = config.get("bazel_version") or want
-            return Found(exe, v, "mobilebuild.toml (bazelisk)", {"bazelisk": True, "want": want, "why": why})
-        if exe and runner.is_executable(exe):
-            v = bazel_version_of(exe)
-            if v and version_in_range(v, lo, hi):
-                return Found(exe, v, "mobilebuild.toml", {"want": want, "why": why})
-            tried.append(f"{exe} ({v or 'unknown version'}, from mobilebuild.toml)")
-    bazelisk = runner.which("bazelisk")
-    if bazelisk:
-        return Found(bazelisk, want, "PATH (bazelisk, USE_BAZEL_VERSION)", {"bazelisk": True, "want": want, "why": why})
-    managed = managed_bazel(want)
-    if runner.is_executable(managed):
-        return Found(str(managed), want, "managed prefix", {"want": want, "why": why})
-    on_path = runner.which("bazel")
-    if on_path:
-        v = bazel_version_of(on_path)
+    configured = bazel_search.configured_exe(config.get("bazel"))
+    for exe, via in bazel_search.bazel_candidates(profile, tf_src, configured):
+        if via == "bazelisk":
+            if exe == configured:
+                v = config.get("bazel_version") or want
+                return Found(exe, v, "mobilebuild.toml (bazelisk)", {"bazelisk": True, "want": want, "why": why})
+            return Found(exe, want, "PATH (bazelisk, USE_BAZEL_VERSION)", {"bazelisk": True, "want": want, "why": why})
+        source, note = _BAZEL_SOURCES[via]
+        v = bazel_version_of(exe, tf_src)
         if v and version_in_range(v, lo, hi):
-            return Found(on_path, v, "PATH", {"want": want, "why": why})
-        tried.append(f"{on_path} ({v or 'unknown version'}, on PATH)")
+            return Found(exe, v, source, {"want": want, "why": why})
+        tried.append(f"{exe} ({v or 'unknown version'}, {note})")
     return Found(None, None, "", {"want": want, "why": why, "tried": tried, "range": (lo, hi)})
 
 

@@ -44,3 +44,11 @@ def log_dir() -> Path:
     d = cache_dir() / "logs"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def new_log_path(kind: str, suffix: str = ".log") -> Path:
+    """A fresh log file name in ``log_dir()``: ``KIND-YYYYmmdd-HHMMSS-PID.log`` (the pid keeps two
+    runs started in the same second apart; the time sorts them)."""
+    from datetime import datetime
+
+    return log_dir() / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}{suffix}"

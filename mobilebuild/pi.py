@@ -16,7 +16,6 @@ password prompt can never hang us), its output streamed line by line and logged.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import time
@@ -26,6 +25,7 @@ from typing import Any, Sequence
 
 from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.paths import new_log_path
 from mobilebuild.profiles import Profile
 
 DEVICE_MODEL = Path("/proc/device-tree/model")
@@ -219,7 +219,7 @@ def run(opts: PiOptions) -> dict[str, Any]:
         deps=opts.deps,
         protobuf=opts.protobuf,
     )
-    log = Path(opts.log_path) if opts.log_path else _default_log()
+    log = Path(opts.log_path) if opts.log_path else new_log_path("pi-build")
     result: dict[str, Any] = {
         "mode": mode,
         "host": opts.host,
@@ -425,11 +425,3 @@ def _append(log: Path, part: Path) -> None:
 def _last_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "(no output)"
-
-
-def _default_log() -> Path:
-    from datetime import datetime
-
-    from mobilebuild.paths import log_dir
-
-    return log_dir() / f"pi-build-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"

@@ -199,10 +199,20 @@ def worktree_dir(url: str, ref: str) -> Path:
 
 
 def clone_at_ref(url: str, ref: str) -> Path:
-    """A worktree of ``url`` at ``ref`` in the cache: clone once, fetch only when ref is missing."""
-    import git
+    """A worktree of ``url`` at ``ref`` in the cache: clone once, fetch only when ref is missing.
+
+    Two runs with the same repository wait for each other here: both would otherwise create
+    (and clear) the same ``.partial`` clone, fetch into one mirror, or add one worktree."""
+    from mobilebuild.fsutil import exclusive_lock
 
     norm = _normalise_url(url)
+    with exclusive_lock(cache_dir() / "locks" / f"repo-{_cache_key(norm)}.lock", wait=True):
+        return _checkout_locked(url, norm, ref)
+
+
+def _checkout_locked(url: str, norm: str, ref: str) -> Path:
+    import git
+
     mirror = mirror_dir(url)
     repo = _ensure_mirror(git, norm, mirror)
     commit = _resolve(repo, ref)

@@ -7,10 +7,8 @@ Nothing here imports TensorFlow: command modules import it lazily inside their f
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
-from datetime import datetime
 from typing import Optional
 
 import typer
@@ -83,10 +81,10 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
 
 
 def _write_crash_log(exc: BaseException) -> str:
-    from mobilebuild.paths import log_dir
+    from mobilebuild.paths import new_log_path
 
     try:
-        path = log_dir() / f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+        path = new_log_path("crash")
         path.write_text(
             f"mobilebuild {__version__}\nargv: {sys.argv!r}\n\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

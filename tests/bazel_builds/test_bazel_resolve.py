@@ -493,3 +493,56 @@ def test_managed_bazel_of_the_trees_bazelversion_is_found(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", "/nonexistent")
     bz = bazel.resolve_bazel(load_profile("1.3.0"), tree=tree)
     assert bz.path == str(managed) and bz.via == "managed"
+
+
+def test_managed_install_without_version_flag_is_known_by_its_version_file(tmp_path, monkeypatch):
+    """Releases before 0.24 reject --version; setup writes PREFIX/VERSION beside bin/bazel, and
+    both the build and doctor/setup (machine.find_bazel, same search) read it without a JVM."""
+    from mobilebuild import bazel, machine
+    from mobilebuild.profiles import load_profile
+
+    managed = bazel.managed_bazel_path("0.5.2")
+    managed.parent.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    managed.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\necho 'Unknown startup option --version' >&2\nexit 2\n")
+    managed.chmod(0o755)
+    (managed.parent.parent / "VERSION").write_text("0.5.2\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / ".bazelversion").write_text("0.5.2\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    profile = load_profile("1.3.0")
+    bz = bazel.resolve_bazel(profile, tree=tree)
+    assert bz.path == str(managed) and bz.version == (0, 5, 2)
+    found = machine.find_bazel(profile, {}, tree)
+    assert found.path == str(managed) and found.version == "0.5.2" and found.source == "managed prefix"
+    assert calls.read_text().split("\n").count("--version") == 2  # never `--batch version`
+
+
+def test_find_bazel_notes_an_out_of_range_candidate_and_goes_on(tmp_path, monkeypatch):
+    """doctor/setup walk the build's candidates: the recorded Bazel out of range is reported in
+    'tried' and the managed install (in range) is found; the build itself refuses the record."""
+    from mobilebuild import bazel, machine
+    from mobilebuild.profiles import load_profile
+
+    recorded = tmp_path / "bin" / "bazel"
+    recorded.parent.mkdir()
+    recorded.write_text("#!/bin/sh\necho 'bazel 2.1.0'\n")
+    recorded.chmod(0o755)
+    managed = bazel.managed_bazel_path("0.5.4")
+    managed.parent.mkdir(parents=True)
+    managed.write_text("#!/bin/sh\necho 'bazel 0.5.4'\n")
+    managed.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    profile = load_profile("1.4.0")
+    found = machine.find_bazel(profile, {"bazel": str(recorded)}, None)
+    assert found.path == str(managed) and found.version == "0.5.4" and found.source == "managed prefix"
+    assert found.extra.get("tried") is None
+    # TF 1.1 pins 0.4.5, which is not installed: nothing usable, the record is named.
+    missing = machine.find_bazel(load_profile("1.1.0"), {"bazel": str(recorded)}, None)
+    assert missing.path is None and missing.extra["tried"] == [f"{recorded} (2.1.0, from mobilebuild.toml)"]
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "mobilebuild.toml").write_text(f'bazel = "{recorded}"\n')
+    with pytest.raises(ToolchainError, match="outside the range"):
+        bazel.resolve_bazel(profile, tree=tree)

@@ -369,3 +369,17 @@ def test_logcat_app_not_running_shows_everything(attach, capsys):
     seen = []
     assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == len(LOG)
     assert "is not running" in capsys.readouterr().err
+
+
+def test_find_adb_searches_sdks_in_the_build_order(tmp_path, monkeypatch):
+    """--sdk, ANDROID_HOME, ..., the managed prefix: the same SDK search as the build."""
+    from mobilebuild.paths import data_dir
+
+    monkeypatch.chdir(tmp_path)  # no mobilebuild.toml
+    (tmp_path / "bare-sdk").mkdir()
+    managed = _stand_in_adb(data_dir() / "android-sdk" / "platform-tools")
+    assert adb.find_adb(tmp_path / "bare-sdk") == str(managed)
+    env_adb = _stand_in_adb(tmp_path / "env-sdk" / "platform-tools")
+    monkeypatch.setenv("ANDROID_SDK_ROOT", str(tmp_path / "env-sdk"))
+    assert adb.find_adb(tmp_path / "bare-sdk") == str(env_adb)
+    assert adb.find_adb() == str(env_adb)

@@ -163,3 +163,25 @@ def test_missing_ref_and_bad_repo(cli, origin, sdk, tmp_path):
     one_line_error(r)
     assert "could not clone" in r.stderr and "does not appear to be a git repository" in r.stderr
     one_line_error(cli("workspace", "--tf-repo", origin, "--sdk", sdk))  # no --tf-ref
+
+
+def test_clone_waits_for_another_run_of_the_same_repo(origin):
+    """A second run with the same --tf-repo waits on the repo lock instead of creating the same
+    temporary clone beside the first (held here, as the first run would hold it)."""
+    import threading
+
+    from mobilebuild.fsutil import exclusive_lock
+    from mobilebuild.paths import cache_dir
+    from mobilebuild.tftree import _cache_key, _normalise_url, mirror_dir
+
+    lock = cache_dir() / "locks" / f"repo-{_cache_key(_normalise_url(str(origin)))}.lock"
+    results: list = []
+    with exclusive_lock(lock):
+        runner = threading.Thread(target=lambda: results.append(tftree.clone_at_ref(str(origin), "v1.1.0")))
+        runner.start()
+        runner.join(timeout=2)
+        assert runner.is_alive() and not results  # blocked on the lock
+        assert not mirror_dir(str(origin)).exists()
+        assert not mirror_dir(str(origin)).with_name(mirror_dir(str(origin)).name + ".partial").exists()
+    runner.join(timeout=120)
+    assert results and (results[0] / "WORKSPACE").is_file()
