@@ -4,8 +4,8 @@
    target is a genrule that packages a real signed APK), after one full build, compare
    - the bare `bazel build <flags> //tensorflow/examples/android:tensorflow_demo` no-op, with
    - mobilebuild's build path as a fresh process: `python -c` importing mobilebuild, resolving
-     Bazel (mobilebuild.bazel.resolve_bazel, which probes `bazel --version`), writing the bazelrc
-     fragment (unchanged: nothing rewritten) and running mobilebuild.bazel.build() (streaming,
+     Bazel (mobilebuild.toolchain.bazel.resolve_bazel, which probes `bazel --version`), writing the bazelrc
+     fragment (unchanged: nothing rewritten) and running mobilebuild.toolchain.bazel.build() (streaming,
      log file, summary parsing) — i.e. everything `mobilebuild android --no-install` adds around
      Bazel in its build step. Target: <= 1 s more than bare Bazel.
    With --full-flow also the whole `mobilebuild android --no-install` re-run (tree, model,
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import bazelws  # noqa: E402
 
-from mobilebuild import bazel  # noqa: E402
+from mobilebuild.toolchain import bazel  # noqa: E402
 from mobilebuild.profiles import load_profile  # noqa: E402
 
 FLAGS = ["-c", "opt"]
@@ -68,7 +68,7 @@ def overhead(bazel_bin: str, ws: Path, work: Path, runs: int) -> dict:
     script = (
         "import dataclasses\n"
         "from pathlib import Path\n"
-        "from mobilebuild import bazel\n"
+        "from mobilebuild.toolchain import bazel\n"
         "from mobilebuild.profiles import load_profile\n"
         "p = load_profile('1.1.0')\n"
         f"ws = Path({str(ws)!r})\n"
@@ -97,7 +97,7 @@ def overhead(bazel_bin: str, ws: Path, work: Path, runs: int) -> dict:
         "mobilebuild_inprocess_build_s": round(med(inproc), 3),
         "overhead_process_s": round(med(ours) - med(bare), 3),
         "overhead_inprocess_s": round(med(inproc) - med(bare), 3),
-        "measured_path": "mobilebuild.bazel resolve + fragment + build() in a fresh Python process",
+        "measured_path": "mobilebuild.toolchain.bazel resolve + fragment + build() in a fresh Python process",
     }
 
 

@@ -58,7 +58,7 @@ def bench_downloads(size_mb: int) -> dict:
     os.environ["MOBILEBUILD_CACHE"] = str(tmp)
     os.environ["NO_PROXY"] = "127.0.0.1"
     from mobilebuild import console
-    from mobilebuild.downloads import fetch
+    from mobilebuild.net.downloads import fetch
 
     console.configure(json_mode=True)  # no progress lines in the figures
     data = os.urandom(size_mb * 1024 * 1024)

@@ -7,8 +7,21 @@ import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-TEMPLATES_DIR = PACKAGE_DIR / "templates"
-TOOLCHAINS_DIR = PACKAGE_DIR / "toolchains"
+# templates/, toolchains/ and WORKSPACE.tmpl sit at the repository root, as the project is
+# specified. A built wheel installs them inside the package (pyproject's package-dir mapping and
+# setup.py's build step); a source checkout or an editable install reads them from the root.
+_SOURCE_ROOT = PACKAGE_DIR.parent
+
+
+def _shipped(name: str) -> Path:
+    inside = PACKAGE_DIR / name
+    return inside if inside.exists() else _SOURCE_ROOT / name
+
+
+TEMPLATES_DIR = _shipped("templates")
+TOOLCHAINS_DIR = _shipped("toolchains")
+# The wheel puts WORKSPACE.tmpl beside the other templates; a checkout keeps it at the root.
+WORKSPACE_TEMPLATE_DIRS = (TEMPLATES_DIR, _SOURCE_ROOT)
 DATA_DIR = PACKAGE_DIR / "data"
 
 

@@ -1,4 +1,4 @@
-"""Jinja rendering of every text we put into someone's files (templates/ in the package).
+"""Jinja rendering of every text we put into someone's files (templates/ and WORKSPACE.tmpl).
 
 StrictUndefined: a missing value is a bug, never an empty string in generated source.
 The filters escape values for the language they land in.
@@ -10,7 +10,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from mobilebuild.paths import TEMPLATES_DIR
+from mobilebuild.paths import TEMPLATES_DIR, WORKSPACE_TEMPLATE_DIRS
 
 
 def java_string(value: str) -> str:
@@ -81,7 +81,7 @@ def environment():
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=jinja2.FileSystemLoader([str(TEMPLATES_DIR), *(str(d) for d in WORKSPACE_TEMPLATE_DIRS)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

@@ -33,11 +33,11 @@ def workspace_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff, change nothing."),
 ) -> None:
     """Write android_sdk_repository / android_ndk_repository into the tree's WORKSPACE."""
-    from mobilebuild.android import report_toolchain
-    from mobilebuild.patching import PatchSet, apply_or_show, tree_lock
+    from mobilebuild.apps.android import report_toolchain
+    from mobilebuild.tf.patching import PatchSet, apply_or_show, tree_lock
     from mobilebuild import console
-    from mobilebuild.tftree import open_tree
-    from mobilebuild.workspace import plan_workspace
+    from mobilebuild.tf.tree import open_tree
+    from mobilebuild.tf.workspace import plan_workspace
 
     tree = open_tree(tf_src, tf_repo, tf_ref)
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
@@ -91,7 +91,7 @@ def android_cmd(
     logcat: bool = typer.Option(False, "--logcat", help="After launching, follow the app's log until Ctrl-C."),
 ) -> None:
     """Set up, build, install and launch the TensorFlow Android demo for a model."""
-    from mobilebuild import android
+    from mobilebuild.apps import android
 
     opts = android.AndroidOptions(
         tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, sdk=sdk, ndk=ndk, api_level=api_level,
@@ -126,7 +126,7 @@ def ios_cmd(
     archs: Optional[List[str]] = typer.Option(None, "--archs", help="With --build: archs to build (ARMV7 ARMV7S ARM64 I386 X86_64)."),
 ) -> None:
     """Set up the TensorFlow iOS camera example for a model (generation works on every OS)."""
-    from mobilebuild import ios
+    from mobilebuild.apps import ios
 
     opts = ios.IosOptions(
         tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
@@ -148,8 +148,8 @@ def restore_cmd(
 
     from mobilebuild import console
     from mobilebuild.errors import UserError
-    from mobilebuild.patching import Originals, restore_tree, tree_lock
-    from mobilebuild.tftree import worktree_dir
+    from mobilebuild.tf.patching import Originals, restore_tree, tree_lock
+    from mobilebuild.tf.tree import worktree_dir
 
     if tf_repo:
         if not tf_ref:

@@ -33,8 +33,8 @@ def ios_libs_cmd(
 ) -> None:
     """Build libtensorflow-core.a for iOS (build_all_ios.sh's makefile flow), resumable per arch."""
     from mobilebuild import console
-    from mobilebuild.ios_build import build_libraries, check_host
-    from mobilebuild.tftree import open_tree
+    from mobilebuild.apps.ios_libs import build_libraries, check_host
+    from mobilebuild.tf.tree import open_tree
 
     check_host(force_host)  # before touching (or cloning) any tree
     tree = open_tree(tf_src, tf_repo, tf_ref)
@@ -90,7 +90,7 @@ def pi_cmd(
 
     from mobilebuild import console
     from mobilebuild.errors import UserError
-    from mobilebuild.pi import PiOptions, remote_version, run
+    from mobilebuild.apps.pi import PiOptions, remote_version, run
     from mobilebuild.profiles import load_profile
 
     opts = PiOptions(
@@ -114,7 +114,7 @@ def pi_cmd(
     if host:
         opts.profile = load_profile(tf_version) if tf_version else load_profile(remote_version(opts))
     else:
-        from mobilebuild.tftree import open_tree
+        from mobilebuild.tf.tree import open_tree
 
         if not tf_src:
             raise UserError("no TensorFlow tree given", "pass --tf-src DIR, or --host user@pi to build on a Pi over ssh")

@@ -33,7 +33,8 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"sdk": sdk}  # `devices --sdk X install ...` means the same as `install --sdk X`
         return
-    from mobilebuild import adb, console
+    from mobilebuild import console
+    from mobilebuild.toolchain import adb
 
     adb_path = adb.find_adb(sdk)
     rows = []
@@ -70,7 +71,7 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
 
 
 def _choose(ctx: typer.Context, sdk: Optional[Path], device: Optional[str]):
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     adb_path = adb.find_adb(sdk or (ctx.obj or {}).get("sdk"))
     chosen = adb.select_device(adb.list_devices(adb_path), device)
@@ -90,7 +91,8 @@ def install_command(
     package: Optional[str] = typer.Option(None, "--package", help="The APK's package name (for --reinstall; default: from adb's message)."),
 ) -> None:
     """Install an APK (`adb install -r -g`) with failures explained."""
-    from mobilebuild import adb, console
+    from mobilebuild import console
+    from mobilebuild.toolchain import adb
 
     adb_path, chosen = _choose(ctx, sdk, device)
     result = adb.install(adb_path, chosen.serial, apk, reinstall=reinstall, grant=grant, package=package)
@@ -108,7 +110,8 @@ def launch_command(
     sdk: Optional[Path] = SDK_OPTION,
 ) -> None:
     """Start an activity (`am start -n`) and report am's errors."""
-    from mobilebuild import adb, console
+    from mobilebuild import console
+    from mobilebuild.toolchain import adb
 
     component = component or _default_component()
     adb_path, chosen = _choose(ctx, sdk, device)
@@ -131,7 +134,8 @@ def logcat_command(
     """Follow the app's log until Ctrl-C."""
     import sys
 
-    from mobilebuild import adb, console
+    from mobilebuild import console
+    from mobilebuild.toolchain import adb
 
     package = package or _default_package()
     adb_path, chosen = _choose(ctx, sdk, device)
@@ -151,7 +155,7 @@ def _default_package() -> str:
 
 
 def _default_component() -> str:
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
     from mobilebuild.profiles import load_profile
 
     profile = load_profile(DEFAULT_PROFILE_VERSION)

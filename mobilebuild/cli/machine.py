@@ -30,7 +30,7 @@ def deps_cmd(
     from pathlib import Path
 
     from mobilebuild import config, console
-    from mobilebuild.deps import fetch_deps, tree_version
+    from mobilebuild.tf.deps import fetch_deps, tree_version
     from mobilebuild.errors import UserError
     from mobilebuild.profiles import load_profile, version_str
 
@@ -75,7 +75,7 @@ def setup_cmd(
     """
     from mobilebuild import console
     from mobilebuild.errors import ToolchainError
-    from mobilebuild.setup import run_setup
+    from mobilebuild.apps.setup import run_setup
 
     report = run_setup(
         tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk, yes=yes, accept_licenses=accept_licenses,
@@ -116,7 +116,7 @@ def doctor_cmd(
     With --json: one object with every check on stdout.
     """
     from mobilebuild import console
-    from mobilebuild.doctor import run_doctor
+    from mobilebuild.apps.doctor import run_doctor
 
     report = run_doctor(target=target, tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk)
     if console.settings.json:

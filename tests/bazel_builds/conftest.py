@@ -74,7 +74,7 @@ def apk_ws(tmp_path_factory):
 def system_bazel(apk_ws, profile_11, tmp_path_factory):
     """Debian's Bazel, resolved the way a user would (--bazel + the deliberate override), with a
     private output root; its server is shut down after the module."""
-    from mobilebuild import bazel as bz
+    from mobilebuild.toolchain import bazel as bz
 
     resolved = bz.resolve_bazel(profile_11, bazel_path=SYSTEM_BAZEL, tree=apk_ws, allow_any_version=True)
     startup = bazelws.bazel_startup(tmp_path_factory.mktemp("bazelroot"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import bazelws
 from helpers.bazelws import LABELS, MODEL_BYTES, SYSTEM_BAZEL, fresh_tree_state
-from mobilebuild import bazel
+from mobilebuild.toolchain import bazel
 from mobilebuild.errors import CommandError
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_ctrl_c_stops_bazel_and_exits_130(apk_ws, system_bazel, tmp_path):
     log = tmp_path / "slow.log"
     script = (
         "import sys\n"
-        "from mobilebuild import bazel\n"
+        "from mobilebuild.toolchain import bazel\n"
         f"bz = bazel.Bazel({system_bazel.path!r}, None, 'flag', startup_options={system_bazel.startup_options!r})\n"
         "try:\n"
         f"    bazel.build(bz, {str(apk_ws)!r}, '//slow:sleep', log_path={str(log)!r})\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import bazelws
-from mobilebuild import bazel
+from mobilebuild.toolchain import bazel
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.profiles import load_profile
 
@@ -306,7 +306,7 @@ def test_status_line_at_a_terminal(tmp_path):
         "echo 'INFO: 0 processes.'\n",
     )
     script = (
-        "from mobilebuild import bazel\nfrom mobilebuild.profiles import load_profile\n"
+        "from mobilebuild.toolchain import bazel\nfrom mobilebuild.profiles import load_profile\n"
         f"bz = bazel.resolve_bazel(load_profile('1.1'), bazel_path={str(fake)!r})\n"
         f"r = bazel.build(bz, {str(tmp_path)!r}, '//a:b', log_path={str(tmp_path / 'l')!r})\n"
         "print('NOOP', r.no_op)\n"
@@ -463,7 +463,7 @@ def test_android_refuses_a_remote_setting_the_bazel_cannot_use_before_patching(c
 
 def test_bazel_recorded_by_setup_in_mobilebuild_toml_is_used(tmp_path, monkeypatch):
     """setup writes `bazel = ...` into mobilebuild.toml; the build must run that binary."""
-    from mobilebuild import bazel
+    from mobilebuild.toolchain import bazel
     from mobilebuild.profiles import load_profile
 
     fake = tmp_path / "tools" / "bazel-recorded"
@@ -479,7 +479,8 @@ def test_bazel_recorded_by_setup_in_mobilebuild_toml_is_used(tmp_path, monkeypat
 
 
 def test_managed_bazel_of_the_trees_bazelversion_is_found(tmp_path, monkeypatch):
-    from mobilebuild import bazel, machine
+    from mobilebuild.toolchain import bazel
+    from mobilebuild.toolchain import machine
     from mobilebuild.profiles import load_profile
 
     managed = machine.managed_bazel("0.5.2")
@@ -498,7 +499,8 @@ def test_managed_bazel_of_the_trees_bazelversion_is_found(tmp_path, monkeypatch)
 def test_managed_install_without_version_flag_is_known_by_its_version_file(tmp_path, monkeypatch):
     """Releases before 0.24 reject --version; setup writes PREFIX/VERSION beside bin/bazel, and
     both the build and doctor/setup (machine.find_bazel, same search) read it without a JVM."""
-    from mobilebuild import bazel, machine
+    from mobilebuild.toolchain import bazel
+    from mobilebuild.toolchain import machine
     from mobilebuild.profiles import load_profile
 
     managed = bazel.managed_bazel_path("0.5.2")
@@ -522,7 +524,8 @@ def test_managed_install_without_version_flag_is_known_by_its_version_file(tmp_p
 def test_find_bazel_notes_an_out_of_range_candidate_and_goes_on(tmp_path, monkeypatch):
     """doctor/setup walk the build's candidates: the recorded Bazel out of range is reported in
     'tried' and the managed install (in range) is found; the build itself refuses the record."""
-    from mobilebuild import bazel, machine
+    from mobilebuild.toolchain import bazel
+    from mobilebuild.toolchain import machine
     from mobilebuild.profiles import load_profile
 
     recorded = tmp_path / "bin" / "bazel"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mobilebuild import ios_build
+from mobilebuild.apps import ios_libs as ios_build
 from mobilebuild.profiles import load_profile
 
 ALL = ["ARMV7", "ARMV7S", "ARM64", "I386", "X86_64"]

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mobilebuild import pi
+from mobilebuild.apps import pi
 from mobilebuild.errors import UserError
 from mobilebuild.profiles import load_profile
 

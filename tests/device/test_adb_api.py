@@ -1,4 +1,4 @@
-"""mobilebuild.adb against the real adb server and simulated devices."""
+"""mobilebuild.toolchain.adb against the real adb server and simulated devices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from helpers.adbsim import LEGACY_FEATURES
-from mobilebuild import adb
+from mobilebuild.toolchain import adb
 from mobilebuild.errors import DeviceError, ToolchainError
 
 ADB = "/usr/bin/adb"

@@ -189,7 +189,7 @@ def test_several_devices_prompt_at_a_terminal(attach, apk, adb_server):
 
 
 def test_logcat_command_stops_on_ctrl_c(attach, apk, adb_server):
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     lines = [
         "11-28 04:30:01.500  4321  4321 I tensorflow: CameraActivity: onCreate",

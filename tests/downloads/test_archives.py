@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from helpers.archive_builders import make_tar_gz, make_zip
-from mobilebuild.archives import extract
+from mobilebuild.net.archives import extract
 from mobilebuild.errors import ArchiveError
 
 

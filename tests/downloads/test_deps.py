@@ -17,7 +17,7 @@ import pytest
 
 from helpers.archive_builders import make_tar_gz, make_zip, sha256, tree_snapshot
 from helpers.httpserver import Fault
-from mobilebuild.deps import fetch_deps, parse_workspace_bzl, plan_deps
+from mobilebuild.tf.deps import fetch_deps, parse_workspace_bzl, plan_deps
 from mobilebuild.errors import ChecksumError, DownloadError, PatchError
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import load_profile
@@ -392,7 +392,7 @@ def test_dead_hosts_fall_back_to_the_mirror(tf_tree, server):
 
 
 def test_with_original_urls_adds_the_host_behind_each_bazel_mirror():
-    from mobilebuild.deps import with_original_urls
+    from mobilebuild.tf.deps import with_original_urls
 
     listed = (
         "http://mirror.bazel.build/github.com/google/re2/archive/b94b7cd.tar.gz",

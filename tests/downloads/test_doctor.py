@@ -180,7 +180,7 @@ def test_cache_mirrors_and_proxy_in_effect(cli, tmp_path, adb_port, monkeypatch,
     mobilebuild.toml and the proxy from the environment with its password hidden."""
     from helpers.archive_builders import sha256
     from mobilebuild.config import update_config
-    from mobilebuild.downloads import downloads_root, fetch
+    from mobilebuild.net.downloads import downloads_root, fetch
 
     data = b"x" * 2048
     fetch(server.add("/c.bin", data), sha256=sha256(data))
@@ -209,7 +209,8 @@ def test_unwritable_cache_is_a_warning_with_the_fix(cli, tmp_path, adb_port, mon
 def test_doctor_and_android_find_the_same_sdk(tmp_path, monkeypatch):
     """With both ANDROID_HOME and mobilebuild.toml set, doctor/setup and the app commands must
     name the same SDK (one search order, sdk.sdk_candidates)."""
-    from mobilebuild import machine, sdk
+    from mobilebuild.toolchain import machine
+    from mobilebuild.toolchain import sdk
 
     env_sdk, conf_sdk = tmp_path / "env-sdk", tmp_path / "conf-sdk"
     env_sdk.mkdir()

@@ -12,8 +12,8 @@ import pytest
 
 from helpers.archive_builders import make_tar_gz, sha1, sha256
 from helpers.httpserver import Fault
-from mobilebuild import downloads
-from mobilebuild.downloads import Artifact, fetch, fetch_many, fetch_with_stats, mirror_url
+from mobilebuild.net import downloads
+from mobilebuild.net.downloads import Artifact, fetch, fetch_many, fetch_with_stats, mirror_url
 from mobilebuild.errors import ChecksumError, DownloadError
 
 BLOB = os.urandom(300_000)
@@ -280,7 +280,7 @@ def test_cache_survives_a_second_process(server):
     url = server.add("/p.bin", BLOB)
     fetch(url, sha256=sha256(BLOB))
     code = (
-        "from mobilebuild.downloads import fetch_with_stats;"
+        "from mobilebuild.net.downloads import fetch_with_stats;"
         f"s=fetch_with_stats({url!r}, sha256={sha256(BLOB)!r}, offline=True);"
         "print(s.source)"
     )
@@ -302,7 +302,7 @@ def test_a_cache_that_cannot_be_written_is_a_user_error(server):
         "import resource, signal\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
-        "from mobilebuild.downloads import downloads_root, fetch\n"
+        "from mobilebuild.net.downloads import downloads_root, fetch\n"
         "from mobilebuild.errors import DownloadError\n"
         "try:\n"
         f"    fetch({url!r}, size=200_000)\n"

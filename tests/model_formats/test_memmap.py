@@ -214,7 +214,7 @@ def test_cli_memmap_for_old_runtime(cli, graphs, tmp_path, version):
     import json
     from pathlib import Path
 
-    ops_dir = Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops"
+    ops_dir = Path(__file__).resolve().parents[2] / "toolchains/tf-mobile-ops"
     ops = json.loads((ops_dir / f"v{version}.0.opdefs.json").read_text())["ops"]
     out = tmp_path / "k.mm"
     r = cli("model", "memmap", graphs["keras"].path, "-o", out, "--min-conversion-tensor-size", "1000", "--tf-version", version)
@@ -244,7 +244,7 @@ def test_cli_quantized_memmapped_package_for_every_runtime(cli, graphs, tmp_path
     assert r.code == 0, r.output
     r = cli("--json", "model", "check", mm, "--tf-version", version)
     assert r.code == 0 and json.loads(r.stdout)["loads"] is True, r.output
-    ops_dir = Path(__file__).resolve().parents[2] / "mobilebuild/toolchains/tf-mobile-ops"
+    ops_dir = Path(__file__).resolve().parents[2] / "toolchains/tf-mobile-ops"
     ops = json.loads((ops_dir / f"v{version}.0.opdefs.json").read_text())["ops"]
     gd, regions = memmap.read_package(mm)
     assert regions

@@ -17,7 +17,7 @@ import pytest
 from mobilebuild.graphs import quantize
 
 TOLERANCE = {"weights_rounded": 0.02, "weights": 0.02, "eightbit": 0.05}
-OPS_DIR = Path(__file__).resolve().parents[2] / "mobilebuild" / "toolchains" / "tf-mobile-ops"
+OPS_DIR = Path(__file__).resolve().parents[2] / "toolchains" / "tf-mobile-ops"
 
 
 def _output(graph):

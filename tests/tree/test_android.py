@@ -218,7 +218,7 @@ def test_android_takes_the_workspace_options(cli, tf_tree, sdk, ndk):
 def test_a_64_bit_cpu_gets_the_ndk_api_level_its_platforms_start_at(cli, tf_tree, sdk, ndk):
     """The NDK has arch-arm64 / arch-x86_64 only from android-21: api_level 14 cannot build them."""
     from mobilebuild.profiles import load_profile
-    from mobilebuild.workspace import choose_ndk_api_level
+    from mobilebuild.tf.workspace import choose_ndk_api_level
 
     p = load_profile("1.4")
     assert choose_ndk_api_level(p, None) == 14 and choose_ndk_api_level(p, None, "armeabi-v7a") == 14

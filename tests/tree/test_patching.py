@@ -10,7 +10,7 @@ import pytest
 
 from helpers.tftrees import ACTIVITY, activity_text, ios_controller, one_line_error, tree_digest
 from mobilebuild.errors import PatchError
-from mobilebuild.patching import PatchSet, declarations_for, restore_tree, set_declarations
+from mobilebuild.tf.patching import PatchSet, declarations_for, restore_tree, set_declarations
 from mobilebuild.profiles import load_profile
 
 
@@ -221,7 +221,7 @@ def test_a_second_command_on_the_same_tree_is_refused_while_one_runs(cli, tf_tre
     # Another process holds the tree's lock (what a running `mobilebuild android` does).
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from mobilebuild.patching import tree_lock\n"
+         "import sys, time; from pathlib import Path; from mobilebuild.tf.patching import tree_lock\n"
          "with tree_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)\n", str(tree)],
         stdout=subprocess.PIPE, text=True,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers.tftrees import make_ndk, make_sdk, one_line_error, tree_digest
-from mobilebuild import sdk as sdkmod
+from mobilebuild.toolchain import sdk as sdkmod
 from mobilebuild.errors import ToolchainError
 
 

@@ -13,7 +13,7 @@ from helpers.tftrees import (
     one_line_error,
     tree_digest,
 )
-from mobilebuild import tftree
+from mobilebuild.tf import tree as tftree
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.3", "1.4"])
@@ -95,7 +95,7 @@ def origin(tmp_path):
 
 
 def test_clone_from_a_local_path_once_and_reuse(cli, origin, sdk, ndk):
-    from mobilebuild.tftree import mirror_dir, worktree_dir
+    from mobilebuild.tf.tree import mirror_dir, worktree_dir
 
     r = cli("workspace", "--tf-repo", origin, "--tf-ref", "v1.1.0", "--sdk", sdk, "--ndk", ndk)
     assert r.code == 0, r.stderr
@@ -114,7 +114,7 @@ def test_clone_from_a_local_path_once_and_reuse(cli, origin, sdk, ndk):
 
 
 def test_file_url_clone_reuse_and_fetch_only_when_missing(cli, origin, sdk, ndk):
-    from mobilebuild.tftree import mirror_dir, worktree_dir
+    from mobilebuild.tf.tree import mirror_dir, worktree_dir
 
     url = origin.as_uri()
     assert url.startswith("file://")
@@ -172,7 +172,7 @@ def test_clone_waits_for_another_run_of_the_same_repo(origin):
 
     from mobilebuild.fsutil import exclusive_lock
     from mobilebuild.paths import cache_dir
-    from mobilebuild.tftree import _cache_key, _normalise_url, mirror_dir
+    from mobilebuild.tf.tree import _cache_key, _normalise_url, mirror_dir
 
     lock = cache_dir() / "locks" / f"repo-{_cache_key(_normalise_url(str(origin)))}.lock"
     results: list = []

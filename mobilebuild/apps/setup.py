@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mobilebuild import config as configmod
-from mobilebuild import console, machine, runner
-from mobilebuild.downloads import Artifact, fetch
+from mobilebuild import console, runner
+from mobilebuild.toolchain import machine
+from mobilebuild.net.downloads import Artifact, fetch
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import load_profile, parse_version, version_str
@@ -114,7 +115,7 @@ def pin_artifact(pin: dict[str, Any], user_sha256: str | None, what: str, flag: 
 
 def choose_profile(tf_ref: str | None, tf_src: str | None, conf: dict) -> tuple[Any, Path | None, str]:
     """(profile, tree, how the version was chosen)."""
-    from mobilebuild.deps import tree_version
+    from mobilebuild.tf.deps import tree_version
 
     if tf_ref and tf_src:
         raise UserError("give either --tf-ref or --tf-src, not both", "--tf-src DIR reads the version from the tree")
@@ -254,7 +255,7 @@ def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machin
 
 
 def install_sdk_tools(sdk: Path, pins: dict, java: machine.Found, mirrors: list[str], offline: bool) -> tuple[Path, str]:
-    from mobilebuild.archives import extract
+    from mobilebuild.net.archives import extract
 
     major = int(java.extra.get("major") or 0)
     usable = [
@@ -279,7 +280,7 @@ def install_sdk_tools(sdk: Path, pins: dict, java: machine.Found, mirrors: list[
 
 
 def step_ndk(profile, ndk_flag: str | None, conf: dict, sdk: Path | None, pins: dict, ndk_sha256: str | None, mirrors: list[str], offline: bool) -> Step:
-    from mobilebuild.archives import extract
+    from mobilebuild.net.archives import extract
 
     found = machine.find_ndk(ndk_flag, conf, sdk, profile)
     if found.path:

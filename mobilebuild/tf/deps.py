@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mobilebuild import console
-from mobilebuild.archives import extract
-from mobilebuild.downloads import Artifact, cached, fetch_many
+from mobilebuild.net.archives import extract
+from mobilebuild.net.downloads import Artifact, cached, fetch_many
 from mobilebuild.errors import PatchError, UserError
 
 STAMP = ".mobilebuild-deps.json"
@@ -386,7 +386,7 @@ def fetch_deps(tf_src: str | os.PathLike, profile, mirrors: Iterable[str] = (), 
 
 
 def tree_version(tf_src: str | os.PathLike) -> tuple[tuple[int, int, int], str]:
-    """(version, how it was found): version.h, else a vX.Y.Z tag (one rule, in tftree)."""
-    from mobilebuild.tftree import detect_version
+    """(version, how it was found): version.h, else a vX.Y.Z tag (one rule, in tf.tree)."""
+    from mobilebuild.tf.tree import detect_version
 
     return detect_version(Path(tf_src))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.patching import sha256_file
+from mobilebuild.tf.patching import sha256_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
 OP_FILES_LIST = "tensorflow/contrib/makefile/tf_op_files.txt"
@@ -228,10 +228,10 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
 def _graph_code_digest() -> str:
     """mobilebuild's graph code: a changed rewrite rule must not reuse an old prepared file."""
     from mobilebuild import __version__
-    from mobilebuild.paths import PACKAGE_DIR
+    from mobilebuild.paths import PACKAGE_DIR, TOOLCHAINS_DIR
 
     h = hashlib.sha256(__version__.encode())
-    for src in sorted((PACKAGE_DIR / "graphs").glob("*.py")) + sorted((PACKAGE_DIR / "toolchains").rglob("*")):
+    for src in sorted((PACKAGE_DIR / "graphs").glob("*.py")) + sorted(TOOLCHAINS_DIR.rglob("*")):
         if src.is_file():
             h.update(src.name.encode())
             h.update(src.read_bytes())

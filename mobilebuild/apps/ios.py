@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mobilebuild import console
-from mobilebuild.appmodel import ModelOptions
+from mobilebuild.apps.appmodel import ModelOptions
 from mobilebuild.errors import UserError
 
 
@@ -28,7 +28,7 @@ class IosOptions(ModelOptions):
     tf_ref: str | None = None
     out: str | None = None
     dry_run: bool = False
-    build: bool = False  # then build the iOS libraries (mobilebuild.ios_build, macOS only)
+    build: bool = False  # then build the iOS libraries (mobilebuild.apps.ios_libs, macOS only)
     archs: list[str] | None = None
 
 
@@ -52,8 +52,8 @@ def ios_values(m) -> dict[str, Any]:
 
 def patched_controller(tree, m) -> tuple[str, str]:
     """(relative path of the controller in the tree, its new text)."""
-    from mobilebuild.patching import declarations_for, read_text_exact, set_declarations
-    from mobilebuild.tftree import require_file
+    from mobilebuild.tf.patching import declarations_for, read_text_exact, set_declarations
+    from mobilebuild.tf.tree import require_file
 
     p = tree.profile
     camera = p.require("ios.camera_dir")
@@ -86,7 +86,7 @@ def _out_dir(out: str, camera: Path) -> Path:
 
 def build_patch(tree, m, out_root: Path | None):
     """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy."""
-    from mobilebuild.patching import Originals, PatchSet
+    from mobilebuild.tf.patching import Originals, PatchSet
 
     p = tree.profile
     camera_rel = p.require("ios.camera_dir")
@@ -120,14 +120,14 @@ def build_patch(tree, m, out_root: Path | None):
 
 
 def run(opts: IosOptions) -> dict[str, Any]:
-    from mobilebuild import appmodel
-    from mobilebuild.android import check_constants, check_model_options, report_model
-    from mobilebuild.patching import apply_or_show, tree_lock
+    from mobilebuild.apps import appmodel
+    from mobilebuild.apps.android import check_constants, check_model_options, report_model
+    from mobilebuild.tf.patching import apply_or_show, tree_lock
     from mobilebuild.paths import cache_dir
-    from mobilebuild.tftree import open_tree
+    from mobilebuild.tf.tree import open_tree
 
     if opts.build:
-        from mobilebuild.ios_build import check_host
+        from mobilebuild.apps.ios_libs import check_host
 
         check_host()  # refuse before touching (or cloning) anything
     tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
@@ -155,7 +155,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
             result["patch"] = _apply_out(ps, opts.dry_run)
     result["example"] = str(example)
     if opts.build and not opts.dry_run:
-        from mobilebuild.ios_build import build_libraries
+        from mobilebuild.apps.ios_libs import build_libraries
 
         libs = build_libraries(tree.root, tree.profile, archs=opts.archs or None)
         result["libraries"] = libs.as_json()
@@ -167,7 +167,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
 
 
 def _apply_out(ps, dry_run: bool) -> dict[str, Any]:
-    from mobilebuild.patching import apply_or_show
+    from mobilebuild.tf.patching import apply_or_show
 
     if not dry_run:
         ps.root.mkdir(exist_ok=True)

@@ -62,7 +62,7 @@ def find_adb(sdk: Path | str | None = None) -> str:
     """adb from the platform-tools of the first SDK that has it, in the SDK search order of the
     build (``sdk.sdk_candidates``: --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, the
     usual places, the managed prefix), else adb on PATH."""
-    from mobilebuild.sdk import sdk_candidates
+    from mobilebuild.toolchain.sdk import sdk_candidates
 
     candidates = sdk_candidates(str(sdk) if sdk else None)
     for _source, root, _explicit in candidates:

@@ -16,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mobilebuild import machine, runner
+from mobilebuild import runner
+from mobilebuild.toolchain import machine
 from mobilebuild.errors import ToolchainError, UserError
 
 TARGETS = ("android", "ios", "pi", "model")
@@ -176,7 +177,7 @@ def _check_xcode(checks: list[Check], profile) -> None:
 
 
 def _check_adb(checks: list[Check], sdk: Path | None) -> None:
-    from mobilebuild.adb import find_adb, parse_devices  # the device commands' own lookup and parser
+    from mobilebuild.toolchain.adb import find_adb, parse_devices  # the device commands' own lookup and parser
 
     try:
         adb = find_adb(sdk)
@@ -209,7 +210,7 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_cache(checks: list[Check]) -> None:
-    from mobilebuild.downloads import cache_size, downloads_root
+    from mobilebuild.net.downloads import cache_size, downloads_root
 
     root = downloads_root()
     probe = _nearest_existing(root)
@@ -247,7 +248,7 @@ def _check_disk(checks: list[Check]) -> None:
 
 def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None) -> DoctorReport:
     from mobilebuild import config as configmod
-    from mobilebuild.setup import choose_profile
+    from mobilebuild.apps.setup import choose_profile
 
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")

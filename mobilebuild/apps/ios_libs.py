@@ -138,7 +138,7 @@ def build_libraries(
     logs.mkdir(parents=True, exist_ok=True)
 
     if fetch_deps:
-        from mobilebuild import deps
+        from mobilebuild.tf import deps
 
         deps.fetch_deps(tree, profile, offline=offline)
     protobuf = _ensure_protobuf(tree, profile, logs)

@@ -425,7 +425,7 @@ def _same(path: Path, c: Change) -> bool:
 
 def warn_user_changes(ps: "PatchSet") -> list[str]:
     """Files we are about to patch that hold uncommitted changes not made by mobilebuild."""
-    from mobilebuild.tftree import modified_since_head
+    from mobilebuild.tf.tree import modified_since_head
 
     store = Originals(ps.root)
     rels = [c.rel for c in ps.pending() if c.kind == "edit" and not store.has(c.rel)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mobilebuild.errors import PatchError, ToolchainError
 from mobilebuild.profiles import Profile
-from mobilebuild.sdk import NdkInfo, SdkInfo
+from mobilebuild.toolchain.sdk import NdkInfo, SdkInfo
 
 
 @dataclass
@@ -198,9 +198,9 @@ def plan_workspace(
     cpu: str | None = None,
 ) -> WorkspacePlan:
     """Detect SDK/NDK for ``tree``'s profile and compute the new WORKSPACE text (nothing written)."""
-    from mobilebuild import sdk as sdkmod
-    from mobilebuild.patching import read_text_exact
-    from mobilebuild.tftree import require_file
+    from mobilebuild.toolchain import sdk as sdkmod
+    from mobilebuild.tf.patching import read_text_exact
+    from mobilebuild.tf.tree import require_file
 
     profile = tree.profile
     sdk_path, sdk_source = sdkmod.find_sdk(sdk_flag)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mobilebuild import console
-from mobilebuild.appmodel import ModelOptions
+from mobilebuild.apps.appmodel import ModelOptions
 
 
 @dataclass
@@ -107,7 +107,7 @@ def plan(opts: AndroidOptions) -> list[Step]:
 
 def run(opts: AndroidOptions) -> dict[str, Any]:
     """Run every planned step; returns the machine-readable result (``--json``)."""
-    from mobilebuild.patching import tree_lock
+    from mobilebuild.tf.patching import tree_lock
     from mobilebuild.paths import cache_dir
 
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
 
 
 def _step_source(ctx: Context) -> None:
-    from mobilebuild.tftree import open_tree
+    from mobilebuild.tf.tree import open_tree
 
     o = ctx.opts
     ctx.tree = open_tree(o.tf_src, o.tf_repo, o.tf_ref)
@@ -144,8 +144,8 @@ def _step_source(ctx: Context) -> None:
 
 def check_constants(tree, section: str, rel: str) -> None:
     """Every constant of the profile declared exactly once with its type (before model work)."""
-    from mobilebuild.patching import check_declarations, read_text_exact
-    from mobilebuild.tftree import require_file
+    from mobilebuild.tf.patching import check_declarations, read_text_exact
+    from mobilebuild.tf.tree import require_file
 
     p = tree.profile
     path = require_file(tree, rel, f"{section} file to patch")
@@ -162,7 +162,7 @@ def check_model_options(o) -> None:
     """Option values that are wrong whatever the model is: refused before any model work."""
     import math
 
-    from mobilebuild.appmodel import resolve_inputs
+    from mobilebuild.apps.appmodel import resolve_inputs
     from mobilebuild.errors import UserError
 
     resolve_inputs(o.model, o.labels)  # --model without --labels, missing files, reserved names
@@ -205,14 +205,14 @@ def check_asset_names(profile, paths) -> None:
 
 
 def _step_files(ctx: Context) -> None:
-    from mobilebuild.patching import declarations_for
+    from mobilebuild.tf.patching import declarations_for
 
     p = ctx.tree.profile
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
     check_asset_names(p, [ctx.opts.model, ctx.opts.labels])
     if ctx.opts.model:
-        from mobilebuild.appmodel import refuse_overwriting_the_source
+        from mobilebuild.apps.appmodel import refuse_overwriting_the_source
 
         target = ctx.tree.path(p.require("android.asset_dir")) / Path(ctx.opts.model).name
         refuse_overwriting_the_source(ctx.opts.model, target)
@@ -223,7 +223,7 @@ def _step_files(ctx: Context) -> None:
 
 
 def _step_toolchain(ctx: Context) -> None:
-    from mobilebuild.workspace import plan_workspace
+    from mobilebuild.tf.workspace import plan_workspace
 
     o = ctx.opts
     ws = plan_workspace(
@@ -252,7 +252,7 @@ def report_toolchain(ws) -> None:
 
 
 def _step_model(ctx: Context) -> None:
-    from mobilebuild import appmodel
+    from mobilebuild.apps import appmodel
 
     m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts)
     if m.memory_mapped:
@@ -302,8 +302,8 @@ def android_values(tree, m) -> dict[str, Any]:
 
 def build_patch(tree, ws, m):
     """One PatchSet with every change of the android command."""
-    from mobilebuild.patching import Originals, PatchSet, declarations_for, read_text_exact, set_declarations
-    from mobilebuild.tftree import require_file
+    from mobilebuild.tf.patching import Originals, PatchSet, declarations_for, read_text_exact, set_declarations
+    from mobilebuild.tf.tree import require_file
 
     p = tree.profile
     ps = PatchSet(tree.root)
@@ -333,7 +333,7 @@ def build_patch(tree, ws, m):
 
 
 def _step_patch(ctx: Context) -> None:
-    from mobilebuild.patching import apply_or_show
+    from mobilebuild.tf.patching import apply_or_show
 
     if ctx.opts.cpu != ctx.workspace_cpu:
         # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
@@ -368,7 +368,7 @@ def _say(line: str) -> None:
 
 def _check_build_options(ctx: Context) -> None:
     """Bad build options fail before anything is patched or built."""
-    from mobilebuild import bazel
+    from mobilebuild.toolchain import bazel
     from mobilebuild.errors import UserError
 
     o = ctx.opts
@@ -381,14 +381,14 @@ def _check_build_options(ctx: Context) -> None:
 
 def _bazel_flags(profile, o: AndroidOptions) -> list[str]:
     """-c, the profile's flags and the --cpu flags the demo needs (before the user's own)."""
-    from mobilebuild.bazel import cpu_flags
+    from mobilebuild.toolchain.bazel import cpu_flags
 
     return ["-c", o.compilation_mode, *(profile.get("android.bazel_flags") or []), *cpu_flags(profile, o.cpu)]
 
 
 def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
     """--remote-* flags, else mobilebuild.toml's remote_cache / remote_executor / remote_headers."""
-    from mobilebuild.bazel import remote_options
+    from mobilebuild.toolchain.bazel import remote_options
     from mobilebuild.config import load_config
 
     cfg = load_config() if not (o.remote_cache or o.remote_executor) else {}
@@ -401,7 +401,7 @@ def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[st
 
 def _step_device(ctx: Context) -> None:
     """Pick the device before building, so a missing phone fails in seconds, not after the build."""
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     o = ctx.opts
     adb_path = adb.find_adb(ctx.workspace.sdk.path)
@@ -422,7 +422,7 @@ def _cpu_for_device(ctx: Context, adb_path: str, device) -> None:
     """Without --cpu, build for a CPU the phone runs: the profile's default when the phone
     lists it among its ABIs, else the phone's own ABI (an x86 emulator gets an x86 APK instead
     of an install failing with INSTALL_FAILED_NO_MATCHING_ABIS after the build)."""
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     default = ctx.tree.profile.get("android.default_cpu")
     info = adb.device_info(adb_path, device.serial)
@@ -436,7 +436,7 @@ def _cpu_for_device(ctx: Context, adb_path: str, device) -> None:
 
 
 def _step_bazel(ctx: Context) -> None:
-    from mobilebuild import bazel
+    from mobilebuild.toolchain import bazel
 
     o = ctx.opts
     bz = bazel.resolve_bazel(ctx.tree.profile, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
@@ -448,8 +448,9 @@ def _step_bazel(ctx: Context) -> None:
 
 
 def _step_build(ctx: Context) -> None:
-    from mobilebuild import bazel, runner
-    from mobilebuild.patching import Originals
+    from mobilebuild import runner
+    from mobilebuild.toolchain import bazel
+    from mobilebuild.tf.patching import Originals
 
     o = ctx.opts
     tree = ctx.tree
@@ -487,7 +488,7 @@ def _step_build(ctx: Context) -> None:
 
 
 def _step_apk(ctx: Context) -> None:
-    from mobilebuild import bazel
+    from mobilebuild.toolchain import bazel
 
     p = ctx.tree.profile
     if ctx.opts.dry_run:
@@ -507,7 +508,7 @@ def _planned_serial(o: AndroidOptions) -> str:
 
 
 def _step_install(ctx: Context) -> None:
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     o = ctx.opts
     p = ctx.tree.profile
@@ -521,7 +522,7 @@ def _step_install(ctx: Context) -> None:
 
 
 def _step_launch(ctx: Context) -> None:
-    from mobilebuild import adb
+    from mobilebuild.toolchain import adb
 
     o = ctx.opts
     p = ctx.tree.profile

@@ -42,7 +42,7 @@ def arch_name() -> str:
 
 def managed_prefix() -> Path:
     """Where setup installs toolchains: the user data dir (``MOBILEBUILD_HOME``). Bazel goes to
-    ``bazel/<version>/bin/bazel`` there, where mobilebuild.bazel looks for it too."""
+    ``bazel/<version>/bin/bazel`` there, where mobilebuild.toolchain.bazel looks for it too."""
     return data_dir()
 
 
@@ -105,10 +105,10 @@ def jdk_install_command(major: int = 17) -> list[str] | None:
 
 
 def bazel_version_of(exe: str | os.PathLike, cwd: Path | None = None) -> str | None:
-    """The version ``mobilebuild.bazel.probe_version`` finds (``--version``, a managed install's
+    """The version ``mobilebuild.toolchain.bazel.probe_version`` finds (``--version``, a managed install's
     VERSION file, the remembered ``--batch version`` of old releases); None when the binary
     reports none (Debian's bootstrap prints 'bazel no_version') or does not answer like Bazel."""
-    from mobilebuild.bazel import probe_version
+    from mobilebuild.toolchain.bazel import probe_version
 
     try:
         version, _reported = probe_version(str(exe), cwd=cwd)
@@ -124,7 +124,7 @@ def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
 
 def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
     """(version, why): a tree's ``.bazelversion`` wins over the profile's recommendation."""
-    from mobilebuild.bazel import bazelversion_file
+    from mobilebuild.toolchain.bazel import bazelversion_file
 
     text = bazelversion_file(tf_src)
     if text and re.match(r"^\d+\.\d+\.\d+", text):
@@ -133,7 +133,7 @@ def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
 
 
 def managed_bazel(version: str) -> Path:
-    from mobilebuild.bazel import managed_bazel_path  # one layout, shared with the build
+    from mobilebuild.toolchain.bazel import managed_bazel_path  # one layout, shared with the build
 
     return managed_bazel_path(version)
 
@@ -150,7 +150,7 @@ def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
     """The first usable Bazel in the build's own search order (``bazel.bazel_candidates``):
     mobilebuild.toml, bazelisk, managed install, bazel on PATH; one outside the profile's range
     is noted in ``extra['tried']`` and the search goes on."""
-    from mobilebuild import bazel as bazel_search
+    from mobilebuild.toolchain import bazel as bazel_search
 
     want, why = bazel_wanted(profile, tf_src)
     lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
@@ -178,7 +178,7 @@ def find_sdk(flag: str | None, config: dict) -> Found:
     (``sdk.sdk_candidates``, so doctor, setup and android agree), then Debian's package; an
     explicit one (flag, environment, config) is returned even when it does not exist, so setup
     fills it."""
-    from mobilebuild import sdk as sdk_search
+    from mobilebuild.toolchain import sdk as sdk_search
 
     candidates = sdk_search.sdk_candidates(flag, config)
     candidates.append(("Debian android-sdk package", DEBIAN_SDK, False))
@@ -220,7 +220,7 @@ def sdk_licenses_accepted(sdk: Path) -> bool:
 
 
 def installed_build_tools(sdk: Path) -> list[str]:
-    from mobilebuild import sdk as sdk_search  # sorted by version, not as text
+    from mobilebuild.toolchain import sdk as sdk_search  # sorted by version, not as text
 
     return sdk_search.installed_build_tools(sdk)
 
@@ -265,7 +265,7 @@ def find_ndk(flag: str | None, config: dict, sdk: Path | None, profile) -> Found
     lo, hi = profile.get("ndk.min_major"), profile.get("ndk.max_major")
     rec = profile.require("ndk.recommended")
     seen = []
-    from mobilebuild import sdk as sdk_search  # the search order the app commands use
+    from mobilebuild.toolchain import sdk as sdk_search  # the search order the app commands use
 
     for source, path, _explicit in sdk_search.ndk_candidates(flag, sdk, config, rec):
         if not path.is_dir():

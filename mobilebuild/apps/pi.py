@@ -248,7 +248,7 @@ def remote_version(opts: PiOptions) -> tuple[int, int, int]:
             f"cannot read {remote_dir}/{VERSION_H} on {opts.host} (ssh exit {res.returncode}): {_last_line(res.output)}",
             "check --host/--remote-dir (the TensorFlow checkout on the Pi), or give --tf-version",
         )
-    from mobilebuild.tftree import parse_version_h
+    from mobilebuild.tf.tree import parse_version_h
 
     version = parse_version_h(res.stdout)
     if version is None:
@@ -305,7 +305,7 @@ def _run_local(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) ->
                 console.info("would fetch the makefile deps with mobilebuild's verified downloader (`mobilebuild deps`)")
                 result["steps"].append({"name": "deps", "status": "planned", "via": "mobilebuild deps"})
                 continue
-            from mobilebuild import deps
+            from mobilebuild.tf import deps
 
             start = time.monotonic()
             report = deps.fetch_deps(tree, opts.profile)
@@ -364,7 +364,7 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
 def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Path]:
     """Create the data dir on the Pi and return the files whose sha256 differs there (so a
     re-run copies nothing and leaves the Pi's files untouched)."""
-    from mobilebuild.patching import sha256_file
+    from mobilebuild.tf.patching import sha256_file
 
     names = " ".join(shlex.quote(f.name) for f in files)
     probe = f"mkdir -p {shlex.quote(data_dir)} && cd {shlex.quote(data_dir)} && {{ sha256sum -- {names} 2>/dev/null || true; }}"

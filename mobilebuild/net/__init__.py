@@ -1,0 +1,1 @@
+"""The network: one content-addressed downloader, and safe extraction of what it fetched."""
