@@ -17,10 +17,10 @@ import os
 import sys
 import tempfile
 
+from mobilebuild import console
+
 
 def _verbose() -> bool:
-    from mobilebuild import console
-
     return console.settings.verbose
 
 

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mobilebuild.errors import ModelError
+from mobilebuild.graphs import preprocess
+from mobilebuild.graphs.execute import open_model
+from mobilebuild.graphs.label import check_labels, find_labels_for
+from mobilebuild.graphs.preprocess import load_batch
 
 BATCH = 16
 
@@ -44,8 +48,6 @@ class CompareReport:
 def _run_all(runner, files, size, mean, std, channels):
     import numpy as np
 
-    from mobilebuild.graphs.preprocess import load_batch
-
     batches = [load_batch(files[i : i + BATCH], size, mean, std, channels) for i in range(0, len(files), BATCH)]
     runner.run(batches[0])  # warm-up: the first run builds kernels / allocates
     outputs, elapsed = [], 0.0
@@ -71,10 +73,6 @@ def compare_models(
     std=None,
 ) -> CompareReport:
     import numpy as np
-
-    from mobilebuild.graphs import preprocess
-    from mobilebuild.graphs.execute import open_model
-    from mobilebuild.graphs.label import check_labels, find_labels_for
 
     files = preprocess.list_images(images_dir)
     truth = preprocess.folder_labels(images_dir, files) if labels_from_dirs else None

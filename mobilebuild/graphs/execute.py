@@ -10,7 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobilebuild.errors import ModelError
-from mobilebuild.graphs import io, nodes as gn
+from mobilebuild.graphs import io, memmap, nodes as gn
+from mobilebuild.graphs.appinfo import app_info
+from mobilebuild.graphs.optimize import cut_graph
+from mobilebuild.graphs.prepare import resolve_app_values
+from mobilebuild.graphs.tflite import TfliteRunner
 
 
 class ModelRunner:
@@ -37,8 +41,6 @@ class ModelRunner:
 class GraphRunner(ModelRunner):
     def __init__(self, graph_def, input_name: str, output_name: str):
         import tensorflow as tf
-
-        from mobilebuild.graphs.optimize import cut_graph
 
         if gn.node_map(graph_def)[input_name].op != "Placeholder":
             graph_def, _ = cut_graph(graph_def, [input_name], [output_name])
@@ -71,8 +73,6 @@ class GraphRunner(ModelRunner):
 
 class TfliteModelRunner(ModelRunner):
     def __init__(self, path):
-        from mobilebuild.graphs.tflite import TfliteRunner
-
         self._runner = TfliteRunner(path)
         self.input_name, self.output_name = self._runner.input_name, self._runner.output_name
 
@@ -83,8 +83,6 @@ class TfliteModelRunner(ModelRunner):
 def open_model(path, *, input_name=None, output_name=None, input_size=None, mean=None, std=None, reference=None) -> ModelRunner:
     """A runner for ``path`` with the input/output, size and mean/std auto-detected unless given.
     ``reference``: a runner of the graph a .tflite was converted from, to learn its normalisation."""
-    from mobilebuild.graphs.inspect import app_info
-
     model = io.load_model(path)
     if model.format == io.TFLITE:
         return _open_tflite(model, input_size, mean, std, getattr(reference, "app", None))
@@ -95,10 +93,7 @@ def open_model(path, *, input_name=None, output_name=None, input_size=None, mean
         )
     graph_def = model.graph_def
     if model.format == io.MEMMAPPED:
-        from mobilebuild.graphs import memmap
-
         graph_def = memmap.inline_regions(graph_def, model.path, model.regions)
-    from mobilebuild.graphs.prepare import resolve_app_values
 
     specs = gn.tensor_specs(graph_def)
     app = app_info(graph_def, specs)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobilebuild.errors import ModelError
+from mobilebuild.fsutil import atomic_write_bytes, check_output_path
+from mobilebuild.graphs import memmap
+from mobilebuild.graphs.protos import parse_graph_def
 
 GRAPHDEF = "graphdef"
 MEMMAPPED = "memmapped"
@@ -90,28 +93,6 @@ def looks_memmapped(f, size: int) -> bool:
     return b"memmapped_package://" in f.read(tail)
 
 
-def parse_graph_def(data: bytes, source: str = "model"):
-    """Bytes -> GraphDef, or a ModelError saying why it is not one."""
-    from google.protobuf.message import DecodeError
-
-    import tensorflow as tf
-
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise ModelError(
-            f"{source} is not a TensorFlow GraphDef (it does not parse: {exc})".replace("\n", " "),
-            "pass a frozen graph .pb (e.g. from freeze_graph or retrain.py); truncated downloads fail this way too",
-        ) from exc
-    if not graph_def.node or any(not n.op or not n.name for n in graph_def.node):
-        raise ModelError(
-            f"{source} is not a TensorFlow GraphDef (no valid nodes)",
-            "pass a frozen graph .pb (e.g. from freeze_graph or retrain.py)",
-        )
-    return graph_def
-
-
 def load_graph_def(path: str | os.PathLike):
     """A GraphDef from a frozen .pb or a memmapped package (its GraphDef, ImmutableConst nodes
     pointing at the regions). TFLite and SavedModel are refused with a pointer to what works."""
@@ -131,8 +112,6 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if fmt == GRAPHDEF:
         return LoadedModel(p, fmt, parse_graph_def(p.read_bytes(), str(p)), size_bytes=size)
     if fmt == MEMMAPPED:
-        from mobilebuild.graphs import memmap
-
         graph_def, regions = memmap.read_package(p)
         return LoadedModel(p, fmt, graph_def, regions, size_bytes=size)
     return LoadedModel(p, fmt, size_bytes=size)
@@ -145,8 +124,6 @@ def load_frozen_graph(path: str | os.PathLike):
     if model.graph_def is None:
         load_graph_def(path)  # raises the "this command needs a frozen GraphDef" error
     if model.format == MEMMAPPED:
-        from mobilebuild.graphs import memmap
-
         return memmap.inline_regions(model.graph_def, model.path, model.regions), model
     return model.graph_def, model
 
@@ -157,7 +134,5 @@ def serialize(graph_def) -> bytes:
 
 def save_graph_def(graph_def, out: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     """Write atomically (temp + rename), refusing to overwrite an input."""
-    from mobilebuild.fsutil import atomic_write_bytes, check_output_path
-
     out_p = check_output_path(out, *inputs)
     return atomic_write_bytes(out_p, serialize(graph_def))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mobilebuild import defaults
 from mobilebuild.errors import ModelError
+from mobilebuild.graphs.execute import open_model
+from mobilebuild.graphs.preprocess import load_batch
 
 # Names retrain.py and the demos use for the labels next to a graph.
 LABEL_FILE_NAMES = ("labels.txt", "output_labels.txt", "retrained_labels.txt", "imagenet_comp_graph_label_strings.txt")
@@ -40,8 +43,6 @@ def check_labels(path, num_classes: int | None) -> list[str]:
 
 def find_labels_for(model_path) -> Path | None:
     """A labels file sitting next to the model (``<stem>_labels.txt``, ``labels.txt``, ...)."""
-    from mobilebuild import defaults
-
     p = Path(model_path)
     if p.resolve() == defaults.default_model().resolve():
         return defaults.default_labels()
@@ -93,9 +94,6 @@ def label_images(
     std=None,
 ) -> LabelReport:
     import numpy as np
-
-    from mobilebuild.graphs.execute import open_model
-    from mobilebuild.graphs.preprocess import load_batch
 
     if top_k < 1:
         raise ModelError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 5")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild.errors import ModelError
+from mobilebuild.fsutil import check_output_path, write_if_changed
+from mobilebuild.graphs.protos import parse_graph_def
 
 PACKAGE_PREFIX = "memmapped_package://"
 GRAPHDEF_REGION = PACKAGE_PREFIX + "."
@@ -131,8 +133,6 @@ def write_package(graph_def, out_path, min_conversion_tensor_size: int = DEFAULT
     ``inputs`` are paths the output must not overwrite."""
     from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
 
-    from mobilebuild.fsutil import check_output_path, write_if_changed
-
     out_p = check_output_path(out_path, *inputs)
     converted, regions, kept = convert_graph(graph_def, min_conversion_tensor_size)
     stats = PackageStats(converted=len(regions), kept_consts=kept)
@@ -172,8 +172,6 @@ def read_package(path) -> tuple[object, dict[str, tuple[int, int]]]:
     has its ImmutableConst nodes; ``inline_regions`` turns them back into Consts."""
     from google.protobuf.message import DecodeError
     from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
-
-    from mobilebuild.graphs.io import parse_graph_def
 
     p = Path(path)
     size = p.stat().st_size

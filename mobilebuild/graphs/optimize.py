@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from mobilebuild.errors import ModelError
 from mobilebuild.graphs import nodes as gn
+from mobilebuild.graphs.appinfo import app_info
 
 LINEAR_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
 # Ops whose constant result can be much larger than their inputs: not worth materialising.
@@ -37,8 +38,6 @@ class OptimizeResult:
 def resolve_names(graph_def, input_names=None, output_names=None) -> tuple[list[str], list[str]]:
     """Given names checked against the graph; missing ones auto-detected (inspect's app part)."""
     if not input_names or not output_names:
-        from mobilebuild.graphs.inspect import app_info
-
         app = app_info(graph_def)
         if not input_names:
             input_names = [app.input_name] if app.input_name else []

@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mobilebuild.errors import ModelError
-from mobilebuild.graphs import io, nodes as gn
+from mobilebuild.fsutil import check_output_path, write_if_changed
+from mobilebuild.graphs import io, memmap, nodes as gn, quantize as quantize_mod, runtime_ops
+from mobilebuild.graphs.appinfo import app_info
+from mobilebuild.graphs.optimize import cut_graph, optimize_graph
 
 
 @dataclass
@@ -48,16 +51,12 @@ def fit_graph_for_runtime(graph_def, app, opset, input_name: str | None = None, 
 
 def _fit_to_runtime(graph_def, opset):
     """runtime_ops.fit_to_opset, its change lines saying which runtime they are for."""
-    from mobilebuild.graphs import runtime_ops
-
     graph_def, rewritten = runtime_ops.fit_to_opset(graph_def, opset)
     return graph_def, [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
 
 
 def _opset_for(tf_version: str, tf_src):
     """(op set, note lines): from the tree when it has its op list, else the bundled one."""
-    from mobilebuild.graphs import runtime_ops
-
     if tf_src is not None and not (Path(tf_src) / runtime_ops.OP_FILES_LIST).is_file():
         opset = runtime_ops.load_opset(tf_version)
         return opset, [f"{tf_src} has no {runtime_ops.OP_FILES_LIST}: checked against the bundled TF {opset.tag} op set"]
@@ -67,8 +66,6 @@ def _opset_for(tf_version: str, tf_src):
 def cut_for_app(graph_def, inp: str, out: str):
     """(GraphDef with only what ``out`` needs when ``inp`` is fed, note lines). An inner ``inp``
     (``Mul`` of a retrain.py graph) becomes a Placeholder; the note says what was dropped."""
-    from mobilebuild.graphs.optimize import cut_graph
-
     nodes = gn.node_map(graph_def)
     cut, dropped = cut_graph(graph_def, [inp], [out])
     if nodes[inp].op == "Placeholder":
@@ -92,12 +89,7 @@ def prepare_for_app(
     optimize: bool = False,
     quantize: str | None = None,
 ) -> PreparedModel:
-    from mobilebuild.fsutil import check_output_path
-    from mobilebuild.graphs.inspect import app_info
-
     if quantize:
-        from mobilebuild.graphs import quantize as quantize_mod
-
         quantize_mod.check_mode(quantize)
     model = io.load_model(model_path)
     if model.graph_def is None:
@@ -110,8 +102,6 @@ def prepare_for_app(
     memory_mapped = model.format == io.MEMMAPPED
     graph_def = model.graph_def
     if memory_mapped:
-        from mobilebuild.graphs import memmap
-
         graph_def = memmap.inline_regions(graph_def, model.path, model.regions)
 
     specs = gn.tensor_specs(graph_def)
@@ -121,14 +111,10 @@ def prepare_for_app(
 
     graph_def, notes = cut_for_app(graph_def, inp, out)
     if optimize:
-        from mobilebuild.graphs.optimize import optimize_graph
-
         result = optimize_graph(graph_def, [inp], [out])
         graph_def = result.graph_def
         notes += [f"optimized: {n}" for n in result.notes]
     if quantize:
-        from mobilebuild.graphs import quantize as quantize_mod
-
         before = len(graph_def.SerializeToString())
         graph_def = quantize_mod.quantize_graph_def(graph_def, quantize, input_names=[inp], output_names=[out])
         notes.append(f"quantized ({quantize}): {before} -> {len(graph_def.SerializeToString())} bytes")
@@ -139,13 +125,9 @@ def prepare_for_app(
     num_classes = int(oshape[-1]) if oshape and oshape[-1] else values["num_classes"]
 
     if memory_mapped:
-        from mobilebuild.graphs import memmap
-
         memmap.write_package(graph_def, out_p, min_region_size(model.regions), model.path)
         notes.append("kept the memmapped format (the app loads it through MemmappedEnv)")
     else:
-        from mobilebuild.fsutil import write_if_changed
-
         write_if_changed(out_p, io.serialize(graph_def))
     return PreparedModel(
         path=out_p,
@@ -204,7 +186,5 @@ def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None,
 def min_region_size(regions: dict | None) -> int:
     """The --min-conversion-tensor-size that memory-maps the same tensors again: the smallest
     region of the original package (regions are tensors of at least that many bytes)."""
-    from mobilebuild.graphs import memmap
-
     sizes = [length for _, length in (regions or {}).values() if length]
     return min(sizes) if sizes else memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.graphs import nodes as gn
+from mobilebuild.graphs import runtime_ops
 
 MODES = ("weights_rounded", "weights", "eightbit")
 # Float Consts smaller than this stay float: each quantized Const costs three extra nodes
@@ -89,8 +90,6 @@ def fit_runtime(graph_def, tf_version: str, tf_src=None):
     """(GraphDef, change lines): downgraded to the op set of ``tf_version`` (bundled, or derived
     from the TF tree ``tf_src``), then checked; a ModelError names the first node that still
     would not load there."""
-    from mobilebuild.graphs import runtime_ops
-
     return runtime_ops.fit_to_opset(graph_def, runtime_ops.load_opset(tf_version, tf_src))
 
 

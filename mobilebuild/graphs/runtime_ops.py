@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
+from mobilebuild.profiles import load_profile, parse_version
 
 OPS_DIR = TOOLCHAINS_DIR / "tf-mobile-ops"
 OP_FILES_LIST = "tensorflow/contrib/makefile/tf_op_files.txt"
@@ -80,8 +81,6 @@ def bundled_tags() -> list[str]:
 
 
 def _tag_for(tf_version: str) -> str:
-    from mobilebuild.profiles import parse_version
-
     major, minor, _ = parse_version(tf_version)
     return f"v{major}.{minor}.0"
 
@@ -105,8 +104,6 @@ def load_opset(tf_version: str, tf_src: Path | str | None = None) -> OpSet:
 
 def _bundled_path(tf_version: str) -> Path | None:
     """The op set the version profile names (toolchains/*.toml ``family.runtime_ops``)."""
-    from mobilebuild.profiles import load_profile
-
     try:
         name = load_profile(tf_version).runtime_ops_name()
     except UserError:  # no profile covers this version: the caller explains what exists

@@ -16,8 +16,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mobilebuild import console
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES
+from mobilebuild.fsutil import check_output_path, write_if_changed
+from mobilebuild.graphs import io
+from mobilebuild.graphs.appinfo import app_info
+from mobilebuild.graphs.nodes import require_nodes
+from mobilebuild.graphs.prepare import cut_for_app
+from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES, load_image
+from mobilebuild.graphs.quantize import sink_names
 
 QUANTIZE_MODES = ("none", "dynamic", "int8")
 MAX_REPRESENTATIVE_IMAGES = 200
@@ -75,9 +82,6 @@ def convert(
     """Convert and write ``out`` atomically. ``mean``/``std`` normalise the representative
     images exactly as the app will, (pixel - mean) / std; when not given they are read from
     the graph (see ``representative_normalisation``)."""
-    from mobilebuild.fsutil import check_output_path, write_if_changed
-    from mobilebuild.graphs import io
-
     check_quantize(quantize, representative_images)
     src = io.require_file(model_path_or_savedmodel)
     out_p = check_output_path(out, src)
@@ -88,8 +92,6 @@ def convert(
     if fmt == io.SAVEDMODEL:
         converter, ins, outs, shape = _savedmodel_converter(src)
     elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
-        from mobilebuild.graphs.inspect import app_info
-
         graph_def, _ = io.load_frozen_graph(src)
         # What the graph tells about its input: where image decoding ends, how pixels are normalised.
         if not input_names or needs_normalisation:
@@ -110,8 +112,6 @@ def representative_normalisation(app, inputs: list[str], mean, std) -> tuple[flo
     """How to turn representative pixels into what the converted input expects: what the
     graph's AppInfo ``app`` tells about that input (None for a SavedModel), else the common
     127.5/127.5."""
-    from mobilebuild import console
-
     auto = app.normalisation_of(inputs[0]) if app is not None and inputs else None
     if auto is not None:
         console.info(f"representative images: (pixel - {auto[0]:g}) / {auto[1]:g}, read from the graph")
@@ -124,8 +124,6 @@ def _graph_converter(src: Path, graph_def, app, input_names, output_names, input
     """``graph_def``: the model with real Consts; ``app``: its AppInfo (needed without ``input_names``)."""
     import tensorflow as tf
 
-    from mobilebuild.graphs import io
-
     if not input_names:
         graph_def, input_names = _cut_image_decoding(graph_def, app)
     nodes = {n.name: n for n in graph_def.node}
@@ -135,10 +133,7 @@ def _graph_converter(src: Path, graph_def, app, input_names, output_names, input
     if output_names:
         outs = list(output_names)
     else:
-        from mobilebuild.graphs.quantize import sink_names
-
         outs = sink_names(graph_def)
-    from mobilebuild.graphs.nodes import require_nodes
 
     # Node names: the converter takes no tensor suffixes (``input:0`` is "invalid" to it).
     ins = require_nodes(graph_def, ins, "input node")
@@ -159,9 +154,6 @@ def _graph_converter(src: Path, graph_def, app, input_names, output_names, input
 def _cut_image_decoding(graph_def, app):
     """(graph, input names): a retrain.py-shaped graph (DecodeJpeg -> ... -> Mul) is cut at the
     node after its normalisation, as for the app: TFLite has no DecodeJpeg kernel either."""
-    from mobilebuild import console
-    from mobilebuild.graphs.prepare import cut_for_app
-
     if not (app.needs_cut and app.input_name and app.output_name):
         return graph_def, None
     cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
@@ -206,8 +198,6 @@ def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float,
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "int8":
-        from mobilebuild.graphs.preprocess import load_image
-
         size, channels = (shape[1], shape[2]), shape[3] if len(shape) == 4 else 3
 
         def representative():
@@ -218,8 +208,6 @@ def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float,
 
 
 def _run_converter(converter, src) -> bytes:
-    from mobilebuild import console
-
     with tempfile.TemporaryFile() as log:
         native = ""
         try:
@@ -281,8 +269,6 @@ def open_interpreter(path, num_threads: int | None = None):
     """A LiteRT interpreter with its tensors allocated, or a ModelError for a file that is not
     a TFLite model. LiteRT announces its CPU delegate from C++ on fd 2 at every load: that line
     is shown with --verbose only."""
-    from mobilebuild import console
-
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:  # pragma: no cover - a dependency of the package
