@@ -483,7 +483,11 @@ def _step_build(ctx: Context) -> None:
     result = bazel.build(bz, tree.root, target, flags=flags, bazelrc=rc, startup_flags=startup)
     ctx.result["build"] = {**result.as_json(), "argv": result.argv, "bazel": bz.path, "bazel_version": bz.version_text}
     what = "no-op (everything up to date)" if result.no_op else f"{result.actions if result.actions is not None else '?'} actions"
-    hits = f", {result.remote_cache_hits} remote cache hits" if result.remote_cache_hits else ""
+    hits = ""
+    if result.remote_cache_hits and result.remote_cache_hit_ratio is not None:
+        hits = f", {result.remote_cache_hits} remote cache hits ({result.remote_cache_hit_ratio:.0%})"
+    elif result.remote_cache_hits:
+        hits = f", {result.remote_cache_hits} remote cache hits"
     console.success(f"bazel build {target}: {what}{hits} in {result.seconds:.1f} s (log: {result.log_path})")
 
 

@@ -62,6 +62,8 @@ class BuildResult:
     remote_cache_hits: int
     no_op: bool  # Bazel executed nothing (every output already up to date)
     processes: dict[str, int] = field(default_factory=dict)  # strategy -> count, from the summary
+    # remote cache hits / cacheable processes (None: nothing cacheable ran, or no summary line)
+    remote_cache_hit_ratio: float | None = None
     warnings: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     # The files Bazel reported for the target ("Target //x:y up-to-date:" lines), as printed.
@@ -73,6 +75,7 @@ class BuildResult:
             "seconds": round(self.seconds, 3),
             "actions": self.actions,
             "remote_cache_hits": self.remote_cache_hits,
+            "remote_cache_hit_ratio": self.remote_cache_hit_ratio,
             "no_op": self.no_op,
             "processes": self.processes,
             "warnings": self.warnings,
@@ -605,6 +608,7 @@ def build(
         remote_cache_hits=summary["remote_cache_hits"],
         no_op=summary["no_op"],
         processes=summary["processes"],
+        remote_cache_hit_ratio=summary["remote_cache_hit_ratio"],
         warnings=list(watcher.remote_warnings) + list(bazel.warnings),
         argv=argv,
         outputs=reported_outputs(watcher.lines),
@@ -612,11 +616,14 @@ def build(
 
 
 def parse_summary(lines: Sequence[str]) -> dict:
-    """Bazel's closing lines -> {actions, processes, remote_cache_hits, no_op}.
+    """Bazel's closing lines -> {actions, processes, remote_cache_hits, remote_cache_hit_ratio,
+    no_op}.
 
     ``INFO: 3 processes: 2 remote cache hit, 1 internal.`` (Bazel >= 4 counts the internal
     ones), ``INFO: 0 processes.`` (Bazel 2.x no-op), ``INFO: Build completed successfully, 3 total
     actions``. Bazels too old to print the process line give processes={} and no_op=False.
+    The hit ratio counts every process but Bazel's internal ones (symlink trees, file writes:
+    never looked up in a remote cache); None when no such process ran.
     """
     processes: dict[str, int] = {}
     total: int | None = None
@@ -634,8 +641,16 @@ def parse_summary(lines: Sequence[str]) -> dict:
         if am:
             actions = int(am.group(1))
     hits = processes.get("remote cache hit", 0)
-    no_op = total is not None and total - processes.get("internal", 0) == 0
-    return {"actions": actions, "processes": processes, "remote_cache_hits": hits, "no_op": no_op}
+    cacheable = None if total is None else total - processes.get("internal", 0)
+    ratio = round(hits / cacheable, 4) if cacheable else None
+    no_op = cacheable == 0
+    return {
+        "actions": actions,
+        "processes": processes,
+        "remote_cache_hits": hits,
+        "remote_cache_hit_ratio": ratio,
+        "no_op": no_op,
+    }
 
 
 def reported_outputs(lines: Sequence[str]) -> list[str]:

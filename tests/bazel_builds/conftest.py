@@ -1,5 +1,5 @@
 """Fixtures for the build area: real Bazel on a TF-shaped workspace, nginx as its HTTP cache,
-a private sshd on loopback for the Raspberry Pi flow."""
+BuildGrid as its gRPC (REAPI) cache, a private sshd on loopback for the Raspberry Pi flow."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def _load_local(name: str):
 
 
 nginx = _load_local("nginx")
+buildgrid = _load_local("buildgrid")
 sshd = _load_local("sshd")
 mkfiles = _load_local("mkfiles")
 
@@ -88,6 +89,16 @@ def nginx_cache(tmp_path):
     if not nginx.nginx_path():
         pytest.skip("nginx is not installed (apt-get install nginx-light)")
     server = nginx.NginxCache(tmp_path / "nginx").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def buildgrid_cache(tmp_path_factory):
+    """BuildGrid (a real REAPI server) as a gRPC remote cache, stopped after the module."""
+    if not buildgrid.bgd_path():
+        pytest.skip("BuildGrid's bgd is not installed (.ci/run installs it into /opt/mbci/bgd-venv)")
+    server = buildgrid.BuildGridCache(tmp_path_factory.mktemp("bgd")).start()
     yield server
     server.stop()
 

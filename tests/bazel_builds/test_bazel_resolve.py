@@ -228,13 +228,17 @@ def test_summary_lines_of_bazel4_and_bazel2():
     b4 = ["INFO: 3 processes: 2 remote cache hit, 1 internal.", "INFO: Build completed successfully, 3 total actions"]
     s = bazel.parse_summary(b4)
     assert s["remote_cache_hits"] == 2 and s["actions"] == 3 and not s["no_op"]
+    assert s["remote_cache_hit_ratio"] == 1.0  # the internal process is never looked up
+    s = bazel.parse_summary(["INFO: 12 processes: 9 remote cache hit, 3 linux-sandbox."])
+    assert s["remote_cache_hit_ratio"] == 0.75 and s["remote_cache_hits"] == 9
+    assert bazel.parse_summary(["INFO: 0 processes."])["remote_cache_hit_ratio"] is None
     assert bazel.parse_summary(["INFO: 1 process: 1 internal.", "INFO: Build completed successfully, 1 total action"])["no_op"]
     assert bazel.parse_summary(["INFO: 0 processes.", "INFO: Build completed successfully, 1 total action"])["no_op"]
     s = bazel.parse_summary(["INFO: 2 processes: 2 linux-sandbox."])
     assert s["processes"] == {"linux-sandbox": 2} and not s["no_op"]
     # Bazel 0.4/0.5 print no process line: nothing is claimed.
     s = bazel.parse_summary(["INFO: Elapsed time: 0.5s, Critical Path: 0.00s"])
-    assert s == {"actions": None, "processes": {}, "remote_cache_hits": 0, "no_op": False}
+    assert s == {"actions": None, "processes": {}, "remote_cache_hits": 0, "remote_cache_hit_ratio": None, "no_op": False}
 
 
 def test_first_error_lines_skip_noise():
