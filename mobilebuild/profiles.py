@@ -8,7 +8,6 @@ Adding a family is adding a file; no Python changes.
 from __future__ import annotations
 
 import copy
-import re
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mobilebuild.errors import UserError
+from mobilebuild import versions
 from mobilebuild.paths import TOOLCHAINS_DIR
+from mobilebuild.versions import version_str
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,16 +25,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def parse_version(text: str) -> tuple[int, ...]:
-    """'1.4.0' / 'v1.4.0-rc1' / '1.4' -> (1, 4, 0) (missing parts are 0; suffixes ignored)."""
-    m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
-    if not m:
-        raise UserError(f"not a version: {text!r}", "use a version like 1.4 or a tag like v1.4.0")
-    return tuple(int(g) if g is not None else 0 for g in m.groups())
-
-
-def version_str(v: tuple[int, ...]) -> str:
-    return ".".join(str(x) for x in v)
+# Version parsing and comparison belong to versions.py; these names stay for the profile users.
+parse_version = versions.release
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -111,16 +104,16 @@ def supported_ranges(directory: Path = TOOLCHAINS_DIR) -> list[str]:
 
 def load_profile(version: str | tuple[int, ...], directory: Path = TOOLCHAINS_DIR) -> Profile:
     """The profile for a TF version (``"1.4.0"``, ``"v1.1.0"``, ``(1, 2, 0)``)."""
-    v = parse_version(version) if isinstance(version, str) else tuple(version) + (0,) * (3 - len(version))
+    v = versions.release(version) if isinstance(version, str) else tuple(version) + (0,) * (3 - len(version))
     v = v[:3]
     for path, data in families(directory):
         fam = data["family"]
-        lo, hi = parse_version(fam["min_version"]), parse_version(fam["max_version"])
-        if lo <= v < hi:
+        lo, hi = versions.release(fam["min_version"]), versions.release(fam["max_version"])
+        if versions.at_least(v, lo) and versions.older_than(v, hi):
             base = {k: val for k, val in data.items() if k != "versions"}
             merged = base
             for key, override in data.get("versions", {}).items():
-                if parse_version(key)[:2] == v[:2]:
+                if versions.release(key)[:2] == v[:2]:
                     merged = deep_merge(merged, override)
             return Profile(family=fam["name"], version=v, data=merged, source=path)  # type: ignore[arg-type]
     raise UserError(

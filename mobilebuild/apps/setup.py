@@ -26,7 +26,8 @@ from mobilebuild.toolchain import machine
 from mobilebuild.net.downloads import Artifact, fetch
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
-from mobilebuild.profiles import load_profile, parse_version, version_str
+from mobilebuild.profiles import load_profile
+from mobilebuild.versions import release as parse_version, version_str
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -32,7 +32,8 @@ def deps_cmd(
     from mobilebuild import config, console
     from mobilebuild.tf.deps import fetch_deps, tree_version
     from mobilebuild.errors import UserError
-    from mobilebuild.profiles import load_profile, version_str
+    from mobilebuild.profiles import load_profile
+    from mobilebuild.versions import version_str
 
     conf = config.load_config()
     src = tf_src or conf.get("tf_src")

@@ -18,7 +18,8 @@ from pathlib import Path
 from mobilebuild import console
 from mobilebuild.errors import PatchError, UserError
 from mobilebuild.paths import cache_dir
-from mobilebuild.profiles import Profile, load_profile, version_str
+from mobilebuild.profiles import Profile, load_profile
+from mobilebuild.versions import version_str
 
 VERSION_H = "tensorflow/core/public/version.h"
 

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
-from mobilebuild import console, runner
+from mobilebuild import console, runner, versions
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import new_log_path
-from mobilebuild.profiles import Profile, parse_version, version_str
+from mobilebuild.profiles import Profile
+from mobilebuild.versions import version_str
 
 BAZELRC_NAME = "mobilebuild.bazelrc"
 # Remote endpoints Bazel understands: HTTP caches, gRPC (REAPI) caches/executors, unix sockets.
@@ -248,8 +249,8 @@ def _checked(path: str, via: str, profile: Profile, allow_any_version: bool, tre
 def _check_range(bz: Bazel, profile: Profile, allow: bool, lo: str | None, hi: str | None, pin: str | None) -> Bazel:
     if bz.version is None or (lo is None and hi is None):
         return bz
-    too_old = lo is not None and bz.version < parse_version(lo)
-    too_new = hi is not None and bz.version > parse_version(hi)
+    too_old = lo is not None and versions.older_than(bz.version, lo)
+    too_new = hi is not None and versions.older_than(hi, bz.version)
     if not (too_old or too_new):
         return bz
     msg = (
@@ -322,9 +323,7 @@ def _bazelisk_version(tree, pin: str | None) -> tuple[str, str]:
 
 
 def _parse_or_none(text: str) -> tuple[int, ...] | None:
-    if not re.match(r"^\s*v?\d+(\.\d+)*", text or ""):
-        return None
-    return parse_version(text)
+    return versions.release(text) if versions.parse(text or None) is not None else None
 
 
 # ---- flags -------------------------------------------------------------------------------------
@@ -396,7 +395,7 @@ def remote_options(
         options += _cache_options(url, bazel_version)
     if remote_executor:
         url = check_remote_url(remote_executor, "--remote-executor", EXECUTOR_SCHEMES)
-        if bazel_version is not None and bazel_version < MODERN_REMOTE:
+        if bazel_version is not None and versions.older_than(bazel_version, MODERN_REMOTE):
             raise UserError(
                 f"--remote-executor needs Bazel {version_str(MODERN_REMOTE)} or newer (this is {version_str(bazel_version)})",
                 "use a newer Bazel (--bazel PATH --ignore-bazel-version) or give your Bazel's own flags with --bazel-arg",
@@ -474,7 +473,7 @@ SPAWN_CACHE_DEFAULT = (0, 15, 0)  # from here remote caching needs no --*strateg
 
 
 def _cache_options(url: str, version: tuple[int, ...] | None) -> list[str]:
-    if version is None or version >= MODERN_REMOTE:
+    if version is None or versions.at_least(version, MODERN_REMOTE):
         return ["--remote_cache=" + _bazelrc_quote(url)]
     if urlparse(url).scheme not in ("http", "https"):
         # Before 0.25 --remote_cache took HOST:PORT (TLS by another flag), not these URLs.
@@ -483,14 +482,14 @@ def _cache_options(url: str, version: tuple[int, ...] | None) -> list[str]:
             "use an http(s):// cache, Bazel 0.25 or newer (--bazel PATH --ignore-bazel-version), or give your "
             "Bazel's own flags with --bazel-arg",
         )
-    if version < HTTP_CACHE_FLAG:
+    if versions.older_than(version, HTTP_CACHE_FLAG):
         raise UserError(
             f"Bazel {version_str(version)} has only experimental remote-cache flags, which mobilebuild does not write",
             "use Bazel 0.10 or newer for --remote-cache (--bazel PATH --ignore-bazel-version), or give your "
             "Bazel's own flags with --bazel-arg",
         )
     options = ["--remote_http_cache=" + _bazelrc_quote(url)]
-    if version < SPAWN_CACHE_DEFAULT:
+    if versions.older_than(version, SPAWN_CACHE_DEFAULT):
         options += ["--spawn_strategy=remote", "--genrule_strategy=remote"]
     return options
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobilebuild import runner
+from mobilebuild import runner, versions
 from mobilebuild.errors import UserError
 from mobilebuild.paths import data_dir
-from mobilebuild.profiles import parse_version, version_str
+from mobilebuild.versions import version_str
 
 DEBIAN_SDK = Path("/usr/lib/android-sdk")
 # Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
@@ -118,8 +118,7 @@ def bazel_version_of(exe: str | os.PathLike, cwd: Path | None = None) -> str | N
 
 
 def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
-    v = parse_version(version)
-    return (lo is None or v >= parse_version(lo)) and (hi is None or v <= parse_version(hi))
+    return versions.in_range(version, lo, hi)
 
 
 def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
@@ -194,7 +193,7 @@ def sdkmanager_in(sdk: Path) -> Path | None:
             return sdk / rel
     ct = sdk / "cmdline-tools"
     if ct.is_dir():
-        for d in sorted(ct.iterdir(), reverse=True):
+        for d in sorted(ct.iterdir(), key=lambda d: versions.sort_key(d.name), reverse=True):
             if runner.is_executable(d / "bin" / "sdkmanager"):
                 return d / "bin" / "sdkmanager"
     return None
@@ -298,7 +297,7 @@ def find_xcode() -> Found:
 def xcode_too_old(xcode: Found, profile) -> str | None:
     """The profile's minimum Xcode when the found one is older (None: new enough or unknown)."""
     min_x = profile.get("ios.min_xcode") if profile is not None else None
-    if xcode.version and min_x and parse_version(xcode.version) < parse_version(min_x):
+    if xcode.version and min_x and versions.older_than(xcode.version, min_x):
         return min_x
     return None
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobilebuild import versions
 from mobilebuild.errors import ToolchainError
 
 
@@ -136,12 +137,12 @@ def ndk_candidates(flag: str | None = None, sdk_path: Path | None = None, config
         out.append(("SDK/ndk-bundle", sdk_path / "ndk-bundle", False))
         side = sdk_path / "ndk"
         if side.is_dir():
-            versions = sorted(
+            newest_first = sorted(
                 (d for d in side.iterdir() if d.is_dir() and re.match(r"^\d+(\.\d+)*$", d.name)),
-                key=lambda d: tuple(int(x) for x in d.name.split(".")),
+                key=lambda d: versions.sort_key(d.name),
                 reverse=True,
             )
-            out.extend((f"SDK/ndk/{d.name}", d, False) for d in versions)
+            out.extend((f"SDK/ndk/{d.name}", d, False) for d in newest_first)
     if recommended:
         out.append(("managed prefix", _managed(f"android-ndk-{recommended}"), False))
     return out
@@ -193,12 +194,7 @@ def installed_build_tools(sdk: Path) -> list[str]:
     if not d.is_dir():
         return []
     found = [c.name for c in d.iterdir() if c.is_dir() and re.fullmatch(r"\d+\.\d+\.\d+(-rc\d+)?", c.name)]
-    return sorted(found, key=_version_key)
-
-
-def _version_key(text: str) -> tuple:
-    nums = re.findall(r"\d+", text)
-    return tuple(int(n) for n in nums)
+    return sorted(found, key=versions.sort_key)
 
 
 def inspect_sdk(

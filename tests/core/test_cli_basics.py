@@ -38,5 +38,12 @@ def test_global_flags_after_command_are_hoisted():
 
 
 def test_version_subprocess():
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
     r = run_subprocess("--version")
-    assert r.code == 0 and r.stdout.strip() == "mobilebuild 0.1.0"
+    # The installed distribution's metadata, which pyproject.toml's version fills.
+    declared = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["version"]
+    assert importlib.metadata.version("mobilebuild") == declared
+    assert r.code == 0 and r.stdout.strip() == f"mobilebuild {declared}"
