@@ -73,8 +73,11 @@ class Profile:
             )
         return value
 
-    def runtime_ops_name(self) -> str | None:
-        pattern = self.get("family.runtime_ops")
+    def runtime_ops_name(self, runtime: str = "android") -> str | None:
+        """The op-set file (under toolchains/, without ``.opdefs.json``) of one phone runtime
+        of this version: ``android`` (the demo's Bazel library) or ``makefile`` (iOS libraries,
+        the TensorFlow-experimental pod, Raspberry Pi). None: the profile names none."""
+        pattern = self.get(f"runtime_ops.{runtime}")
         if not pattern:
             return None
         return pattern.format(major=self.version[0], minor=self.version[1], patch=self.version[2])
@@ -82,13 +85,27 @@ class Profile:
 
 @lru_cache(maxsize=None)
 def _families(directory: str) -> tuple[tuple[Path, dict], ...]:
-    out = []
+    raw: dict[str, tuple[Path, dict]] = {}
     for path in sorted(Path(directory).glob("*.toml")):
         with open(path, "rb") as f:
             data = tomllib.load(f)
         if "family" in data:
-            out.append((path, data))
-    return tuple(out)
+            raw[data["family"]["name"]] = (path, data)
+    return tuple((path, _inherited(name, raw, ())) for name, (path, _) in raw.items())
+
+
+def _inherited(name: str, raw: dict[str, tuple[Path, dict]], seen: tuple[str, ...]) -> dict:
+    """A family's tables with those of the family it ``extends`` underneath (deep-merged; the
+    parent's ``[versions]`` stay with the parent: they belong to its own range)."""
+    path, data = raw[name]
+    parent = data["family"].get("extends")
+    if not parent:
+        return data
+    if parent in seen or parent not in raw:
+        problem = "extends itself" if parent in seen else f"extends {parent!r}, which no file in toolchains/ defines"
+        raise UserError(f"the version profile {path.name} {problem}", "fix [family] extends in that file")
+    base = {k: v for k, v in _inherited(parent, raw, seen + (name,)).items() if k != "versions"}
+    return deep_merge(base, data)
 
 
 def families(directory: Path = TOOLCHAINS_DIR) -> list[tuple[Path, dict]]:
@@ -102,12 +119,15 @@ def supported_ranges(directory: Path = TOOLCHAINS_DIR) -> list[str]:
     ]
 
 
-def load_profile(version: str | tuple[int, ...], directory: Path = TOOLCHAINS_DIR) -> Profile:
-    """The profile for a TF version (``"1.4.0"``, ``"v1.1.0"``, ``(1, 2, 0)``)."""
+def load_profile(version: str | tuple[int, ...], directory: Path = TOOLCHAINS_DIR, kind: str | None = None) -> Profile:
+    """The profile for a TF version (``"1.4.0"``, ``"v1.1.0"``, ``(1, 2, 0)``); with ``kind``
+    only families of that kind (``tf-mobile``, ``tflite``) are considered."""
     v = versions.release(version) if isinstance(version, str) else tuple(version) + (0,) * (3 - len(version))
     v = v[:3]
     for path, data in families(directory):
         fam = data["family"]
+        if kind is not None and fam.get("kind") != kind:
+            continue
         lo, hi = versions.release(fam["min_version"]), versions.release(fam["max_version"])
         if versions.at_least(v, lo) and versions.older_than(v, hi):
             base = {k: val for k, val in data.items() if k != "versions"}

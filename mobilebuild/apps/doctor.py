@@ -101,7 +101,7 @@ def _check_bazel(checks: list[Check], profile, conf: dict, tree: Path | None) ->
         checks.append(Check("bazel", "warning" if exe else "missing", f"{exe or 'no bazel on PATH'} (no TF version chosen: pass --tf-ref to check the range)", "mobilebuild setup --tf-ref vX.Y.Z"))
         return
     found = machine.find_bazel(profile, conf, tree)
-    lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
+    lo, hi = profile.get("bazel.min") or None, profile.get("bazel.max") or None  # "": no limit
     rng = f"{lo}..{hi}" if hi else f">= {lo}"
     if found.path:
         note = f" (bazelisk, USE_BAZEL_VERSION={found.extra['want']})" if found.extra.get("bazelisk") else ""

@@ -272,7 +272,8 @@ def _warn(bz: Bazel, message: str) -> Bazel:
 
 
 def _pins(profile: Profile) -> tuple[str | None, str | None, str | None]:
-    return profile.get("bazel.min"), profile.get("bazel.max"), profile.get("bazel.recommended")
+    # An empty min/max is no limit (trees whose configure.py enforces none).
+    return profile.get("bazel.min") or None, profile.get("bazel.max") or None, profile.get("bazel.recommended")
 
 
 def _configured_bazel(tree) -> str | None:

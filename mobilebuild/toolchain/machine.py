@@ -152,7 +152,7 @@ def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
     from mobilebuild.toolchain import bazel as bazel_search
 
     want, why = bazel_wanted(profile, tf_src)
-    lo, hi = profile.get("bazel.min"), profile.get("bazel.max")
+    lo, hi = profile.get("bazel.min") or None, profile.get("bazel.max") or None  # "": no limit
     tried: list[str] = []
     configured = bazel_search.configured_exe(config.get("bazel"))
     for exe, via in bazel_search.bazel_candidates(profile, tf_src, configured):

@@ -11,6 +11,14 @@ asked one, each tagged ``vX.Y.0`` (so tag lookups and "clone at a ref" work like
 repository).
 
 ``make_tf_repo(path)`` makes one repo holding all tags v1.0.0 .. v1.4.0 (HEAD at v1.4.0).
+
+Later trees (``LATER_VERSIONS``: 1.5 - 2.5) follow shared/tf-facts-1.5-2.5.md: the demo files
+of 1.4 (byte-identical up to 2.3), the commented WORKSPACE block up to 1.9, then
+``android_configure`` + ``android_workspace()``; the demo BUILD loading rules_android from 1.10;
+``.bazelversion`` from 2.1; ``tensorflow/contrib/makefile/download_dependencies.sh`` in the shape
+of its era up to 2.0 (gone with contrib in 2.1); no TF-Mobile demos from 2.4 (only the Android
+demo's ``.gitignore`` is left). Such a tree is one commit tagged with its release tag (1.13's is
+v1.13.1).
 """
 
 from __future__ import annotations
@@ -21,6 +29,23 @@ from pathlib import Path
 
 VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 TAGS = tuple(f"v{v}.0" for v in VERSIONS)
+LATER_VERSIONS = ("1.5", "1.6", "1.7", "1.8", "1.9", "1.10", "1.11", "1.12", "1.13", "1.14", "1.15",
+                  "2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
+# What the real .bazelversion says (from 2.1).
+BAZELVERSION = {"2.1": "0.29.1", "2.2": "2.0.0", "2.3": "3.1.0", "2.4": "3.1.0", "2.5": "3.7.2"}
+DOWNLOAD_SCRIPT = "tensorflow/contrib/makefile/download_dependencies.sh"
+ANDROID_CONFIGURE = "third_party/android/android_configure.bzl"
+
+
+def tag_of(version: str) -> str:
+    """The release tag of a version (1.13 was released as v1.13.1 only)."""
+    v = _short(version)
+    return "v1.13.1" if v == "1.13" else f"v{v}.0"
+
+
+def _vt(version: str) -> tuple[int, int]:
+    major, minor = _short(version).split(".")
+    return int(major), int(minor)
 
 ACTIVITY = "tensorflow/examples/android/src/org/tensorflow/demo/ClassifierActivity.java"
 ANDROID_ASSETS = "tensorflow/examples/android/assets"
@@ -170,11 +195,77 @@ new_http_archive(
 
 def workspace_block(version: str) -> str:
     """The exact commented Android block of the tag (what the patcher must find)."""
-    return _BLOCKS[_short(version)]
+    v = _short(version)
+    return _BLOCKS["1.4" if (1, 4) < _vt(v) < (1, 10) else v]
+
+
+# 1.10+: the Android rules come from android_configure, fed by --action_env values.
+_WS_LATER = '''workspace(name = "org_tensorflow")
+
+load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+
+http_archive(
+    name = "io_bazel_rules_closure",
+    sha256 = "{closure_sha}",
+    strip_prefix = "rules_closure-{closure_rev}",
+    urls = [
+        "https://mirror.bazel.build/github.com/bazelbuild/rules_closure/archive/{closure_rev}.tar.gz",
+        "https://github.com/bazelbuild/rules_closure/archive/{closure_rev}.tar.gz",
+    ],
+)
+
+load("@io_bazel_rules_closure//closure:defs.bzl", "closure_repositories")
+
+closure_repositories()
+
+# We must check the bazel version before trying to parse any other BUILD
+# files, in case the parsing of those build files depends on the bazel
+# version we require here.
+load("//tensorflow:version_check.bzl", "check_bazel_version_at_least")
+check_bazel_version_at_least("{bazel_min}")
+
+load("//tensorflow:workspace.bzl", "tf_workspace")
+
+load("//third_party/android:android_configure.bzl", "android_configure")
+android_configure(name="local_config_android")
+load("@local_config_android//:android.bzl", "android_workspace")
+android_workspace()
+
+# Please add all new TensorFlow dependencies in workspace.bzl.
+tf_workspace()
+
+http_archive(
+    name = "inception_v1",
+    build_file = "//:models.BUILD",
+    sha256 = "7efe12a8363f09bc24d7b7a450304a15655a57a7751929b2c1593a71183bb105",
+    urls = [
+        "http://storage.googleapis.com/download.tensorflow.org/models/inception_v1.zip",
+        "http://download.tensorflow.org/models/inception_v1.zip",
+    ],
+)
+'''
+_BAZEL_MIN = {"1.10": "0.15.0", "1.11": "0.15.0", "1.12": "0.15.0", "1.13": "0.19.0", "1.14": "0.24.1",
+              "1.15": "0.24.1", "2.0": "0.24.1", "2.1": "0.27.1", "2.2": "2.0.0", "2.3": "3.1.0",
+              "2.4": "3.1.0", "2.5": "3.7.2"}
 
 
 def workspace_text(version: str, *, with_block: bool = True) -> str:
     v = _short(version)
+    if _vt(v) >= (1, 10):
+        rev = hashlib.sha1(v.encode()).hexdigest()
+        return _WS_LATER.format(closure_rev=rev, closure_sha=hashlib.sha256(v.encode()).hexdigest(), bazel_min=_BAZEL_MIN[v])
+    if _vt(v) > (1, 4):
+        # 1.5 - 1.9 keep 1.4's WORKSPACE block byte for byte.
+        text = workspace_text("1.4", with_block=with_block)
+        if _vt(v) >= (1, 8):
+            # 1.8 and 1.9 check the Bazel version in WORKSPACE itself.
+            text = text.replace(
+                'load("//tensorflow:workspace.bzl", "tf_workspace")\n',
+                'load("//tensorflow:version_check.bzl", "check_bazel_version_at_least")\n\n'
+                'check_bazel_version_at_least("0.10.0")\n\n'
+                'load("//tensorflow:workspace.bzl", "tf_workspace")\n',
+            )
+        return text
     rev = hashlib.sha1(v.encode()).hexdigest()
     head = _WS_HEAD.format(closure_rev=rev, closure_sha=hashlib.sha256(v.encode()).hexdigest())
     if v == "1.1":
@@ -359,6 +450,24 @@ filegroup(
 )
 '''
 
+def android_build(version: str) -> str:
+    """The demo's BUILD: from 1.10 it loads android_binary from rules_android; the inference
+    library moves to tools/android/inference_interface in 2.1."""
+    text = _ANDROID_BUILD
+    if _vt(version) >= (1, 10):
+        text = text.replace(
+            "package(default_visibility",
+            'load("@build_bazel_rules_android//android:rules.bzl", "android_binary")\n\npackage(default_visibility',
+            1,
+        )
+    if _vt(version) >= (2, 1):
+        text = text.replace(
+            "//tensorflow/contrib/android:android_tensorflow_inference_java",
+            "//tensorflow/tools/android/inference_interface:android_tensorflow_inference_java",
+        )
+    return text
+
+
 _ASSETS_BUILD = '''package(default_visibility = ["//visibility:public"])
 
 licenses(["notice"])  # Apache 2.0
@@ -473,6 +582,7 @@ static void *AVCaptureStillImageIsCapturingStillImageContext =
 
 def _version_h(version: str) -> str:
     major, minor = _short(version).split(".")
+    patch = tag_of(version).rsplit(".", 1)[1]
     return f'''/* Copyright 2015 The TensorFlow Authors. All Rights Reserved.
 
 Licensed under the Apache License, Version 2.0 (the "License");
@@ -485,7 +595,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 
 #define TF_MAJOR_VERSION {major}
 #define TF_MINOR_VERSION {minor}
-#define TF_PATCH_VERSION 0
+#define TF_PATCH_VERSION {patch}
 
 // TF_VERSION_SUFFIX is non-empty for pre-releases (e.g. "-alpha", "-alpha.1",
 // "-beta", "-rc", "-rc.1")
@@ -495,24 +605,234 @@ Licensed under the Apache License, Version 2.0 (the "License");
 '''
 
 
+_PODFILE = """platform :ios, '8.0'
+inhibit_all_warnings!
+
+target 'tf_camera_example'
+       pod 'TensorFlow-experimental'
+"""
+
+_ANDROID_CONFIGURE_BZL = '''"""Repository rule for Android SDK and NDK autoconfiguration (test copy of its shape).
+
+`android_configure` depends on the following environment variables:
+
+  * `ANDROID_NDK_HOME`: Location of Android NDK root.
+  * `ANDROID_SDK_HOME`: Location of Android SDK root.
+  * `ANDROID_SDK_API_LEVEL`: Desired Android SDK API version.
+  * `ANDROID_NDK_API_LEVEL`: Desired Android NDK API version.
+  * `ANDROID_BUILD_TOOLS_VERSION`: Desired Android build tools version.
+"""
+
+def _android_autoconf_impl(repository_ctx):
+    sdk_home = repository_ctx.os.environ.get("ANDROID_SDK_HOME")
+    ndk_home = repository_ctx.os.environ.get("ANDROID_NDK_HOME")
+    sdk_rule = "pass"
+    ndk_rule = "pass"
+
+android_configure = repository_rule(
+    implementation = _android_autoconf_impl,
+    environ = [
+        "ANDROID_SDK_API_LEVEL",
+        "ANDROID_NDK_API_LEVEL",
+        "ANDROID_BUILD_TOOLS_VERSION",
+        "ANDROID_NDK_HOME",
+        "ANDROID_SDK_HOME",
+    ],
+)
+'''
+
+
 def tree_files(version: str, *, workspace_block: bool = True) -> dict[str, bytes]:
     """Every file of the tree at ``version`` as {relative path: bytes}."""
     v = _short(version)
+    vt = _vt(v)
     cam = ios_camera_dir(v)
     files = {
         VERSION_H: _version_h(v),
         "WORKSPACE": workspace_text(v, with_block=workspace_block),
         "BUILD": "",
         "tensorflow/BUILD": 'package(default_visibility = ["//visibility:public"])\n',
-        "tensorflow/examples/android/BUILD": _ANDROID_BUILD,
-        "tensorflow/examples/android/AndroidManifest.xml": _MANIFEST,
-        ACTIVITY: activity_text(v),
-        ANDROID_ASSETS + "/BUILD": _ASSETS_BUILD,
-        cam + "/CameraExampleViewController.mm": _IOS_CONTROLLER,
-        cam + "/data/grace_hopper.jpg": "\xff\xd8 not really a jpeg\n",
-        cam + "/README.md": "# TensorFlow iOS camera example\n",
     }
+    if vt < (2, 4):
+        files.update({
+            "tensorflow/examples/android/BUILD": android_build(v),
+            "tensorflow/examples/android/AndroidManifest.xml": _MANIFEST,
+            ACTIVITY: activity_text(v),
+            ANDROID_ASSETS + "/BUILD": _ASSETS_BUILD,
+            cam + "/CameraExampleViewController.mm": _IOS_CONTROLLER,
+            cam + "/data/grace_hopper.jpg": "\xff\xd8 not really a jpeg\n",
+            cam + "/README.md": "# TensorFlow iOS camera example\n",
+        })
+        if vt >= (1, 5):
+            files[cam + "/Podfile"] = _PODFILE
+    else:
+        # Removed upstream in 2.4: only the Android demo's .gitignore is left.
+        files["tensorflow/examples/android/.gitignore"] = "bin/\ngen/\n"
+    if (1, 4) < vt < (2, 1):
+        files[DOWNLOAD_SCRIPT] = download_script(v)
+    if vt >= (1, 10):
+        files[ANDROID_CONFIGURE] = _ANDROID_CONFIGURE_BZL
+        files["third_party/android/BUILD"] = ""
+    if v in BAZELVERSION:
+        files[".bazelversion"] = BAZELVERSION[v] + "\n"
     return {k: (val.encode("utf-8") if isinstance(val, str) else val) for k, val in files.items()}
+
+
+# ---- tensorflow/contrib/makefile/download_dependencies.sh, per era ------------------------------
+
+_SCRIPT_HEAD = """#!/bin/bash
+# Copyright 2015 The TensorFlow Authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# ==============================================================================
+
+set -e
+
+DOWNLOADS_DIR=tensorflow/contrib/makefile/downloads
+BZL_FILE_PATH=tensorflow/workspace.bzl
+
+# Ensure it is being run from repo root
+if [ ! -f $BZL_FILE_PATH ]; then
+  echo "Could not find ${BZL_FILE_PATH}":
+  echo "Likely you are not running this from the root directory of the repository.";
+  exit 1;
+fi
+
+"""
+
+_SCRIPT_FUNCS = r"""
+# TODO(petewarden): Some new code in Eigen triggers a clang bug with iOS arm64,
+#                   so work around it by patching the source.
+replace_by_sed() {
+  local regex="${1}"
+  shift
+  # Detect the version of sed by the return value of "--version" flag. GNU-sed
+  # supports "--version" while BSD-sed doesn't.
+  if ! sed --version >/dev/null 2>&1; then
+    # BSD-sed.
+    sed -i '' -e "${regex}" "$@"
+  else
+    # GNU-sed.
+    sed -i -e "${regex}" "$@"
+  fi
+}
+
+download_and_extract() {
+  local usage="Usage: download_and_extract URL DIR"
+  local url="${1:?${usage}}"
+  local dir="${2:?${usage}}"
+  echo "downloading ${url}" >&2
+  mkdir -p "${dir}"
+  if [[ "${url}" == *gz ]]; then
+    curl -Ls "${url}" | tar -C "${dir}" --strip-components=1 -xz
+  elif [[ "${url}" == *zip ]]; then
+    tempdir=$(mktemp -d)
+    tempdir2=$(mktemp -d)
+
+    wget -P ${tempdir} ${url}
+    unzip ${tempdir}/* -d ${tempdir2}
+    # unzip has no strip components, so unzip to a temp dir, and move the files
+    # we want from the tempdir to destination.
+    cp -R ${tempdir2}/*/* ${dir}/
+    rm -rf ${tempdir2} ${tempdir}
+  fi
+
+  # Delete any potential BUILD files, which would interfere with Bazel builds.
+  find "${dir}" -type f -name '*BUILD' -delete
+}
+
+"""
+
+_SCRIPT_TAIL = r"""
+replace_by_sed 's#static uint32x4_t p4ui_CONJ_XOR = vld1q_u32( conj_XOR_DATA );#static uint32x4_t p4ui_CONJ_XOR; // = vld1q_u32( conj_XOR_DATA ); - Removed by script#' \
+  "${DOWNLOADS_DIR}/eigen/Eigen/src/Core/arch/NEON/Complex.h"
+replace_by_sed 's#static uint32x2_t p2ui_CONJ_XOR = vld1_u32( conj_XOR_DATA );#static uint32x2_t p2ui_CONJ_XOR;// = vld1_u32( conj_XOR_DATA ); - Removed by scripts#' \
+  "${DOWNLOADS_DIR}/eigen/Eigen/src/Core/arch/NEON/Complex.h"
+replace_by_sed 's#static uint64x2_t p2ul_CONJ_XOR = vld1q_u64( p2ul_conj_XOR_DATA );#static uint64x2_t p2ul_CONJ_XOR;// = vld1q_u64( p2ul_conj_XOR_DATA ); - Removed by script#' \
+  "${DOWNLOADS_DIR}/eigen/Eigen/src/Core/arch/NEON/Complex.h"
+# TODO(satok): Remove this once protobuf/autogen.sh is fixed.
+replace_by_sed 's#https://googlemock.googlecode.com/files/gmock-1.7.0.zip#http://download.tensorflow.org/deps/gmock-1.7.0.zip#' \
+  "${DOWNLOADS_DIR}/protobuf/autogen.sh"
+
+echo "download_dependencies.sh completed successfully." >&2
+"""
+
+
+def script_mirror(version: str) -> str:
+    """The mirror host the era's script names: mirror.bazel.build up to 1.13, then
+    mirror.tensorflow.org (1.14), then its storage.googleapis.com address (1.15, 2.0)."""
+    vt = _vt(version)
+    if vt >= (1, 15):
+        return "https://storage.googleapis.com/mirror.tensorflow.org"
+    if vt >= (1, 14):
+        return "http://mirror.tensorflow.org"
+    return "https://mirror.bazel.build"
+
+
+FARMHASH_COMMIT = "816a4ae622e964763ca0862d9dbd19324a1eaf45"
+FLATBUFFERS_COMMIT = "1f5eae5d6a135ff6811724f6c57f911d1f46bb15"
+PROTOBUF_HARDCODED = "https://mirror.bazel.build/github.com/google/protobuf/archive/v3.6.0.tar.gz"
+
+
+def _grep_var(name: str, pattern: str, *, skip: str | None = None, quote: str = "'") -> str:
+    skip_part = f" | grep -v {skip}" if skip else ""
+    return f'{name}="$(grep -o {quote}{pattern}{quote} "${{BZL_FILE_PATH}}"{skip_part} | head -n1)"'
+
+
+def download_script(version: str) -> str:
+    """download_dependencies.sh in the shape of its era (URL variables, downloads, clones,
+    patches); the URLs it greps for come from the tree's workspace.bzl."""
+    v = _short(version)
+    vt = _vt(v)
+    m = script_mirror(v)
+    lines = [
+        _grep_var("EIGEN_URL", r"http.*bitbucket.org/eigen/eigen/get/.*tar\.gz", skip="mirror.bazel"),
+        _grep_var("GEMMLOWP_URL", f"{m}/github.com/google/gemmlowp/.*zip"),
+        'GOOGLETEST_URL="https://github.com/google/googletest/archive/release-1.8.0.tar.gz"',
+        _grep_var("NSYNC_URL", f"{m}/github.com/google/nsync/.*tar\\.gz"),
+    ]
+    downloads = ['download_and_extract "${EIGEN_URL}" "${DOWNLOADS_DIR}/eigen"',
+                 'download_and_extract "${GEMMLOWP_URL}" "${DOWNLOADS_DIR}/gemmlowp"',
+                 'download_and_extract "${GOOGLETEST_URL}" "${DOWNLOADS_DIR}/googletest"',
+                 'download_and_extract "${NSYNC_URL}" "${DOWNLOADS_DIR}/nsync"']
+    if vt < (1, 10):
+        lines.append(_grep_var("PROTOBUF_URL", f"{m}/github.com/google/protobuf/.*tar\\.gz"))
+        downloads.append('download_and_extract "${PROTOBUF_URL}" "${DOWNLOADS_DIR}/protobuf"')
+    elif vt < (1, 13):
+        lines.append(f'PROTOBUF_URL="{PROTOBUF_HARDCODED}"')
+        downloads.append('download_and_extract "${PROTOBUF_URL}" "${DOWNLOADS_DIR}/protobuf"')
+    else:
+        lines += [
+            "# Note: The protobuf repo needs to be cloned due to its submodules.",
+            "# These variables contain the GitHub repo and the sha, from `tensorflow/workspace.bzl`,",
+            "# from which to clone it from and checkout to.",
+            'readonly PROTOBUF_REPO="https://github.com/protocolbuffers/protobuf.git"',
+            "readonly PROTOBUF_TAG=\"$(grep -o 'https://github.com/protocolbuffers/protobuf/archive/.*tar\\.gz' "
+            "\"${BZL_FILE_PATH}\" | head -n1 | awk '{print substr($0, index($0, \"archive\") + 8, "
+            "index($0, \"tar\") - index($0, \"archive\") - 9) }')\"",
+        ]
+        downloads += ["git clone ${PROTOBUF_REPO} ${DOWNLOADS_DIR}/protobuf",
+                      "cd ${DOWNLOADS_DIR}/protobuf && git checkout ${PROTOBUF_TAG} && cd -"]
+    re2_host = "https://github.com" if vt >= (1, 11) else f"{m}/github.com"
+    lines.append(_grep_var("RE2_URL", f"{re2_host}/google/re2/.*tar\\.gz"))
+    lines.append(_grep_var("FFT2D_URL", r"http.*fft\.tgz", skip="bazel-mirror"))
+    downloads += ['download_and_extract "${RE2_URL}" "${DOWNLOADS_DIR}/re2"',
+                  'download_and_extract "${FFT2D_URL}" "${DOWNLOADS_DIR}/fft2d"']
+    if vt >= (1, 9):
+        lines.append(_grep_var("DOUBLE_CONVERSION_URL", r"https.*google/double-conversion.*\.zip", quote='"'))
+        downloads.append('download_and_extract "${DOUBLE_CONVERSION_URL}" "${DOWNLOADS_DIR}/double_conversion"')
+    lines.append(_grep_var("ABSL_URL", "https://github.com/abseil/abseil-cpp/.*tar.gz"))
+    lines.append(_grep_var("CUB_URL", "https.*cub/archive.*zip", skip="mirror.bazel"))
+    downloads += ['download_and_extract "${ABSL_URL}" "${DOWNLOADS_DIR}/absl"',
+                  'download_and_extract "${CUB_URL}" "${DOWNLOADS_DIR}/cub/external/cub_archive"']
+    if vt >= (1, 13):
+        lines += ["", "# Required for TensorFlow Lite Flex runtime.",
+                  f'FARMHASH_URL="{m}/github.com/google/farmhash/archive/{FARMHASH_COMMIT}.tar.gz"',
+                  f'FLATBUFFERS_URL="https://github.com/google/flatbuffers/archive/{FLATBUFFERS_COMMIT}.tar.gz"']
+        downloads += ["", "# Required for TensorFlow Lite Flex runtime.",
+                      'download_and_extract "${FARMHASH_URL}" "${DOWNLOADS_DIR}/farmhash"',
+                      'download_and_extract "${FLATBUFFERS_URL}" "${DOWNLOADS_DIR}/flatbuffers"']
+    return _SCRIPT_HEAD + "\n".join(lines) + "\n" + _SCRIPT_FUNCS + "\n".join(downloads) + "\n" + _SCRIPT_TAIL
 
 
 def make_tf_tree(
@@ -540,7 +860,7 @@ def make_tf_tree(
         files = tree_files(earlier, workspace_block=workspace_block)
         if earlier == v:
             files = _apply_extra(files, extra_files)
-        _commit_tree(repo, root, files, f"TensorFlow {earlier}.0", f"v{earlier}.0")
+        _commit_tree(repo, root, files, f"TensorFlow {tag_of(earlier)[1:]}", tag_of(earlier))
     return root
 
 
@@ -553,7 +873,7 @@ def make_tf_repo(path: str | os.PathLike, versions: tuple[str, ...] = VERSIONS) 
     repo = git.Repo.init(root)
     _configure(repo)
     for v in versions:
-        _commit_tree(repo, root, tree_files(v), f"TensorFlow {v}.0", f"v{_short(v)}.0")
+        _commit_tree(repo, root, tree_files(v), f"TensorFlow {tag_of(v)[1:]}", tag_of(v))
     return root
 
 
@@ -563,7 +883,7 @@ def add_version_commit(repo_path: str | os.PathLike, version: str) -> None:
 
     repo = git.Repo(repo_path)
     _configure(repo)
-    _commit_tree(repo, Path(repo_path), tree_files(version), f"TensorFlow {version}", f"v{_short(version)}.0")
+    _commit_tree(repo, Path(repo_path), tree_files(version), f"TensorFlow {version}", tag_of(version))
 
 
 def tree_digest(root: str | os.PathLike, *, include_git: bool = False) -> dict[str, str]:

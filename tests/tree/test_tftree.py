@@ -32,12 +32,12 @@ def test_version_falls_back_to_the_tag(tf_tree):
 
 
 def test_unknown_version_is_refused(cli, tf_tree, sdk):
-    h = "#define TF_MAJOR_VERSION 1\n#define TF_MINOR_VERSION 7\n#define TF_PATCH_VERSION 0\n"
+    h = "#define TF_MAJOR_VERSION 0\n#define TF_MINOR_VERSION 12\n#define TF_PATCH_VERSION 0\n"
     root = tf_tree("1.4", extra_files={VERSION_H: h})
     before = tree_digest(root)
     r = cli("workspace", "--tf-src", root, "--sdk", sdk)
     one_line_error(r)
-    assert "TensorFlow 1.7.0 is not supported" in r.stderr and "1.0 <= TF < 1.5" in r.stderr
+    assert "TensorFlow 0.12.0 is not supported" in r.stderr and "1.0 <= TF < 1.5" in r.stderr
     assert tree_digest(root) == before
 
 
