@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+import tomlkit
+import tomlkit.items
+
 from mobilebuild.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -167,9 +170,9 @@ def render_config(values: Mapping[str, Any]) -> str:
 def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
     """Merge ``updates`` into the file at ``path`` (a dir means ``dir/mobilebuild.toml``).
 
-    A value of None removes the key. An existing file is edited in place: only the lines of
-    the keys that change are rewritten, so the user's comments, blank lines and other keys
-    stay as they were. A new file is rendered from the template. Written atomically, and only
+    A value of None removes the key. An existing file is edited in place (tomlkit): only the
+    keys that change are rewritten, also inside ``[tables]``, so the user's comments, blank
+    lines and other keys stay as they were. A new file is rendered from the template. Written atomically, and only
     when the content changes: returns True when the file was (re)written.
     """
     from mobilebuild.fsutil import write_if_changed
@@ -195,15 +198,8 @@ def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
     _check_types(path, merged)
     if not changes and path.is_file():
         return False
-    text = None
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if existing.strip():
-        text = _edit_in_place(existing, changes)
-        # A layout the line editor cannot handle (e.g. a key inside a [table]) is rendered anew.
-        if text is not None and _loads(text) != merged:
-            text = None
-    if text is None:
-        text = render_config(merged)
+    text = _edit_in_place(existing, changes) if existing.strip() else render_config(merged)
     # What we write must read back to exactly what we meant.
     if _loads(text) != merged:
         raise ConfigError(f"internal: {FILENAME} would not round-trip", "please report it")
@@ -217,89 +213,68 @@ def _loads(text: str) -> dict[str, Any] | None:
         return None
 
 
-_TABLE_HEADER = re.compile(r"^\s*\[")
-_ASSIGNMENT = re.compile(r"^\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=")
+def _edit_in_place(text: str, changes: Mapping[str, Any]) -> str:
+    """``text`` with ``changes`` applied by tomlkit, which keeps everything else as written:
+    comments (also inside ``[tables]``), blank lines, key order, quoting, multi-line values.
 
-
-def _top_level_statements(lines: list[str]) -> tuple[dict[str, tuple[int, int]], int]:
-    """key -> (first line, last line) of each top-level ``key = value`` (a value may span
-    lines), and the index where the top level ends (the first ``[table]`` header)."""
-    found: dict[str, tuple[int, int]] = {}
-    i = 0
-    while i < len(lines):
-        if _TABLE_HEADER.match(lines[i]):
-            return found, i
-        if _ASSIGNMENT.match(lines[i]):
-            for j in range(i, len(lines)):
-                parsed = _loads("".join(lines[i : j + 1]))
-                if parsed is not None:
-                    if len(parsed) == 1:
-                        found[next(iter(parsed))] = (i, j)
-                    i = j
-                    break
-            else:
-                return found, len(lines)
-        i += 1
-    return found, len(lines)
-
-
-def _trailing_comment(line: str, value: Any) -> str:
-    """The ``# comment`` after a one-line ``key = value`` (empty when there is none)."""
-    for m in re.finditer("#", line):
-        head = _loads(line[: m.start()] + "\n")
-        if head is not None and list(head.values()) == [value]:
-            return "  " + line[m.start():].rstrip("\n")
-    return ""
-
-
-def _edit_in_place(text: str, changes: Mapping[str, Any]) -> str | None:
-    """``text`` with ``changes`` applied line by line; None when it cannot be done that way."""
-    if _loads(text) is None:
-        return None
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    found, top_end = _top_level_statements(lines)
-    current = tomllib.loads(text)
-    replacements: dict[int, tuple[int, list[str]]] = {}
-    added: list[str] = []
+    A changed value keeps its trailing ``# comment``; a table the user wrote stays a table and
+    only its changed keys are touched; a removed key takes along the ``# comment`` line this
+    module wrote above it; a new key goes in with that comment before the first table.
+    """
+    doc = tomlkit.parse(text)
     for key, value in changes.items():
-        if key in found:
-            first, last = found[key]
-            if value is None:
-                # The key goes with the comment line this module wrote above it.
-                comment = KNOWN_KEYS.get(key, (None, ""))[1]
-                if comment and first > 0 and lines[first - 1].strip() == f"# {comment}":
-                    first -= 1
-                    if first > 0 and not lines[first - 1].strip():
-                        first -= 1
-                replacements[first] = (last, [])
-            else:
-                comment = _trailing_comment(lines[first], current[key]) if first == last else ""
-                replacements[first] = (last, [f"{_key_name(key)} = {toml_value(value)}{comment}\n"])
-        elif key in current:
-            return None  # defined somewhere the line editor does not touch (a table, dotted key)
-        elif value is not None:
-            comment = KNOWN_KEYS.get(key, (None, ""))[1]
-            added += ["\n", *([f"# {comment}\n"] if comment else []), f"{_key_name(key)} = {toml_value(value)}\n"]
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        if i == top_end:
-            if added and out and not out[-1].strip():
-                added = added[1:]  # already separated by a blank line
-            out += added
-            added = []
-            if out and out[-1].strip():
-                out.append("\n")
-        if i in replacements:
-            last, new = replacements[i]
-            out += new
-            i = last + 1
-            continue
-        out.append(lines[i])
-        i += 1
-    if added and out and not out[-1].strip():
-        added = added[1:]
-    out += added
-    return "".join(out)
+        if value is None:
+            _remove(doc, key)
+        elif key in doc:
+            _replace(doc, key, value)
+        else:
+            _add(doc, key, value)
+    out = tomlkit.dumps(doc)
+    # A removed key and its comment leave their blank lines behind: no longer run than before.
+    longest = max((len(m.group()) for m in re.finditer(r"\n+", text)), default=1)
+    return re.sub(r"\n{%d,}" % (max(longest, 2) + 1), "\n" * max(longest, 2), out)
+
+
+def _replace(doc, key: str, value: Any) -> None:
+    old = doc[key]
+    if isinstance(value, Mapping) and isinstance(old, (tomlkit.items.Table, tomlkit.items.InlineTable)):
+        for k in [k for k in old if k not in value]:
+            del old[k]
+        for k, v in value.items():
+            if old.get(k) != v:
+                old[k] = v
+        return
+    new = tomlkit.item(value)
+    if isinstance(value, Mapping):
+        new = tomlkit.inline_table()
+        new.update(value)
+    if hasattr(old, "trivia") and not isinstance(old, tomlkit.items.Table):
+        new.trivia.comment_ws = old.trivia.comment_ws
+        new.trivia.comment = old.trivia.comment
+    doc[key] = new
+
+
+def _remove(doc, key: str) -> None:
+    if key not in doc:
+        return
+    comment = KNOWN_KEYS.get(key, (None, ""))[1]
+    body = doc.body
+    index = next((i for i, (k, _) in enumerate(body) if k is not None and k.key == key), None)
+    if comment and index:
+        above = body[index - 1][1]
+        if isinstance(above, tomlkit.items.Comment) and above.as_string().strip() == f"# {comment}":
+            # Emptied rather than taken out: tomlkit's container indexes its items by position.
+            above.trivia.indent = above.trivia.comment = above.trivia.comment_ws = above.trivia.trail = ""
+    doc.remove(key)
+
+
+def _add(doc, key: str, value: Any) -> None:
+    item = tomlkit.item(value)
+    if isinstance(value, Mapping):
+        item = tomlkit.inline_table()
+        item.update(value)
+    comment = KNOWN_KEYS.get(key, (None, ""))[1]
+    # tomlkit puts a new plain key before the first table; the comment line (ours, as in a
+    # rendered file) and a blank line go in front of it.
+    item.trivia.indent = "\n" + (f"# {comment}\n" if comment else "")
+    doc.add(key, item)

@@ -116,14 +116,41 @@ def test_an_update_keeps_the_users_comments_and_layout(tmp_path):
     assert path.stat().st_mtime_ns == mtime
 
 
-def test_a_key_the_line_editor_cannot_reach_is_rewritten_whole(tmp_path):
-    """remote_headers written as a [table] and then changed: the file is rendered anew
-    (values kept, layout ours) rather than edited wrongly."""
+def test_a_key_inside_a_table_is_edited_in_place_with_its_comments(tmp_path):
+    """remote_headers written as a [table] with comments: the changed header is the only text
+    that changes; a header no longer wanted goes, the others and every comment stay."""
     path = tmp_path / "mobilebuild.toml"
-    path.write_text('sdk = "/s"\n\n[remote_headers]\nA = "1"\n')
-    update_config(path, {"remote_headers": {"A": "2"}})
-    assert tomllib.loads(path.read_text()) == {"sdk": "/s", "remote_headers": {"A": "2"}}
-    assert path.read_text().startswith("# mobilebuild project settings")
+    path.write_text(
+        'sdk = "/s"  # shared\n\n'
+        "# Headers for the team cache\n"
+        "[remote_headers]\n"
+        "# rotated monthly\n"
+        'A = "1"  # the token\n'
+        'B = "old"\n'
+    )
+    assert update_config(path, {"remote_headers": {"A": "2"}}) is True
+    assert path.read_text() == (
+        'sdk = "/s"  # shared\n\n'
+        "# Headers for the team cache\n"
+        "[remote_headers]\n"
+        "# rotated monthly\n"
+        'A = "2"  # the token\n'
+    )
+    # A new top-level key goes above the table (not into it), with its comment.
+    assert update_config(path, {"ndk": "/n"}) is True
+    data = tomllib.loads(path.read_text())
+    assert data == {"sdk": "/s", "ndk": "/n", "remote_headers": {"A": "2"}}
+    assert "# Android NDK directory" in path.read_text().split("[remote_headers]")[0]
+    assert "# rotated monthly" in path.read_text() and update_config(path, {"ndk": "/n"}) is False
+
+
+def test_inline_table_and_dotted_keys_are_edited_in_place(tmp_path):
+    path = tmp_path / "mobilebuild.toml"
+    path.write_text('# mine\nremote_headers = { A = "1" }  # inline\nother.x = 1  # dotted\n')
+    update_config(path, {"remote_headers": {"A": "1", "B": "2"}})
+    text = path.read_text()
+    assert text.startswith("# mine\n") and "# inline" in text and "other.x = 1  # dotted" in text
+    assert tomllib.loads(text)["remote_headers"] == {"A": "1", "B": "2"}
 
 
 def test_removing_a_key_written_by_us_takes_its_comment_along(tmp_path):
