@@ -81,8 +81,40 @@ def detail(message: str) -> None:
         err().print(f"[dim]{_escape(message)}[/dim]")
 
 
+# While the CLI runs a command, the result is held here and written when the command ends, so a
+# failure after the result was computed still yields ONE object (the result plus error/hint).
+_held: list[Any] | None = None
+
+
 def emit_json(obj: Any) -> None:
-    """The machine result, alone on stdout."""
+    """The machine result, alone on stdout (held until the command ends when the CLI runs it)."""
+    if _held is not None:
+        _held.append(obj)
+        return
+    _write_json(obj)
+
+
+def hold_json() -> None:
+    global _held
+    _held = []
+
+
+def release_json(error: str | None = None, hint: str | None = None, **extra: Any) -> None:
+    """Write the held result; with ``error`` it carries ``error`` and ``hint`` (an object with
+    only those when the command failed before it had a result). Only in --json mode."""
+    global _held
+    held, _held = _held, None
+    if not settings.json:
+        return
+    obj = held[-1] if held else None
+    if error is not None:
+        base = obj if isinstance(obj, dict) else ({} if obj is None else {"result": obj})
+        obj = {**base, "error": error, "hint": hint, **extra}
+    if obj is not None:
+        _write_json(obj)
+
+
+def _write_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 

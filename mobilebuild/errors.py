@@ -7,7 +7,33 @@ escaping to the CLI is a bug: exit 3 with the traceback in a log file.
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import threading
+from typing import Iterator, Sequence
+
+# Ctrl-C. The main thread gets KeyboardInterrupt; worker threads (parallel downloads) cannot,
+# so they check this event between chunks and stop. The CLI sets it on SIGINT.
+CANCELLED = threading.Event()
+# What the interrupted work kept or put back ("partial downloads kept for a resume"), in the
+# order the blocks noted it; the CLI prints these under "interrupted".
+interrupt_notes: list[str] = []
+
+
+@contextlib.contextmanager
+def on_interrupt(note: str) -> Iterator[None]:
+    """Report ``note`` if Ctrl-C stops the block (what was kept or rolled back)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if note not in interrupt_notes:
+            interrupt_notes.append(note)
+        raise
+
+
+def check_cancelled() -> None:
+    """Raise KeyboardInterrupt in a worker thread once Ctrl-C was pressed."""
+    if CANCELLED.is_set():
+        raise KeyboardInterrupt
 
 
 class UserError(Exception):
@@ -67,6 +93,15 @@ class CommandError(UserError):
 
     def output_tail(self, lines: int = 20) -> str:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
+
+
+class WriteError(UserError):
+    """A file that could not be written: disk full, no permission, a read-only or kernel file
+    system. ``path`` is the file mobilebuild meant to write (not its temporary name)."""
+
+    def __init__(self, message: str, hint: str | None = None, path: str | None = None):
+        super().__init__(message, hint)
+        self.path = path
 
 
 class ChecksumError(DownloadError):

@@ -7,17 +7,74 @@ Writes go to a temp file in the same directory and are renamed into place (atomi
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from mobilebuild import console
-from mobilebuild.errors import UserError
+from mobilebuild.errors import UserError, WriteError
+from mobilebuild.paths import cache_dir
+
+# Errors that mean "this place does not take the file" rather than a bug of ours.
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EACCES", "EPERM", "EROFS", "ENOENT", "ENOTDIR", "EISDIR", "EINVAL", "EIO", "EXDEV", "ETXTBSY")
+    if hasattr(errno, name)
+)
+_KERNEL_FS = ("/proc", "/sys", "/dev")
+
+
+def write_failure(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """The user-facing form of an OSError met while writing ``path``: which path, why, what to do."""
+    path = Path(path)
+    where = path.parent if str(path.parent) else Path(".")
+    code = exc.errno
+    reason = exc.strerror or str(exc)
+    resolved = str(where.resolve() if where.exists() else where.absolute())
+    if any(resolved == fs or resolved.startswith(fs + "/") for fs in _KERNEL_FS):
+        return WriteError(
+            f"cannot write {path}: {where} is a kernel file system ({reason})",
+            "write to a normal directory instead (e.g. -o ./out.pb)",
+            str(path),
+        )
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        return WriteError(
+            f"cannot write {path}: no space left on the device holding {where} ({reason})",
+            f"free some space there (see `df -h {where}`) or write to another disk; nothing was changed",
+            str(path),
+        )
+    if code == errno.EROFS:
+        return WriteError(
+            f"cannot write {path}: {where} is on a read-only file system",
+            "write to a writable location, or remount that file system read-write",
+            str(path),
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return WriteError(
+            f"cannot write {path}: permission denied in {where}",
+            f"write to a directory you own, or fix its permissions (see `ls -ld {where}`)",
+            str(path),
+        )
+    if code in (errno.ENOENT, errno.ENOTDIR) and not where.is_dir():
+        return WriteError(
+            f"cannot write {path}: the directory {where} does not exist",
+            f"create it first (mkdir -p {where}) or choose another path",
+            str(path),
+        )
+    return WriteError(f"cannot write {path}: {reason}", f"check {where} (exists, writable, has room)", str(path))
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """An OSError from the file system that says where, as opposed to a network or program error."""
+    return isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS and exc.filename is not None
 
 
 def check_output_path(out: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
-    """Refuse an output that is one of the inputs or whose directory does not exist."""
+    """Refuse an output that is one of the inputs or whose directory does not exist, and claim
+    it for this process (``claim_output``)."""
     out_p = Path(out)
     parent = out_p.parent if str(out_p.parent) else Path(".")
     if not parent.is_dir():
@@ -37,18 +94,67 @@ def check_output_path(out: str | os.PathLike, *inputs: str | os.PathLike) -> Pat
                 f"output {out_p} is the input file",
                 "write to another path with -o; the input is never overwritten",
             )
+    claim_output(out_p)
     return out_p
+
+
+# Outputs this process claimed: path -> the held lock (released by release_outputs at the end
+# of a command, or when the process exits).
+_claimed: dict[str, contextlib.ExitStack] = {}
+
+
+def claim_output(path: str | os.PathLike) -> None:
+    """Refuse to write an output another running mobilebuild is writing.
+
+    Each writer's rename is atomic, so two of them never leave a torn file; but both would
+    report success while only the last one's result is there. The lock lives in the cache
+    (never beside the user's file) and is held until the command ends.
+    """
+    key_path = str(Path(path).absolute())
+    if key_path in _claimed:
+        return
+    key = hashlib.sha256(key_path.encode()).hexdigest()[:20]
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(exclusive_lock(cache_dir() / "locks" / f"out-{key}.lock", wait=False))
+    except LockHeld as held:
+        stack.close()
+        raise UserError(
+            f"another mobilebuild command (pid {held.holder}) is writing {path}",
+            "wait for it to finish, or write to another path",
+        ) from None
+    except OSError:
+        stack.close()  # no writable cache: the rename still keeps the file whole
+        return
+    _claimed[key_path] = stack
+
+
+def release_outputs() -> None:
+    """Drop the claims of the command that just ended (the CLI calls this)."""
+    while _claimed:
+        _, stack = _claimed.popitem()
+        stack.close()
 
 
 @contextlib.contextmanager
 def _replacing(path: Path):
     """A temp file beside ``path`` (yielded as an open binary file and its name), renamed over
     ``path`` when the block succeeds and removed when it fails: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_failure(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             yield f, tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        # A failed write or rename (no filename, or the temp/target's) is the target's problem;
+        # an error naming another file (the source of a copy) is not a write failure.
+        if exc.filename in (None, tmp, str(path)):
+            raise write_failure(path, exc) from exc
+        raise
     except BaseException:
         _unlink_quietly(tmp)
         raise

@@ -7,8 +7,12 @@ Nothing here imports TensorFlow: command modules import it lazily inside their f
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+import threading
 import traceback
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -18,7 +22,7 @@ try:  # typer >= 0.20 vendors click; its exceptions are not click's
 except ImportError:  # pragma: no cover - older typer uses click itself
     import click
 
-from mobilebuild import __version__, console
+from mobilebuild import __version__, console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -69,15 +73,53 @@ _register_commands()
 
 
 def hoist_global_flags(argv: list[str]) -> list[str]:
-    """Move global flags found after the command name to the front (before ``--`` only)."""
+    """Move global flags found after the command name to the front (before ``--`` only).
+
+    A token that is the value of the option before it (``--bazel-arg -v``) is that option's
+    value, not a global flag, and a command's own option of the same name wins.
+    """
     if "--" in argv:
         cut = argv.index("--")
         head, tail = argv[:cut], argv[cut:]
     else:
         head, tail = argv, []
-    flags = [a for a in head if a in GLOBAL_FLAGS]
-    rest = [a for a in head if a not in GLOBAL_FLAGS]
+    current = _click_root()
+    flags: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        own = _find_option(current, arg) if arg.startswith("-") else None
+        if arg in GLOBAL_FLAGS and (own is None or current is _click_root()):
+            flags.append(arg)
+            i += 1
+            continue
+        rest.append(arg)
+        i += 1
+        if own is not None and not own.is_flag and not own.count and "=" not in arg and i < len(head):
+            rest.append(head[i])  # the option's value, whatever it looks like
+            i += 1
+        elif not arg.startswith("-") and arg in (getattr(current, "commands", None) or {}):
+            current = current.commands[arg]
     return flags + rest + tail
+
+
+_CLICK_ROOT = None
+
+
+def _click_root():
+    global _CLICK_ROOT
+    if _CLICK_ROOT is None:
+        _CLICK_ROOT = typer.main.get_command(app)
+    return _CLICK_ROOT
+
+
+def _find_option(command, token: str):
+    name = token.split("=", 1)[0]
+    for param in command.params:
+        if getattr(param, "param_type_name", "") == "option" and (name in param.opts or name in param.secondary_opts):
+            return param
+    return None
 
 
 def _write_crash_log(exc: BaseException) -> str:
@@ -112,26 +154,100 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: list[str]) -> int:
+    """Run one command; every outcome becomes an exit code, with ``--json`` one object on stdout."""
+    errors.CANCELLED.clear()
+    errors.interrupt_notes.clear()
+    console.hold_json()
+    failure: tuple[str, str | None] | None = None
+    previous = _install_sigint()
+    try:
+        code, failure = _run(args)
+    finally:
+        _restore_sigint(previous)
+        fsutil.release_outputs()
+    if failure is not None:
+        console.release_json(failure[0], failure[1], exit_code=code)
+    else:
+        console.release_json()
+    return code
+
+
+def _run(args: list[str]) -> tuple[int, tuple[str, str | None] | None]:
     try:
         rv = app(args=args, prog_name="mobilebuild", standalone_mode=False)
-        # click returns the exit code of typer.Exit in non-standalone mode
-        return rv if isinstance(rv, int) else EXIT_OK
+        # click returns the exit code of typer.Exit in non-standalone mode; typer turns Ctrl-C
+        # into Exit(130) before we see it. (A command that ends on Ctrl-C by design, like
+        # `devices logcat`, catches it and returns normally.)
+        if rv == EXIT_INTERRUPTED:
+            return _interrupted()
+        return (rv if isinstance(rv, int) else EXIT_OK), None
     except UserError as exc:
         _report_user_error(exc)
-        return exc.exit_code
+        return exc.exit_code, (exc.message, exc.hint)
     except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        console.error("interrupted")
-        return EXIT_INTERRUPTED
+        return exc.exit_code, None
+    except (typer.Abort, KeyboardInterrupt):
+        return _interrupted()
     except click.ClickException as exc:  # usage errors, including a bare group (no_args_is_help)
         exc.show(file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return EXIT_INTERRUPTED
+        return EXIT_USAGE, (exc.format_message(), "see --help")
+    except OSError as exc:
+        user = _environment_error(exc)
+        if user is None:
+            return _internal(exc)
+        _report_user_error(user)
+        return user.exit_code, (user.message, user.hint)
     except Exception as exc:  # a bug: keep the traceback out of the user's face but on disk
-        path = _write_crash_log(exc)
-        console.error(f"internal error: {type(exc).__name__}: {exc}", "please report it with the log")
-        console.info(f"  traceback written to {path}")
-        return EXIT_INTERNAL
+        return _internal(exc)
+
+
+def _interrupted() -> tuple[int, tuple[str, str | None]]:
+    notes = list(errors.interrupt_notes)
+    console.error("interrupted")
+    for note in notes:
+        console.info(f"  {note}")
+    return EXIT_INTERRUPTED, ("interrupted", "; ".join(notes) or None)
+
+
+def _internal(exc: BaseException) -> tuple[int, tuple[str, str | None]]:
+    path = _write_crash_log(exc)
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    console.error(message, "please report it with the log")
+    console.info(f"  traceback written to {path}")
+    return EXIT_INTERNAL, (message, f"please report it with the log {path}")
+
+
+def _environment_error(exc: OSError) -> UserError | None:
+    """Disk full, permission denied, read-only file system met outside our atomic writes: the
+    machine's state, not a bug. Other OSErrors stay internal errors."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        if exc.filename:
+            return fsutil.write_failure(exc.filename, exc)
+        return UserError(f"no space left on the device ({exc.strerror})", "free some disk space and run again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and exc.filename:
+        return UserError(
+            f"{exc.strerror}: {exc.filename}",
+            f"check the permissions of {exc.filename} and its directory (see `ls -ld {Path(str(exc.filename)).parent}`)",
+        )
+    return None
+
+
+def _install_sigint():
+    """Ctrl-C sets errors.CANCELLED (worker threads poll it) and raises KeyboardInterrupt in the
+    main thread as usual. Only the main thread may install handlers (tests run us elsewhere too)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        errors.CANCELLED.set()
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # pragma: no cover - not the main interpreter
+        return None
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)

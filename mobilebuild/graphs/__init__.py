@@ -4,7 +4,7 @@ TensorFlow's native libraries print start-up chatter (CUDA probing, absl pre-ini
 straight to file descriptor 2 while ``import tensorflow`` runs, before any Python logging
 setting can act. Our users see that as noise around every model command, so the first import
 of ``tensorflow`` — wherever it happens in this package — runs with fd 2 captured; the capture
-is replayed if the import fails, and nothing is hidden with ``--verbose``. Importing this
+is replayed if the import fails (not when Ctrl-C stops it), and nothing is hidden with ``--verbose``. Importing this
 package does not import TensorFlow.
 """
 
@@ -41,7 +41,9 @@ class _QuietLoader(importlib.abc.Loader):
             os.dup2(capture.fileno(), 2)
             try:
                 self.inner.exec_module(module)
-            except BaseException:
+            except Exception:
+                # A failed import: its chatter may say why. Ctrl-C (KeyboardInterrupt) is no
+                # failure of TensorFlow, so its noise stays hidden then.
                 os.dup2(saved, 2)
                 capture.seek(0)
                 sys.stderr.write(capture.read().decode("utf-8", "replace"))

@@ -34,13 +34,13 @@ import re
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from mobilebuild import __version__, console
+from mobilebuild import errors
 from mobilebuild.errors import ChecksumError, DownloadError
 from mobilebuild.fsutil import exclusive_lock
 from mobilebuild.paths import cache_dir
@@ -309,7 +309,15 @@ def _load_meta(meta_path: Path) -> dict[str, Any]:
         return {}
 
 
-def _http_attempt(url: str, part: Path, meta_path: Path, art: Artifact, policy: RetryPolicy, on_bytes: Callable[[int, int | None], None]) -> None:
+def _check_stop(stop: threading.Event | None) -> None:
+    """Between chunks: Ctrl-C (or the caller's stop event) ends this download; the partial file
+    stays for a resume."""
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+    errors.check_cancelled()
+
+
+def _http_attempt(url: str, part: Path, meta_path: Path, art: Artifact, policy: RetryPolicy, on_bytes: Callable[[int, int | None], None], stop: threading.Event | None = None) -> None:
     """One HTTP request: resume when a partial file from this URL exists."""
     import requests
 
@@ -367,6 +375,7 @@ def _http_attempt(url: str, part: Path, meta_path: Path, art: Artifact, policy: 
         with open(part, "ab" if offset else "wb") as out:
             try:
                 for chunk in resp.iter_content(CHUNK):
+                    _check_stop(stop)
                     if not chunk:
                         continue
                     if offset == 0 and got == 0 and chunk.lstrip()[:16].lower().startswith(HTML_MARKERS) and not art.filename.lower().endswith((".html", ".htm", ".xml")):
@@ -401,22 +410,23 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 160 else text[:157] + "..."
 
 
-def _download_http(url: str, part: Path, meta_path: Path, art: Artifact, policy: RetryPolicy, on_bytes) -> None:
+def _download_http(url: str, part: Path, meta_path: Path, art: Artifact, policy: RetryPolicy, on_bytes, stop: threading.Event | None = None) -> None:
     attempt = 0
     while True:
         attempt += 1
+        _check_stop(stop)
         try:
-            _http_attempt(url, part, meta_path, art, policy, on_bytes)
+            _http_attempt(url, part, meta_path, art, policy, on_bytes, stop)
             return
         except _Retry as exc:
             if attempt >= policy.attempts:
                 raise _SourceFailed(f"{exc} (gave up after {attempt} attempts)") from exc
             wait = policy.delay(attempt, exc.retry_after)
             console.detail(f"{art.filename}: {exc}; retrying in {wait:.1f} s ({url})")
-            time.sleep(wait)
+            (stop or errors.CANCELLED).wait(wait)
 
 
-def _copy_local(src: Path, part: Path, on_bytes) -> None:
+def _copy_local(src: Path, part: Path, on_bytes, stop: threading.Event | None = None) -> None:
     if not src.is_file():
         raise _SourceFailed("not found")
     total = src.stat().st_size
@@ -427,6 +437,7 @@ def _copy_local(src: Path, part: Path, on_bytes) -> None:
         raise _SourceFailed(f"cannot read: {exc.strerror or exc}") from exc
     with fi, open(part, "wb") as fo:
         for chunk in iter(lambda: fi.read(1 << 20), b""):
+            _check_stop(stop)
             fo.write(chunk)
             done += len(chunk)
             on_bytes(done, total)
@@ -472,6 +483,7 @@ def fetch_with_stats(
     allow_unverified: bool = False,
     use_config_mirrors: bool = True,
     progress: Any = None,
+    stop: threading.Event | None = None,
 ) -> FetchStats:
     art = as_artifact(spec, sha256, sha1, size, name)
     if not art.verified and art.size is None and not allow_unverified:
@@ -497,7 +509,7 @@ def fetch_with_stats(
     _writable_dir(part.parent)
     policy = RetryPolicy.from_env()
     failures: list[tuple[str, str]] = []
-    with exclusive_lock(part.with_suffix(".lock")), _Progress(progress, art) as bar:
+    with exclusive_lock(part.with_suffix(".lock")), _Progress(progress, art) as bar, errors.on_interrupt(_resume_note()):
         hit = cached(art)  # another process may have finished it while we waited
         if hit:
             return FetchStats(hit, None)
@@ -505,10 +517,10 @@ def fetch_with_stats(
             try:
                 if is_local(src):
                     part.unlink(missing_ok=True)
-                    _copy_local(local_path(src), part, bar.update)
+                    _copy_local(local_path(src), part, bar.update, stop)
                 else:
                     console.detail(f"GET {src}")
-                    _download_http(src, part, meta_path, art, policy, bar.update)
+                    _download_http(src, part, meta_path, art, policy, bar.update, stop)
                 verify(part, art, src)
             except _SourceFailed as exc:
                 failures.append((src, str(exc)))
@@ -539,6 +551,10 @@ def fetch_with_stats(
             bar.done(final, src)
             return FetchStats(final, src, failures)
     raise _all_failed(art, failures, offline)
+
+
+def _resume_note() -> str:
+    return f"unfinished downloads are kept in {downloads_root() / 'partial'}; the next run resumes them"
 
 
 def _writable_dir(d: Path) -> None:
@@ -640,23 +656,53 @@ def fetch_many(
     # mobilebuild.toml is read once here, not once per artifact inside fetch.
     mirrors = list(mirrors) + (configured_mirrors() if use_config_mirrors else [])
     results: list[Path | None] = [None] * len(arts)
-    errors: list[tuple[Artifact, DownloadError]] = []
+    failed: list[tuple[Artifact, DownloadError]] = []
+    crashed: list[BaseException] = []
     shared = console.progress() if console.is_interactive() else None
+    # Daemon workers pulling from one queue, not a ThreadPoolExecutor: on Ctrl-C the main thread
+    # must not wait for a worker stuck in a read of a hung server (the executor joins its
+    # threads, at shutdown and again at interpreter exit). Workers stop at their next chunk.
+    stop = threading.Event()
+    todo = iter(range(len(arts)))
+    take = threading.Lock()
 
-    def one(i: int) -> None:
+    def worker() -> None:
+        while not stop.is_set():
+            with take:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fetch(arts[i], mirrors=mirrors, offline=offline, allow_unverified=allow_unverified,
+                                   use_config_mirrors=False, progress=shared, stop=stop)
+            except DownloadError as exc:
+                failed.append((arts[i], exc))
+            except KeyboardInterrupt:
+                return
+            except BaseException as exc:  # a bug or a write failure: stop the others, report it
+                crashed.append(exc)
+                stop.set()
+                return
+
+    note = _resume_note()
+    threads = [threading.Thread(target=worker, name=f"download-{n}", daemon=True) for n in range(max(1, min(jobs, len(arts))))]
+    with (shared if shared is not None else contextlib.nullcontext()), errors.on_interrupt(note):
         try:
-            results[i] = fetch(arts[i], mirrors=mirrors, offline=offline, allow_unverified=allow_unverified, use_config_mirrors=False, progress=shared)
-        except DownloadError as exc:
-            errors.append((arts[i], exc))
-
-    with (shared if shared is not None else contextlib.nullcontext()):
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(one, range(len(arts))))
-    if errors:
-        if len(errors) == 1:
-            raise errors[0][1]
-        missing = "; ".join(exc.message for _, exc in errors)
-        raise DownloadError(f"{len(errors)} of {len(arts)} downloads failed: {missing}", errors[0][1].hint)
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except BaseException:
+            stop.set()
+            raise
+    if crashed:
+        raise crashed[0]
+    if failed:
+        if len(failed) == 1:
+            raise failed[0][1]
+        missing = "; ".join(exc.message for _, exc in failed)
+        raise DownloadError(f"{len(failed)} of {len(arts)} downloads failed: {missing}", failed[0][1].hint)
     return [p for p in results if p is not None]
 
 

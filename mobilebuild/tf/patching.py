@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobilebuild import console
+from mobilebuild import console, errors
 from mobilebuild.errors import PatchError
 from mobilebuild.fsutil import atomic_write_bytes, write_if_changed
 
@@ -319,6 +319,8 @@ class PatchSet:
                     pass
             if self.keep_originals and not had_store:
                 shutil.rmtree(store.dir, ignore_errors=True)  # the tree is as it was: no record
+            if isinstance(exc, KeyboardInterrupt):
+                errors.interrupt_notes.append(f"no file of {self.root} was changed (the partial patch was rolled back)")
             if isinstance(exc, OSError):
                 raise PatchError(
                     f"could not write {getattr(exc, 'filename', None) or self.root}: {exc.strerror or exc}",

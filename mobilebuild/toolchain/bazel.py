@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
-from mobilebuild import console, runner, versions
+from mobilebuild import console, errors, runner, versions
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import new_log_path
 from mobilebuild.profiles import Profile
@@ -594,6 +594,7 @@ def build(
         # The runner has stopped the Bazel client; Bazel's own action cache keeps its outputs
         # consistent, and we wrote nothing during the build.
         console.warn(f"bazel build interrupted (log: {log})")
+        errors.interrupt_notes.append("Bazel's outputs stay consistent: the next build continues from them")
         raise
     seconds = time.monotonic() - start
     if res.returncode != 0:

@@ -136,7 +136,8 @@ def test_launch_not_installed(cli, attach):
     attach()
     r = cli("devices", "launch", "--json")
     assert r.code == 1
-    assert "does not exist" in r.stderr and r.stdout == ""
+    assert "does not exist" in r.stderr
+    assert "does not exist" in json.loads(r.stdout)["error"]
 
 
 def _read_until(fd, needle: bytes, timeout: float = 30) -> bytes:

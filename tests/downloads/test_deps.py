@@ -341,7 +341,9 @@ def test_cli_deps_offline_reports_only_what_the_cache_lacks(cli, tf_tree, server
     shutil.rmtree(tree / "tensorflow/contrib/makefile/downloads")
     r = cli("deps", "--tf-src", tree, "--offline", "--json")
     assert r.code == 1 and "release-1.8.0.tar.gz" in r.stderr
-    assert "f3a22f35b044" not in r.stderr and r.stdout == ""
+    assert "f3a22f35b044" not in r.stderr
+    failure = json.loads(r.stdout)  # --json: the failure is one object on stdout
+    assert "release-1.8.0.tar.gz" in failure["error"] and failure["hint"]
 
 
 def test_cli_deps_succeeds_with_every_archive_cached(cli, tf_tree, server, tmp_path):
@@ -480,3 +482,40 @@ def test_cli_deps_plain_progress_then_pure_json(cli, tf_tree, server):
     assert "downloaded" not in again.stderr and len(server.requests) == n
     plain = cli("deps", "--tf-src", tree)
     assert "all 7 dependencies already up to date; nothing changed" in plain.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_hung_downloads_stops_at_once(tf_tree, server):
+    """Every archive's server hangs for a minute; Ctrl-C ends the command well before that, says
+    `interrupted` and what was kept, exit 130 (the workers do not hold the process)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tree, _ = tf_tree("1.1")
+    for path in list(server.routes):
+        server.fault(path, Fault.slow(60))
+    env = dict(os.environ, MOBILEBUILD_HTTP_TIMEOUT="120", NO_COLOR="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mobilebuild", "deps", "--tf-src", str(tree)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(server.requests) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None and len(server.requests) >= 2, "the downloads never started"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+        waited = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.count("error: interrupted") == 1, err
+    assert "resumes them" in err and "Traceback" not in err
+    assert waited < 20, f"took {waited:.1f} s to stop; the server would answer after 60 s"

@@ -40,10 +40,12 @@ def test_json_stdout_holds_only_the_result(command, cli, default_graph, tmp_path
             assert data.get("output") == str(tmp_path / path)
 
 
-def test_json_failure_leaves_stdout_empty(cli, tmp_path):
+def test_json_failure_is_one_object_with_error_and_hint(cli, tmp_path):
     r = cli("--json", "model", "quantize", tmp_path / "missing.pb", "-o", tmp_path / "o.pb", "--mode", "weights")
     one_line_error(r)
-    assert r.stdout == ""
+    failure = json.loads(r.stdout)
+    assert "missing.pb" in failure["error"] and failure["hint"] and failure["exit_code"] == 1
+    assert not (tmp_path / "o.pb").exists()
 
 
 def test_check_json_on_failure_is_still_json(cli, retrain):
