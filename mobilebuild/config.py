@@ -1,4 +1,6 @@
-"""The project file ``mobilebuild.toml``: tool paths, mirrors and remote-build settings.
+"""The project file ``mobilebuild.toml``: tool paths, mirrors and remote-build settings; and the
+user config (``~/.config/mobilebuild/config.toml`` on Linux) for mirrors and the remote cache
+shared by every project.
 
 Found from the current directory upward (as git finds ``.git``), or named by
 ``MOBILEBUILD_CONFIG``. ``setup`` writes it; ``tree``, ``build`` and the downloader read it, so a
@@ -20,6 +22,7 @@ import tomlkit
 import tomlkit.items
 
 from mobilebuild.errors import UserError
+from mobilebuild.paths import user_config_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,26 +97,59 @@ def _check_types(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def load_config(start: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Settings from the project's mobilebuild.toml ({} when there is none).
+    """Settings from the project's mobilebuild.toml, completed by the user config ({} when
+    there is neither).
 
     Path values are absolute (relative ones are taken from the file's directory);
-    ``config_path`` tells which file was read.
+    ``config_path`` tells which project file was read, ``user_config_path`` which user file.
+    The project decides: its mirrors come first (the user's follow), and its remote settings
+    replace the user's as a whole (a header meant for one cache never goes to another).
     """
+    user = load_user_config()
     path = find_config(start)
     if path is None:
-        return {}
-    if not path.is_file():
+        data: dict[str, Any] = {}
+    elif not path.is_file():
         raise ConfigError(f"{ENV_VAR} names a file that does not exist: {path}", f"create it with `mobilebuild setup` or unset {ENV_VAR}")
+    else:
+        data = read_raw(path)
+        for key in PATH_KEYS:
+            if isinstance(data.get(key), str) and data[key]:
+                if key == "bazel" and "/" not in data[key]:
+                    continue  # a command name (bazel, bazelisk) looked up on PATH
+                p = Path(data[key]).expanduser()
+                data[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+        data["mirrors"] = [_resolve_mirror(m, path.parent) for m in data.get("mirrors", [])]
+        data["config_path"] = str(path)
+    if not user:
+        return data
+    data["mirrors"] = data.get("mirrors", []) + [m for m in user.get("mirrors", []) if m not in data.get("mirrors", [])]
+    if not any(data.get(k) for k in REMOTE_KEYS):
+        data.update({k: user[k] for k in REMOTE_KEYS if k in user})
+    data["user_config_path"] = user["user_config_path"]
+    return data
+
+
+# What the user config may hold: settings of the machine and the team rather than of one tree.
+REMOTE_KEYS = ("remote_cache", "remote_executor", "remote_headers")
+USER_KEYS = ("mirrors", *REMOTE_KEYS)
+
+
+def load_user_config() -> dict[str, Any]:
+    """The user config (``paths.user_config_file()``) as read ({} when there is none)."""
+    path = user_config_file()
+    if not path.is_file():
+        return {}
     data = read_raw(path)
-    for key in PATH_KEYS:
-        if isinstance(data.get(key), str) and data[key]:
-            if key == "bazel" and "/" not in data[key]:
-                continue  # a command name (bazel, bazelisk) looked up on PATH
-            p = Path(data[key]).expanduser()
-            data[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    data.setdefault("mirrors", [])
-    data["mirrors"] = [_resolve_mirror(m, path.parent) for m in data["mirrors"]]
-    data["config_path"] = str(path)
+    others = sorted(k for k in data if k not in USER_KEYS)
+    if others:
+        raise ConfigError(
+            f"{path}: {', '.join(others)} cannot be set in the user config",
+            f"it holds {', '.join(USER_KEYS)}; put project settings into the project's {FILENAME}",
+        )
+    if "mirrors" in data:
+        data["mirrors"] = [_resolve_mirror(m, path.parent) for m in data["mirrors"]]
+    data["user_config_path"] = str(path)
     return data
 
 

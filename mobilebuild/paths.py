@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+
+import platformdirs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # templates/, toolchains/ and WORKSPACE.tmpl sit at the repository root, as the project is
@@ -25,18 +26,16 @@ WORKSPACE_TEMPLATE_DIRS = (TEMPLATES_DIR, _SOURCE_ROOT)
 DATA_DIR = PACKAGE_DIR / "data"
 
 
+APP_NAME = "mobilebuild"
+
+
 def cache_dir() -> Path:
-    """``MOBILEBUILD_CACHE``, else the platform's user cache dir (XDG, macOS, Windows)."""
+    """``MOBILEBUILD_CACHE``, else the platform's user cache dir (platformdirs: XDG_CACHE_HOME,
+    ~/Library/Caches, %LOCALAPPDATA%)."""
     env = os.environ.get("MOBILEBUILD_CACHE")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mobilebuild"
+    return platformdirs.user_cache_path(APP_NAME, appauthor=False)
 
 
 def data_dir() -> Path:
@@ -44,13 +43,16 @@ def data_dir() -> Path:
     env = os.environ.get("MOBILEBUILD_HOME")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif os.name == "nt":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "mobilebuild"
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def user_config_file() -> Path:
+    """The user's own settings for every project (mirrors, remote cache): ``MOBILEBUILD_USER_CONFIG``,
+    else ``config.toml`` in the platform's user config dir (~/.config/mobilebuild on Linux)."""
+    env = os.environ.get("MOBILEBUILD_USER_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.toml"
 
 
 def log_dir() -> Path:

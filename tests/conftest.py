@@ -13,6 +13,7 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("mbhome")
     monkeypatch.setenv("MOBILEBUILD_CACHE", str(base / "cache"))
     monkeypatch.setenv("MOBILEBUILD_HOME", str(base / "home"))
+    monkeypatch.setenv("MOBILEBUILD_USER_CONFIG", str(base / "user-config.toml"))
     monkeypatch.setenv("NO_COLOR", "1")
     for var in ("ANDROID_HOME", "ANDROID_SDK_ROOT", "ANDROID_NDK_HOME", "ANDROID_SERIAL"):
         monkeypatch.delenv(var, raising=False)

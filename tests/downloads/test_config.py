@@ -160,3 +160,54 @@ def test_removing_a_key_written_by_us_takes_its_comment_along(tmp_path):
     text = path.read_text()
     assert "Android SDK directory" not in text and "Android NDK directory" in text
     assert "\n\n\n" not in text
+
+
+# ---- the user config and the platform dirs ------------------------------------------------------
+
+
+def test_user_config_completes_every_project(tmp_path, monkeypatch):
+    user = tmp_path / "user" / "config.toml"
+    user.parent.mkdir()
+    user.write_text(
+        "# my machine\n"
+        'mirrors = ["local-mirror", "https://team.example.com/m"]\n'
+        'remote_cache = "grpc://cache.team.example.com:9092"\n'
+        "[remote_headers]\n"
+        'x-team-token = "t"\n'
+    )
+    monkeypatch.setenv("MOBILEBUILD_USER_CONFIG", str(user))
+    project = tmp_path / "proj"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    conf = load_config()  # no project file: the user's settings alone
+    assert conf["mirrors"] == [str(user.parent / "local-mirror"), "https://team.example.com/m"]
+    assert conf["remote_cache"] == "grpc://cache.team.example.com:9092" and conf["remote_headers"] == {"x-team-token": "t"}
+    assert conf["user_config_path"] == str(user) and "config_path" not in conf
+    # The project's mirrors come first; its remote settings replace the user's as a whole.
+    update_config(project, {"mirrors": ["https://proj.example.com/m", "https://team.example.com/m"],
+                            "remote_cache": "http://proj-cache:8080"})
+    conf = load_config()
+    assert conf["mirrors"] == ["https://proj.example.com/m", "https://team.example.com/m", str(user.parent / "local-mirror")]
+    assert conf["remote_cache"] == "http://proj-cache:8080" and "remote_headers" not in conf
+    # A project setting in the user config is refused with a one-line error.
+    user.write_text('sdk = "/opt/sdk"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config()
+    assert "sdk cannot be set in the user config" in exc.value.message and "mobilebuild.toml" in exc.value.hint
+
+
+def test_dirs_follow_the_platform_unless_overridden(tmp_path, monkeypatch):
+    from mobilebuild import paths
+
+    monkeypatch.delenv("MOBILEBUILD_CACHE")
+    monkeypatch.delenv("MOBILEBUILD_HOME")
+    monkeypatch.delenv("MOBILEBUILD_USER_CONFIG")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xc"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xd"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xcfg"))
+    assert paths.cache_dir() == tmp_path / "xc" / "mobilebuild"
+    assert paths.data_dir() == tmp_path / "xd" / "mobilebuild"
+    assert paths.user_config_file() == tmp_path / "xcfg" / "mobilebuild" / "config.toml"
+    monkeypatch.setenv("MOBILEBUILD_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("MOBILEBUILD_HOME", str(tmp_path / "h"))
+    assert (paths.cache_dir(), paths.data_dir()) == (tmp_path / "c", tmp_path / "h")
