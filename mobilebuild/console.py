@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from rich import filesize
 from rich.console import Console
 
 
@@ -123,6 +124,14 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def size(n: int | float | None) -> str:
+    """Bytes as people read them, in decimal units like the download bar (rich's
+    ``DownloadColumn``) shows them, so a bar and a summary line agree: ``300.0 MB``."""
+    if n is None:
+        return "?"
+    return filesize.decimal(int(n))
 
 
 def progress(**kwargs: Any):

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mobilebuild import runner
+from mobilebuild import console, runner
 from mobilebuild.toolchain import machine
 from mobilebuild.errors import ToolchainError, UserError
 
@@ -218,8 +218,8 @@ def _check_cache(checks: list[Check]) -> None:
         checks.append(Check("cache", "warning", f"{root}: not writable (nothing can be downloaded)", "set MOBILEBUILD_CACHE to a writable directory"))
         return
     n, size, partial = cache_size()
-    unfinished = f"; {partial / 1024**2:.1f} MB of unfinished downloads" if partial else ""
-    checks.append(Check("cache", "ok", f"{root} ({n} files, {size / 1024**2:.1f} MB{unfinished})"))
+    unfinished = f"; {console.size(partial)} of unfinished downloads" if partial else ""
+    checks.append(Check("cache", "ok", f"{root} ({n} files, {console.size(size)}{unfinished})"))
 
 
 def _check_network(checks: list[Check], conf: dict) -> None:
@@ -241,9 +241,8 @@ def _check_disk(checks: list[Check]) -> None:
 
     probe = _nearest_existing(cache_dir())
     free = shutil.disk_usage(probe).free
-    gb = free / 1024**3
     status = "ok" if free >= FREE_WARN else ("warning" if free >= FREE_MISSING else "missing")
-    checks.append(Check("disk", status, f"{gb:.1f} GB free at {probe}", None if status == "ok" else "free some space: a TF build needs ~10 GB"))
+    checks.append(Check("disk", status, f"{console.size(free)} free at {probe}", None if status == "ok" else "free some space: a TF build needs ~10 GB"))
 
 
 def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None) -> DoctorReport:

@@ -47,15 +47,7 @@ def _names(values: Optional[List[str]]) -> list[str] | None:
     return [n[:-2] if n.endswith(":0") else n for n in names] or None
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
+_human = console.size
 
 
 def _default_model_if(model: Optional[Path]) -> Path:

@@ -619,7 +619,7 @@ class _Progress:
 
     def done(self, path: Path, src: str) -> None:
         if not console.settings.json:
-            console.info(f"downloaded {self.art.filename} ({_human(path.stat().st_size)}) from {urlsplit(src).netloc or src}")
+            console.info(f"downloaded {self.art.filename} ({console.size(path.stat().st_size)}) from {urlsplit(src).netloc or src}")
 
     def __exit__(self, *exc):
         if self.prog is not None and self.task is not None:
@@ -628,14 +628,6 @@ class _Progress:
         if self.own is not None:
             self.own.stop()
         return False
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def fetch_many(

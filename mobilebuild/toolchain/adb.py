@@ -404,7 +404,7 @@ def translate_failure(
     if code == "INSTALL_FAILED_INSUFFICIENT_STORAGE":
         size = ""
         try:
-            size = f" ({Path(apk).stat().st_size / 1e6:.1f} MB)" if apk else ""
+            size = f" ({console.size(Path(apk).stat().st_size)})" if apk else ""
         except OSError:
             pass
         return DeviceError(

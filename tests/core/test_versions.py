@@ -39,3 +39,4 @@ def test_sdk_build_tools_choice_prefers_the_release_over_its_candidate(tmp_path)
     for name in ("26.0.0", "26.0.0-rc1", "25.0.3"):
         (tmp_path / "build-tools" / name).mkdir(parents=True)
     assert sdk.installed_build_tools(tmp_path) == ["25.0.3", "26.0.0-rc1", "26.0.0"]
+

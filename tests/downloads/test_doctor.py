@@ -190,7 +190,7 @@ def test_cache_mirrors_and_proxy_in_effect(cli, tmp_path, adb_port, monkeypatch,
     r = cli("--json", "doctor", "--target", "model")
     assert r.code == 0, r.stderr
     by = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
-    assert by["cache"]["detail"] == f"{downloads_root()} (1 files, 0.0 MB)"
+    assert by["cache"]["detail"] == f"{downloads_root()} (1 files, 2.0 kB)"
     assert "mirrors: https://mirror.example.com/bazel" in by["network"]["detail"]
     assert "HTTPS_PROXY=http://***@proxy.lan:3128" in by["network"]["detail"]
     assert "s3cret" not in r.stdout + r.stderr
