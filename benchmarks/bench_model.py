@@ -116,7 +116,7 @@ def bench_default_model() -> None:
         for mode in tflite.QUANTIZE_MODES:
             target = Path(tmp) / f"digits_{mode}.tflite"
             tflite.convert(
-                path, target, mode, defaults.sample_images_dir() if mode == "int8" else None,
+                path, target, mode, defaults.sample_images_dir() if mode in tflite.CALIBRATED_MODES else None,
                 input_names=[inp], output_names=[out], mean=0.0, std=1.0,
             )
             runner = tflite.TfliteRunner(target)

@@ -112,6 +112,8 @@ def _print_report(report) -> None:
         _say(f"nodes:      {report.node_count} ({top}{', ...' if len(report.op_counts) > 8 else ''})")
     if report.params is not None:
         _say(f"parameters: {report.params:,} ({_human(report.param_bytes)} of constants)")
+    if report.tflite:
+        _print_tflite(report.tflite)
     app = report.app
     _say("for the app:")
     _say(f"  input node   {app.input_name or '?'}" + (f"  (graph input: {app.graph_input})" if app.graph_input and app.graph_input != app.input_name else ""))
@@ -138,6 +140,25 @@ def _print_report(report) -> None:
                     _say(f"    {line}")
             elif after:
                 _say(f"  cannot be fixed automatically: {after['reason']}")
+
+
+def _print_tflite(info: dict) -> None:
+    ops = ", ".join(f"{o['op']} v{o['version']}" for o in info["operators"])
+    _say(f"operators:  {ops}")
+    feed = info.get("input_feed") or {}
+    if feed.get("scale"):
+        _say(f"input quantization: {feed['dtype']} scale {feed['scale']:.6g}, zero point {feed['zero_point']}"
+             + (f" (as mean {feed['mean']:g} / std {feed['std']:.4g} of a float model)" if "mean" in feed else ""))
+    if feed.get("feeds"):
+        _say(f"the app feeds: {feed['feeds']}")
+    rt = info.get("runtime")
+    if rt:
+        if rt["loads"]:
+            _say(f"TFLite runtime {rt['tflite_runtime']}: loads")
+        else:
+            _say(f"TFLite runtime {rt['tflite_runtime']}: would NOT load")
+            for p in rt["problems"]:
+                _say(f"  {p['message']}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,15 +220,29 @@ def optimize_cmd(
 
 @model_app.command("check")
 def check_cmd(
-    model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb) or memmapped package. Default: the built-in model."),
-    tf_version: str = typer.Option(..., "--tf-version", help=TF_VERSION_HELP),
+    model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or .tflite. Default: the built-in model."),
+    tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " For a .tflite: the TFLite runtime of that release."),
+    tflite_runtime: Optional[str] = typer.Option(None, "--tflite-runtime", help="TFLite runtime (TensorFlow release, 1.5+) a .tflite must load in, e.g. 1.13."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
 ) -> None:
-    """Would the graph load in the TF runtime of the app? Lists every node that would fail; exit 1 if any."""
-    from mobilebuild.errors import ModelError
+    """Would the model load in the app's runtime? Lists every node (GraphDef) or op version (.tflite) it lacks; exit 1 if any."""
+    from mobilebuild.errors import ModelError, UserError
     from mobilebuild.graphs import io, runtime_ops
 
     path = _default_model_if(model)
+    if tflite_runtime or (model is not None and io.detect_format(path) == io.TFLITE):
+        if io.detect_format(path) != io.TFLITE:
+            raise UserError(
+                f"--tflite-runtime checks a .tflite file; {path} is a TensorFlow graph",
+                f"convert it for that runtime: `mobilebuild model tflite {path} -o OUT.tflite --tf-version {tflite_runtime}`",
+            )
+        if tf_src is not None:
+            raise UserError("--tf-src is for GraphDef op sets; a .tflite is checked against the bundled TFLite tables",
+                            "drop --tf-src")
+        _check_tflite(path, tflite_runtime or tf_version)
+        return
+    if not tf_version:
+        raise UserError("model check needs --tf-version (or --tflite-runtime for a .tflite)", "e.g. --tf-version 1.1")
     opset = runtime_ops.load_opset(tf_version, tf_src)
     graph_def = io.load_graph_def(path)
     problems = runtime_ops.check_graph(graph_def, opset)
@@ -236,6 +271,31 @@ def check_cmd(
         f"{len({p.node for p in problems})} node(s)",
         f"`mobilebuild model downgrade {path} -o OUT --tf-version {tf_version}` rewrites what can be rewritten"
         + ("" if fixable == len(problems) else "; ops without a kernel must be cut away (`model optimize`) or replaced"),
+    )
+
+
+def _check_tflite(path: Path, runtime_version: str | None) -> None:
+    """Every operator code of a .tflite that the TFLite runtime of ``runtime_version`` lacks."""
+    from mobilebuild.errors import ModelError, UserError
+    from mobilebuild.graphs import tflite_ops
+
+    if not runtime_version:
+        raise UserError(f"which runtime should {path.name} load in?", "pass --tflite-runtime VERSION (e.g. 1.13)")
+    report = tflite_ops.check_file(path, runtime_version)
+    if console.settings.json:
+        console.emit_json(report.to_dict())
+    if report.note:
+        console.warn(report.note)
+    if report.loads:
+        console.success(f"{path} loads in the TFLite runtime of TF {runtime_version} ({report.runtime})")
+        return
+    for problem in report.problems:
+        _say(str(problem))
+    raise ModelError(
+        f"{path} would not load in the TFLite runtime of TF {runtime_version} ({report.runtime}): "
+        f"{len(report.problems)} op version(s) it lacks",
+        f"convert the model for it: `mobilebuild model tflite MODEL.pb -o OUT.tflite --tf-version {runtime_version}` "
+        "(--quantize uint8 or none write version-1 kernels)",
     )
 
 

@@ -126,9 +126,9 @@ def memmap_cmd(
 def tflite_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or SavedModel directory; default: the built-in model."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .tflite file."),
-    quantize: str = typer.Option("none", "--quantize", help="none | dynamic | int8"),
+    quantize: str = typer.Option("none", "--quantize", help="none | dynamic | int8 | uint8 (uint8 input and tensors, version-1 kernels)"),
     representative_images: Optional[Path] = typer.Option(
-        None, "--representative-images", help="Folder of typical images (needed for int8)."
+        None, "--representative-images", help="Folder of typical images (needed for int8 and uint8)."
     ),
     input_names: Optional[List[str]] = typer.Option(None, "--input-names", help="Input node; default: the Placeholder."),
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the sinks."),
@@ -137,6 +137,9 @@ def tflite_cmd(
         None, "--mean", help="Representative images become (pixel - mean) / std; default: read from the graph, else 127.5."
     ),
     std: Optional[float] = typer.Option(None, "--std", help="See --mean."),
+    tf_version: Optional[str] = typer.Option(
+        None, "--tf-version", help="The result must load in this release's TFLite runtime (1.5+): older op versions, or a refusal naming the op."
+    ),
 ) -> None:
     """Convert to TensorFlow Lite (optionally quantized); run it with `model label`/`compare`."""
     from mobilebuild.errors import UserError
@@ -156,6 +159,7 @@ def tflite_cmd(
     result = tflite.convert(
         model, output, quantize, representative_images,
         input_names=_names(input_names), output_names=_names(output_names), input_shape=shape, mean=mean, std=std,
+        tf_version=tf_version,
     )
     if console.settings.json:
         console.emit_json(result.as_dict())
@@ -163,6 +167,9 @@ def tflite_cmd(
         f"tflite ({quantize}): {_human(result.size_in)} -> {_human(result.size_out)} ({_ratio(result.size_in, result.size_out)}), "
         f"input {result.input_names[0]} {result.input_shape}, wrote {output}"
     )
+    if result.tflite_runtime:
+        how = f" (converter settings {result.settings})" if result.settings else ""
+        console.info(f"  loads in the TFLite runtime of TF {tf_version} ({result.tflite_runtime}){how}: {', '.join(result.operators)}")
 
 
 def register(model_app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from mobilebuild.errors import ModelError
 from mobilebuild.graphs import io, nodes as gn, prepare, runtime_ops
 from mobilebuild.graphs.appinfo import AppInfo, app_info, find_outputs  # app_info/find_outputs: part of inspect's API
-from mobilebuild.graphs.tflite import open_interpreter
+from mobilebuild.graphs import tflite_ops
 
 __all__ = ["ModelReport", "AppInfo", "app_info", "find_outputs", "inspect_model", "inspect_graph_def", "runtime_report"]
 
@@ -32,6 +32,7 @@ class ModelReport:
     param_bytes: int | None = None
     app: AppInfo = field(default_factory=AppInfo)
     runtime: dict | None = None
+    tflite: dict | None = None  # a .tflite's operators with versions, input quantization, runtime check
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,15 +41,7 @@ class ModelReport:
 def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = None) -> ModelReport:
     model = io.load_model(path)
     if model.format == io.TFLITE:
-        report = _inspect_tflite(model)
-        if tf_version:
-            report.runtime = {
-                "tf_version": tf_version,
-                "loads": False,
-                "problems": [],
-                "summary": [".tflite files run in TensorFlow Lite, not in the TF-Mobile runtime of TF 1.x"],
-            }
-        return report
+        return _inspect_tflite(model, tf_version)
     if model.graph_def is None:
         raise ModelError(
             f"{model.path} is a {model.format}; inspect reads frozen GraphDefs, memmapped packages and .tflite",
@@ -107,27 +100,46 @@ def runtime_report(graph_def, app: AppInfo, tf_version: str, tf_src: Path | None
     return report
 
 
-def _inspect_tflite(model) -> ModelReport:
-    interp = open_interpreter(model.path)
+def _inspect_tflite(model, tf_version: str | None = None) -> ModelReport:
+    """Read from the flatbuffer itself (no interpreter): every operator code with its version,
+    the tensors, the input's quantization; with ``tf_version`` whether that TFLite runtime has it all."""
+    info = tflite_ops.read_tflite(model.path)
     report = ModelReport(path=str(model.path), format=model.format, size_bytes=model.size_bytes)
-    for d in interp.get_input_details():
-        report.inputs.append({"name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(x) for x in d["shape"]]})
-    for d in interp.get_output_details():
-        report.outputs.append({"name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(x) for x in d["shape"]]})
-    # Operators (what a GraphDef calls nodes), not tensors; the private accessor is the only one
-    # LiteRT has, so an interpreter without it just leaves the op counts out.
-    ops = [o["op_name"] for o in getattr(interp, "_get_ops_details", list)() if o.get("op_name") != "DELEGATE"]
-    report.node_count = len(ops)
-    report.op_counts = dict(Counter(ops).most_common())
+    for t in info.inputs:
+        report.inputs.append({"name": t.name, "dtype": t.dtype.lower(), "shape": t.shape})
+    for t in info.outputs:
+        report.outputs.append({"name": t.name, "dtype": t.dtype.lower(), "shape": t.shape})
+    by_op: Counter = Counter()
+    for key, count in info.op_counts.items():  # "CONV_2D v3" -> CONV_2D (versions: report.tflite)
+        by_op[key.rsplit(" v", 1)[0]] += count
+    report.node_count = sum(by_op.values())
+    report.op_counts = dict(by_op.most_common())
+    report.tflite = info.to_dict()
+    if not report.inputs or not report.outputs:
+        raise ModelError(f"{model.path} has no input or output tensor", "convert it again (`mobilebuild model tflite`)")
     inp, out = report.inputs[0], report.outputs[0]
     app = AppInfo(input_name=inp["name"], output_name=out["name"], graph_input=inp["name"])
     if len(inp["shape"]) == 4:
         app.input_size, app.channels = inp["shape"][1], inp["shape"][3]
     app.num_classes = out["shape"][-1] if out["shape"] else None
+    feed = info.input_feed()
     if inp["dtype"] == "uint8":
         app.mean, app.std = 0.0, 1.0
-        app.notes.append("quantized input: the app feeds raw 0..255 pixels")
+        app.notes.append("quantized input: the app feeds raw 0..255 pixels"
+                         + (f"; the model applies (pixel - {feed['mean']:g}) / {feed['std']:.4g} itself" if "mean" in feed else ""))
     else:
         app.notes.append("a .tflite keeps no record of its normalisation: pass --mean and --std")
     report.app = app
+    if tf_version and tflite_ops.before_tflite(tf_version):
+        report.runtime = {
+            "tf_version": tf_version,
+            "loads": False,
+            "problems": [],
+            "summary": [f".tflite files run in TensorFlow Lite, which TensorFlow {tf_version} does not have (it ships from 1.5)"],
+        }
+    elif tf_version:
+        runtime = tflite_ops.load_runtime(tf_version)
+        problems = tflite_ops.check_model(info, runtime)
+        report.tflite["runtime"] = {"tflite_runtime": runtime.tag, "loads": not problems,
+                                    "problems": [p.to_dict() for p in problems], "note": runtime.note}
     return report

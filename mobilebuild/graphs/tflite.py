@@ -1,9 +1,19 @@
 """Frozen GraphDef / SavedModel -> TFLite, and running a .tflite with LiteRT.
 
 TF 2.21 no longer has tf.lite.Interpreter and tflite-runtime does not work with NumPy 2, so
-.tflite files run through ai_edge_litert. Conversion keeps float inputs and outputs in every
-mode (``int8`` quantizes the inside, with float fallback where an op has no int8 kernel), so a
-converted model is a drop-in replacement for the float one in ``label`` and ``compare``.
+.tflite files run through ai_edge_litert. ``none``, ``dynamic`` and ``int8`` keep float inputs
+and outputs (``int8`` quantizes the inside, with float fallback where an op has no int8 kernel),
+so such a model is a drop-in replacement for the float one in ``label`` and ``compare``.
+``uint8`` is the older quantization the stock TFLite camera demos were built for: uint8 input
+(raw pixels), uint8 tensors throughout with one scale and zero point each, uint8 output, and
+version-1 kernels that every TFLite runtime from TF 1.5 has. The converter makes it from a graph
+whose activations carry ranges (FakeQuant nodes); the ranges are measured here by running the
+float graph on the representative images.
+
+With ``tf_version`` the result must load in the TFLite runtime of that TensorFlow release
+(``graphs.tflite_ops``): where the default conversion writes op versions that runtime lacks,
+converter settings that write older versions are tried; if none fits, the conversion is refused
+with every op and version named.
 TensorFlow and LiteRT are imported inside the functions, never at module import.
 """
 
@@ -13,20 +23,31 @@ import contextlib
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.fsutil import check_output_path, write_if_changed
-from mobilebuild.graphs import io
+from mobilebuild.graphs import io, nodes as gn, tflite_ops
 from mobilebuild.graphs.appinfo import app_info
 from mobilebuild.graphs.nodes import require_nodes
 from mobilebuild.graphs.prepare import cut_for_app
 from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES, load_image
 from mobilebuild.graphs.quantize import sink_names
 
-QUANTIZE_MODES = ("none", "dynamic", "int8")
+QUANTIZE_MODES = ("none", "dynamic", "int8", "uint8")
+# Modes that calibrate activation ranges on sample inputs.
+CALIBRATED_MODES = ("int8", "uint8")
+# Converter settings tried in order when the default output needs op versions the target
+# runtime lacks. Per-tensor (not per-channel) weight scales and the older dynamic-range
+# quantizer write older CONV_2D / FULLY_CONNECTED versions.
+OLDER_OP_SETTINGS = {
+    "dynamic": (
+        {"_experimental_disable_per_channel": True},
+        {"_experimental_disable_per_channel": True, "experimental_new_dynamic_range_quantizer": False},
+    ),
+}
 MAX_REPRESENTATIVE_IMAGES = 200
 
 
@@ -44,6 +65,9 @@ class ConvertResult:
     size_in: int
     size_out: int
     representative_images: int = 0
+    tflite_runtime: str | None = None  # the runtime tag it was fitted to
+    operators: list[str] = field(default_factory=list)  # "CONV_2D v1", ...
+    settings: dict = field(default_factory=dict)  # converter settings that made it fit
 
     def as_dict(self) -> dict:
         return {
@@ -55,15 +79,18 @@ class ConvertResult:
             "size_before": self.size_in,
             "size_after": self.size_out,
             "representative_images": self.representative_images,
+            "tflite_runtime": self.tflite_runtime,
+            "operators": list(self.operators),
+            "converter_settings": dict(self.settings),
         }
 
 
 def check_quantize(quantize: str, representative_images) -> None:
     if quantize not in QUANTIZE_MODES:
         raise TfliteModeError(f"unknown --quantize value {quantize!r}", f"valid values: {', '.join(QUANTIZE_MODES)}")
-    if quantize == "int8" and not representative_images:
+    if quantize in CALIBRATED_MODES and not representative_images:
         raise TfliteModeError(
-            "--quantize int8 needs sample inputs to calibrate activation ranges",
+            f"--quantize {quantize} needs sample inputs to calibrate activation ranges",
             "add --representative-images DIR (a folder of typical JPEG/PNG images)",
         )
 
@@ -78,34 +105,83 @@ def convert(
     input_shape=None,
     mean: float | None = None,
     std: float | None = None,
+    tf_version: str | None = None,
 ) -> ConvertResult:
     """Convert and write ``out`` atomically. ``mean``/``std`` normalise the representative
     images exactly as the app will, (pixel - mean) / std; when not given they are read from
-    the graph (see ``representative_normalisation``)."""
+    the graph (see ``representative_normalisation``). With ``tf_version`` the result loads in
+    that release's TFLite runtime, or nothing is written and the error names each op version
+    it lacks."""
+
     check_quantize(quantize, representative_images)
+    runtime = tflite_ops.load_runtime(tf_version) if tf_version else None
     src = io.require_file(model_path_or_savedmodel)
     out_p = check_output_path(out, src)
     fmt = io.detect_format(src)
     rep_files = _image_files(representative_images) if representative_images else []
     needs_normalisation = bool(rep_files) and (mean is None or std is None)
     app = None
+    graph_def = None
     if fmt == io.SAVEDMODEL:
-        converter, ins, outs, shape = _savedmodel_converter(src)
+        if quantize == "uint8":
+            raise TfliteModeError(
+                "--quantize uint8 needs a frozen graph (its activation ranges are measured by running it)",
+                "freeze the SavedModel to a .pb first, or use --quantize int8",
+            )
+        first, ins, outs, shape = _savedmodel_converter(src)
+        fresh = [first]
     elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
         graph_def, _ = io.load_frozen_graph(src)
         # What the graph tells about its input: where image decoding ends, how pixels are normalised.
         if not input_names or needs_normalisation:
             app = app_info(graph_def)
-        converter, ins, outs, shape = _graph_converter(src, graph_def, app, input_names, output_names, input_shape)
+        graph_def, ins, outs, shape = _graph_for_conversion(src, graph_def, app, input_names, output_names, input_shape)
     else:
         raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
     if needs_normalisation:
         mean, std = representative_normalisation(app, ins, mean, std)
-    _apply_quantization(converter, quantize, rep_files, shape, mean, std)
-    data = _run_converter(converter, src)
+    if quantize == "uint8":
+        graph_def = _with_measured_ranges(graph_def, ins[0], shape, rep_files, mean, std)
+
+    def make_converter():
+        if graph_def is None:  # a converter converts once: later attempts load the SavedModel again
+            return fresh.pop() if fresh else _savedmodel_converter(src)[0]
+        return _frozen_converter(graph_def, ins, outs, shape)
+
+    attempts = [{}] + (list(OLDER_OP_SETTINGS.get(quantize, ())) if runtime is not None else [])
+    first_problems = None
+    for settings in attempts:
+        converter = make_converter()
+        _apply_quantization(converter, quantize, rep_files, shape, mean, std, ins)
+        for key, value in settings.items():
+            setattr(converter, key, value)
+        data = _run_converter(converter, src)
+        model = tflite_ops.read_tflite(data, label=str(out_p))
+        problems = tflite_ops.check_model(model, runtime) if runtime is not None else []
+        if not problems:
+            break
+        first_problems = first_problems or problems
+    else:
+        raise tflite_ops.refusal(
+            first_problems,
+            f"the --quantize {quantize} conversion of {src.name} does not load in the TFLite runtime of TF {runtime.version_text}",
+            _fitting_hint(quantize, first_problems),
+        )
     write_if_changed(out_p, data)
     size_in = src.stat().st_size if src.is_file() else sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
-    return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files))
+    return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files),
+                         tflite_runtime=runtime.tag if runtime else None,
+                         operators=[str(c) for c in model.op_codes], settings=dict(settings))
+
+
+def _fitting_hint(quantize: str, problems) -> str:
+    """What to try instead: the modes that write version-1 kernels, unless an op is missing whatever its version."""
+    if quantize == "none" and any(p.kind != tflite_ops.NEWER_VERSION for p in problems):
+        return ("the runtime has no kernel for an op of this model: cut it away (--output-names at an earlier node) "
+                "or use a newer TensorFlow tree")
+    others = [m for m in ("uint8", "none") if m != quantize]
+    return (f"use --quantize {' or --quantize '.join(others)} (version-1 kernels every TFLite runtime has), "
+            "or a newer TensorFlow tree")
 
 
 def representative_normalisation(app, inputs: list[str], mean, std) -> tuple[float, float]:
@@ -120,10 +196,9 @@ def representative_normalisation(app, inputs: list[str], mean, std) -> tuple[flo
     return (127.5 if mean is None else mean, 127.5 if std is None else std)
 
 
-def _graph_converter(src: Path, graph_def, app, input_names, output_names, input_shape):
-    """``graph_def``: the model with real Consts; ``app``: its AppInfo (needed without ``input_names``)."""
-    import tensorflow as tf
-
+def _graph_for_conversion(src: Path, graph_def, app, input_names, output_names, input_shape):
+    """(graph, inputs, outputs, input shape) to convert. ``graph_def``: the model with real
+    Consts; ``app``: its AppInfo (needed without ``input_names``)."""
     if not input_names:
         graph_def, input_names = _cut_image_decoding(graph_def, app)
     nodes = {n.name: n for n in graph_def.node}
@@ -134,26 +209,98 @@ def _graph_converter(src: Path, graph_def, app, input_names, output_names, input
         outs = list(output_names)
     else:
         outs = sink_names(graph_def)
-
     # Node names: the converter takes no tensor suffixes (``input:0`` is "invalid" to it).
     ins = require_nodes(graph_def, ins, "input node")
     outs = require_nodes(graph_def, outs, "output node")
     shape = list(input_shape) if input_shape else _placeholder_shape(nodes[ins[0]])
     if shape is None:
         raise ModelError(f"the shape of input {ins[0]!r} is unknown", "give it with --input-shape, e.g. 1,224,224,3")
+    return graph_def, ins, outs, shape
+
+
+def _frozen_converter(graph_def, ins, outs, shape):
+    import tensorflow as tf
+
     with tempfile.TemporaryDirectory(prefix="mobilebuild-tflite-") as tmp:
         # The TF1 converter reads the graph from a file; a temp copy covers memmapped input.
         pb = Path(tmp) / "frozen.pb"
         pb.write_bytes(io.serialize(graph_def))
-        converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
-            str(pb), ins, outs, input_shapes={ins[0]: shape}
-        )
-    return converter, ins, outs, shape
+        return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(str(pb), ins, outs, input_shapes={ins[0]: shape})
+
+
+# Ops whose output keeps the range of their input (the uint8 kernels require the same scale on
+# both sides, or the converter inserts a requantize op old runtimes lack) or has a fixed one
+# (softmax, logistic): no measured range of their own.
+_NO_RANGE_OPS = {"Const", "Placeholder", "PlaceholderWithDefault", "Identity", "NoOp", "Reshape", "Squeeze",
+                 "ExpandDims", "Softmax", "Sigmoid", "Shape", "FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs",
+                 "AvgPool", "MaxPool", "Pad", "Transpose", "SpaceToDepth", "DepthToSpace", "Slice", "StridedSlice",
+                 "Gather", "GatherV2", "ResizeNearestNeighbor"}
+
+
+def _with_measured_ranges(graph_def, input_name: str, shape, rep_files, mean: float, std: float):
+    """The graph with a FakeQuant node after every float activation that depends on the input,
+    its range the min/max the float graph produced on the representative images: what a
+    quantization-aware trained graph carries, and what the converter needs for uint8 tensors."""
+    import numpy as np
+    import tensorflow as tf
+
+    consumers = gn.data_consumers(graph_def)
+    downstream, todo = set(), [input_name]
+    while todo:  # nodes whose value depends on the input
+        name = todo.pop()
+        for c in consumers.get(name, ()):
+            cname = getattr(c, "name", c)
+            if cname not in downstream:
+                downstream.add(cname)
+                todo.append(cname)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    watched = []
+    for op in graph.get_operations():
+        if op.name in downstream and op.type not in _NO_RANGE_OPS and op.outputs and op.outputs[0].dtype == tf.float32:
+            watched.append(op.name)
+    lo = {n: np.inf for n in watched}
+    hi = {n: -np.inf for n in watched}
+    size, channels = (shape[1], shape[2]), shape[3] if len(shape) == 4 else 3
+    with tf.compat.v1.Session(graph=graph) as sess:
+        fetches = [f"{n}:0" for n in watched]
+        for path in rep_files:
+            x = load_image(path, size, mean, std, channels)[None, ...]
+            for name, value in zip(watched, sess.run(fetches, {f"{input_name}:0": x})):
+                lo[name] = min(lo[name], float(value.min()))
+                hi[name] = max(hi[name], float(value.max()))
+    out = type(graph_def)()
+    out.CopyFrom(graph_def)
+    renamed = {}
+    for name in watched:
+        fq = out.node.add()
+        fq.name = f"{name}/mobilebuild_range"
+        fq.op = "FakeQuantWithMinMaxArgs"
+        fq.input.append(name)
+        # The range must hold 0 (zero points are integers); a constant activation gets a tiny span.
+        low, high = min(lo[name], 0.0), max(hi[name], 0.0)
+        if high - low < 1e-6:
+            high = low + 1e-6
+        fq.attr["min"].f = low
+        fq.attr["max"].f = high
+        fq.attr["num_bits"].i = 8
+        fq.attr["narrow_range"].b = False
+        renamed[name] = fq.name
+    for node in out.node:
+        if node.name.endswith("/mobilebuild_range"):
+            continue
+        for i, inp in enumerate(node.input):
+            base = inp[:-2] if inp.endswith(":0") else inp
+            if base in renamed and not inp.startswith("^"):
+                node.input[i] = renamed[base]
+    return out
 
 
 def _cut_image_decoding(graph_def, app):
     """(graph, input names): a retrain.py-shaped graph (DecodeJpeg -> ... -> Mul) is cut at the
     node after its normalisation, as for the app: TFLite has no DecodeJpeg kernel either."""
+
     if not (app.needs_cut and app.input_name and app.output_name):
         return graph_def, None
     cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
@@ -191,10 +338,16 @@ def _savedmodel_converter(src: Path):
     return converter, list(fn.structured_input_signature[1]), list(fn.structured_outputs), shape
 
 
-def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float, std: float) -> None:
+def _apply_quantization(converter, quantize: str, rep_files, shape, mean: float, std: float, ins=()) -> None:
     import tensorflow as tf
 
     if quantize == "none":
+        return
+    if quantize == "uint8":
+        # The older quantization: uint8 tensors with the ranges of the graph's FakeQuant nodes,
+        # raw pixels in (real input = (pixel - mean) / std), uint8 softmax out.
+        converter.inference_type = tf.uint8
+        converter.quantized_input_stats = {ins[0]: (float(mean), float(std))}
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "int8":

@@ -213,7 +213,9 @@ def test_tflite_input_is_said_to_be_unsupported(command, tflite_file, cli, tmp_p
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     line = one_line_error(cli(*_commands(tflite_file, out_dir / "o.pb", image)[command]))
-    assert "needs a frozen GraphDef" in line or "already a .tflite" in line, line
+    assert "needs a frozen GraphDef" in line or "already a .tflite" in line or (
+        # `check` reads a .tflite too: against a TFLite runtime, which 1.x releases before 1.5 lack
+        command == "check" and "no TFLite runtime in TensorFlow 1." in line), line
     assert list(out_dir.iterdir()) == []
 
 

@@ -36,7 +36,7 @@ def converted(graphs, images, tmp_path_factory):
     made = {}
     for mode in tflite.QUANTIZE_MODES:
         out = base / f"keras_{mode}.tflite"
-        result = tflite.convert(g.path, out, mode, images if mode == "int8" else None)
+        result = tflite.convert(g.path, out, mode, images if mode in tflite.CALIBRATED_MODES else None)
         made[mode] = result
     return made
 
