@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from mobilebuild import console
 from mobilebuild.apps.appmodel import ModelOptions
+from mobilebuild.graphs.preprocess import check_normalisation
 
 
 @dataclass
@@ -160,10 +161,7 @@ def check_constants(tree, section: str, rel: str) -> None:
 
 def check_model_options(o) -> None:
     """Option values that are wrong whatever the model is: refused before any model work."""
-    import math
-
     from mobilebuild.apps.appmodel import resolve_inputs
-    from mobilebuild.errors import UserError
 
     resolve_inputs(o.model, o.labels)  # --model without --labels, missing files, reserved names
 
@@ -171,14 +169,8 @@ def check_model_options(o) -> None:
         from mobilebuild.graphs.quantize import check_mode  # no TensorFlow at import
 
         check_mode(o.quantize)
-    if o.input_size is not None and o.input_size <= 0:
-        raise UserError(f"--input-size {o.input_size} must be a positive number of pixels", "e.g. --input-size 224")
-    if o.std is not None and o.std == 0:
-        raise UserError("--std 0 would divide every pixel by zero", "use the std the model was trained with (e.g. 128, or 1)")
-    for flag, value in (("--mean", o.mean), ("--std", o.std)):
-        # nan/inf have no Java or C literal: the patched source would not compile.
-        if value is not None and not math.isfinite(value):
-            raise UserError(f"{flag} {value} is not a number a pixel can be normalised with", f"e.g. {flag} 128")
+    # nan/inf have no Java or C literal: the patched source would not compile.
+    check_normalisation(o.mean, o.std, o.input_size)
 
 
 def check_asset_names(profile, paths) -> None:

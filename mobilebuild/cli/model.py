@@ -358,7 +358,11 @@ def label_cmd(
     from mobilebuild import defaults
     from mobilebuild.errors import ModelError
     from mobilebuild.graphs.label import label_images
+    from mobilebuild.graphs.preprocess import check_normalisation
 
+    check_normalisation(mean, std, input_size)
+    if top_k < 1:
+        raise ModelError(f"--top-k {top_k} shows nothing", "e.g. --top-k 5")
     path = _default_model_if(model)
     images = list(image or [])
     if not images:
@@ -407,7 +411,9 @@ def compare_cmd(
     from mobilebuild import defaults
     from mobilebuild.errors import ModelError
     from mobilebuild.graphs.compare import compare_models
+    from mobilebuild.graphs.preprocess import check_normalisation
 
+    check_normalisation(mean, std, input_size)
     if model_a is not None and model_b is None:
         raise ModelError("compare needs two models (A and B)", "mobilebuild model compare A.pb B.pb --images DIR")
     with tempfile.TemporaryDirectory(prefix="mobilebuild-compare-") as tmp:

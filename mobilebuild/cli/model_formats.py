@@ -145,7 +145,9 @@ def tflite_cmd(
     from mobilebuild.errors import UserError
     from mobilebuild.fsutil import check_output_path
     from mobilebuild.graphs import io, tflite
+    from mobilebuild.graphs.preprocess import check_normalisation
 
+    check_normalisation(mean, std)
     tflite.check_quantize(quantize, representative_images)
     shape = None
     if input_shape:

@@ -3,11 +3,36 @@ input size (bilinear), ``(pixel - mean) / std`` — what TF's label_image and th
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from mobilebuild.errors import ModelError
+from mobilebuild.errors import ModelError, UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+
+def check_normalisation(mean: float | None = None, std: float | None = None, input_size: int | None = None) -> None:
+    """The one check of --mean / --std / --input-size, for every command that takes them, before
+    any model work: a zero or non-finite value would turn every pixel into inf/nan (NaN scores,
+    or a crash inside the TFLite calibrator) and has no Java/C literal in an app."""
+    if input_size is not None and input_size <= 0:
+        raise UserError(f"--input-size {input_size} must be a positive number of pixels", "e.g. --input-size 224")
+    for flag, value in (("--mean", mean), ("--std", std)):
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{flag} {value} is not a number a pixel can be normalised with", f"e.g. {flag} 128")
+    if std is not None and std == 0:
+        raise UserError("--std 0 would divide every pixel by zero", "use the std the model was trained with (e.g. 128, or 1)")
+
+
+def check_pixels(arr, mean: float, std: float, origin: str = "") -> None:
+    """Normalised pixels must be finite: a graph can carry a std of 0 (or a tiny one) too."""
+    import numpy as np
+
+    if not np.isfinite(arr).all():
+        raise ModelError(
+            f"(pixel - {mean:g}) / {std:g}{origin} gives values that are not finite numbers",
+            "pass --mean and --std with the values the model was trained with",
+        )
 
 
 def load_image(path, size: int | tuple[int, int], mean: float, std: float, channels: int = 3):
@@ -30,7 +55,10 @@ def load_image(path, size: int | tuple[int, int], mean: float, std: float, chann
         raise ModelError(f"cannot decode image {p}: {exc}".splitlines()[0], "give a JPEG or PNG image") from exc
     if channels == 1:
         arr = arr[..., None]
-    return (arr - mean) / std
+    with np.errstate(all="ignore"):  # check_pixels says what is wrong, numpy's warnings would not
+        out = (arr - mean) / std
+    check_pixels(out, mean, std)
+    return out
 
 
 def load_batch(paths, size: int, mean: float, std: float, channels: int = 3):

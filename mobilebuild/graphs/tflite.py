@@ -33,7 +33,7 @@ from mobilebuild.graphs import io, nodes as gn, tflite_ops
 from mobilebuild.graphs.appinfo import app_info
 from mobilebuild.graphs.nodes import require_nodes
 from mobilebuild.graphs.prepare import cut_for_app
-from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES, load_image
+from mobilebuild.graphs.preprocess import IMAGE_SUFFIXES, check_normalisation, load_image
 from mobilebuild.graphs.quantize import sink_names
 
 QUANTIZE_MODES = ("none", "dynamic", "int8", "uint8")
@@ -189,11 +189,19 @@ def representative_normalisation(app, inputs: list[str], mean, std) -> tuple[flo
     graph's AppInfo ``app`` tells about that input (None for a SavedModel), else the common
     127.5/127.5."""
     auto = app.normalisation_of(inputs[0]) if app is not None and inputs else None
+    given = {"mean": mean, "std": std}
     if auto is not None:
-        console.info(f"representative images: (pixel - {auto[0]:g}) / {auto[1]:g}, read from the graph")
-        return (auto[0] if mean is None else mean, auto[1] if std is None else std)
-    console.warn("representative images normalised as (pixel - 127.5) / 127.5; pass --mean/--std if training used others")
-    return (127.5 if mean is None else mean, 127.5 if std is None else std)
+        mean, std = (auto[0] if mean is None else mean, auto[1] if std is None else std)
+        if all(v is None for v in given.values()):
+            origin = ", read from the graph"
+        else:
+            origin = " (" + ", ".join(f"{k} {'given' if v is not None else 'read from the graph'}" for k, v in given.items()) + ")"
+        console.info(f"representative images: (pixel - {mean:g}) / {std:g}{origin}")
+    else:
+        mean, std = (127.5 if mean is None else mean, 127.5 if std is None else std)
+        console.warn(f"representative images normalised as (pixel - {mean:g}) / {std:g}; pass --mean/--std if training used others")
+    check_normalisation(mean, std)  # a graph may carry a std of 0 too: never feed inf/nan to the calibrator
+    return mean, std
 
 
 def _graph_for_conversion(src: Path, graph_def, app, input_names, output_names, input_shape):

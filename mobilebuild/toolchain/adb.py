@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -123,8 +124,95 @@ def parse_devices(output: str) -> list[Device]:
     return devices
 
 
+DEFAULT_SERVER_PORT = 5037
+PROBE_TIMEOUT = 3.0  # an adb server answers host:version at once; a stranger makes adb wait 60 s
+
+
+def server_port() -> int:
+    try:
+        return int(os.environ.get("ANDROID_ADB_SERVER_PORT") or DEFAULT_SERVER_PORT)
+    except ValueError:
+        return DEFAULT_SERVER_PORT
+
+
+def check_server_port(port: int | None = None) -> None:
+    """Refuse quickly when the adb server port is held by a program that is not an adb server.
+
+    adb clients connect to the port and wait up to a minute for an answer before they fail
+    with no hint. One ``host:version`` request (the adb host protocol: 4 hex digits of length,
+    then the request; a server answers OKAY or FAIL) tells within seconds; nobody listening
+    is fine (adb starts its server)."""
+    port = port or server_port()
+    try:
+        conn = socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT)
+    except OSError:
+        return  # nothing there: adb starts a server
+    with conn:
+        try:
+            request = b"host:version"
+            conn.sendall(b"%04x" % len(request) + request)
+            answer = conn.recv(4)
+        except socket.timeout:
+            answer = None
+        except OSError:
+            return  # reset or closed: a server restarting; let adb deal with it
+    if answer in (b"OKAY", b"FAIL"):
+        return
+    holder = port_holder(port)
+    said = "did not answer within {:g} s".format(PROBE_TIMEOUT) if answer is None else f"answered {answer!r}"
+    raise DeviceError(
+        f"the adb server port {port} is held by {holder or 'a program'} that is not an adb server ({said})",
+        f"stop that program, or use another port for adb (export ANDROID_ADB_SERVER_PORT={port + 1})",
+    )
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (cmdline)' of the process listening on TCP ``port`` (Linux /proc; None elsewhere
+    or when it belongs to another user)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    # local address HEX_IP:HEX_PORT, state 0A = LISTEN
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except (OSError, ValueError):
+            continue
+    if not inodes:
+        return None
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for pid in filter(str.isdigit, _listdir("/proc")):
+        for fd in _listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                    return f"pid {pid} ({_cmdline(pid)})"
+            except OSError:
+                continue
+    return None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            text = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return "?"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def list_devices(adb_path: str) -> list[Device]:
     """The devices the adb server sees, in its order (starts the server if needed)."""
+    check_server_port()
     result = runner.run([adb_path, "devices", "-l"], check=False, timeout=60)
     if result.returncode != 0:
         detail = _first_error_line(result.output) or f"exit code {result.returncode}"
