@@ -187,12 +187,48 @@ def cache_path(art: Artifact) -> Path:
     return downloads_root() / key / art.filename
 
 
+STAMP_SUFFIX = ".verified"
+
+
+def _stamp_path(p: Path) -> Path:
+    return p.with_name(p.name + STAMP_SUFFIX)
+
+
+def _stamp_key(p: Path, art: Artifact) -> dict[str, Any]:
+    st = p.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": art.sha256, "sha1": art.sha1}
+
+
+def _write_stamp(p: Path, art: Artifact) -> None:
+    with contextlib.suppress(OSError):  # no stamp only means the next use verifies again
+        _stamp_path(p).write_text(json.dumps(_stamp_key(p, art)))
+
+
 def cached(art: Artifact) -> Path | None:
-    """The cached file when present (and of the right size when a size is known)."""
+    """The cached file when present and still the artifact; a damaged one is deleted (healed).
+
+    A file is verified in full (digest, size, gzip integrity) the first time it is used after it
+    was stored or touched; a stamp beside it records size and mtime of that verified state, so
+    later uses cost one stat. A file truncated or rewritten since (a full disk, a killed copy,
+    a hand edit) no longer matches its stamp and is verified again.
+    """
     p = cache_path(art)
-    if p.is_file() and (art.size is None or p.stat().st_size == art.size):
-        return p
-    return None
+    if not p.is_file():
+        return None
+    try:
+        key = _stamp_key(p, art)
+        if _load_meta(_stamp_path(p)) == key:
+            return p
+        verify(p, art, "the download cache")
+    except ChecksumError as exc:
+        console.warn(f"{art.filename} in the download cache is damaged ({exc.message.split(': ', 1)[-1]}); fetching it again")
+        p.unlink(missing_ok=True)
+        _stamp_path(p).unlink(missing_ok=True)
+        return None
+    except OSError:
+        return None
+    _write_stamp(p, art)
+    return p
 
 
 def _partial_paths(art: Artifact) -> tuple[Path, Path]:
@@ -546,6 +582,7 @@ def fetch_with_stats(
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
             meta_path.unlink(missing_ok=True)
+            _write_stamp(final, art)
             if not art.verified:
                 console.warn(f"{art.filename}: verified by {'size' if art.size is not None else 'nothing'} only ({art.describe()})")
             bar.done(final, src)
@@ -708,6 +745,8 @@ def cache_size() -> tuple[int, int, int]:
             for f in files:
                 if in_partial and f.endswith(".lock"):
                     continue  # a lock holds only the pid of the last fetch, not download data
+                if not in_partial and f.endswith(STAMP_SUFFIX):
+                    continue  # a note that the file beside it was verified, not a download
                 with contextlib.suppress(OSError):
                     size = os.lstat(os.path.join(dirpath, f)).st_size
                     if in_partial:

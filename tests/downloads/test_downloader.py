@@ -397,3 +397,41 @@ def test_an_unusable_cache_dir_is_one_clear_error(server, tmp_path, monkeypatch)
         fetch(url, sha256=sha256(BLOB))
     assert "MOBILEBUILD_CACHE" in exc.value.hint
     assert server.requests == []
+
+
+def test_a_truncated_file_in_the_cache_is_healed(server, capsys):
+    """A cached file cut short after it was stored (a full disk, a killed copy) is not trusted:
+    it is found on the next use, deleted and fetched again."""
+    data = make_tar_gz({"pkg/a.txt": BLOB[:50_000]})
+    url = server.add("/t/pkg.tar.gz", data)
+    path = fetch(url, sha256=sha256(data))
+    with open(path, "r+b") as f:
+        f.truncate(len(data) // 2)
+    capsys.readouterr()
+    stats = fetch_with_stats(url, sha256=sha256(data))
+    assert stats.source == url  # fetched again, not served from the damaged copy
+    assert stats.path.read_bytes() == data
+    assert "in the download cache is damaged" in capsys.readouterr().err
+    assert len(server.requests_for("/t/pkg.tar.gz")) == 2
+    # verified once: the next use is a stat against the stamp, no network
+    assert fetch_with_stats(url, sha256=sha256(data)).source is None
+    assert len(server.requests_for("/t/pkg.tar.gz")) == 2
+
+
+def test_a_cached_file_rewritten_with_other_bytes_is_healed(server):
+    url = server.add("/t/blob.bin", BLOB)
+    path = fetch(url, sha256=sha256(BLOB))
+    path.write_bytes(os.urandom(len(BLOB)))  # same size, other content, new mtime
+    assert fetch_with_stats(url, sha256=sha256(BLOB)).source == url
+    assert path.read_bytes() == BLOB
+
+
+def test_a_cached_file_without_stamp_is_verified_once(server):
+    """Files stored before stamps existed (or whose stamp was lost) are verified, then stamped."""
+    url = server.add("/t/old.bin", BLOB)
+    path = fetch(url, sha256=sha256(BLOB))
+    stamp = path.with_name(path.name + downloads.STAMP_SUFFIX)
+    stamp.unlink()
+    assert fetch_with_stats(url, sha256=sha256(BLOB)).source is None
+    assert stamp.is_file()
+    assert downloads.cache_size()[0] == 1  # the stamp is not counted as a download
