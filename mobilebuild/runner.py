@@ -3,7 +3,9 @@
 Every call is logged with ``--verbose`` as the exact command line. A non-zero exit raises
 ``CommandError`` carrying command, exit code and output, unless ``check=False``.
 Streaming mode hands each output line to a callback (progress lines) and can tee the whole
-output into a log file, so long builds show a status line and keep the full log.
+output into a log file, so long builds show a status line and keep the full log. Streamed
+output is kept in memory only as a bounded tail (``TAIL_LINES``) for error reports: a Bazel
+build or a ``logcat`` followed for hours must not grow without limit; the log file has it all.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from mobilebuild import console
 from mobilebuild.errors import CommandError, ToolchainError
+
+
+# Lines of streamed output kept for the result and error reports (the last ones).
+TAIL_LINES = 2000
 
 
 def format_argv(argv: Sequence[str]) -> str:
@@ -56,7 +63,8 @@ def run(
     """Run ``argv`` (never through a shell).
 
     Without ``on_line`` the output is captured whole. With ``on_line`` stdout and stderr are
-    merged and every line is passed to ``on_line`` as it arrives (and written to ``log_path``).
+    merged and every line is passed to ``on_line`` as it arrives (and written to ``log_path``);
+    the result then holds only the last ``TAIL_LINES`` lines.
     """
     args = [str(a) for a in argv]
     full_env = dict(os.environ if env is None else env)
@@ -99,7 +107,7 @@ def run(
 
 
 def _run_streaming(args, cwd, env, on_line, log_path, timeout) -> Result:
-    lines: list[str] = []
+    lines: deque[str] = deque(maxlen=TAIL_LINES)
     log = open(log_path, "w", encoding="utf-8", errors="replace") if log_path else None
     try:
         proc = subprocess.Popen(

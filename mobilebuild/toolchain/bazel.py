@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -669,17 +670,33 @@ def reported_outputs(lines: Sequence[str]) -> list[str]:
 
 
 class _OutputWatcher:
-    """Receives Bazel's output line by line: raw echo (verbose) or the live status line."""
+    """Receives Bazel's output line by line: raw echo (verbose) or the live status line.
+
+    Keeps what the result needs, bounded (a TF build prints tens of thousands of lines; the
+    log file has them all): the last ``runner.TAIL_LINES`` lines for the closing summary, and
+    the first error with the lines after it for the failure report."""
 
     def __init__(self, verbose: bool):
         self.verbose = verbose
-        self.lines: list[str] = []
+        self.tail: deque[str] = deque(maxlen=runner.TAIL_LINES)
+        self.first_error: list[str] = []
         self.remote_warnings: list[str] = []
         self.live = None
         self._pending_remote: str | None = None
 
+    @property
+    def lines(self) -> list[str]:
+        """The first error's lines (when there was one, and no longer in the tail), then the tail."""
+        tail = list(self.tail)
+        if self.first_error and self.first_error[0] not in tail:
+            return self.first_error + tail
+        return tail
+
     def __call__(self, line: str) -> None:
-        self.lines.append(line)
+        self.tail.append(line)
+        if self.first_error or line.startswith("ERROR:"):
+            if len(self.first_error) < _ERROR_CONTEXT:
+                self.first_error.append(line)
         if self.verbose:
             console.err().print(line, markup=False, highlight=False)
         if self._pending_remote is not None:
@@ -701,6 +718,9 @@ class _OutputWatcher:
     def _note_remote(self, message: str) -> None:
         if message not in self.remote_warnings:
             self.remote_warnings.append(message)
+
+
+_ERROR_CONTEXT = 64  # lines kept from the first ERROR: on (first_error_lines shows 12)
 
 
 def _status_text(line: str) -> str | None:

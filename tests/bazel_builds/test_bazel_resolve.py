@@ -553,3 +553,27 @@ def test_find_bazel_notes_an_out_of_range_candidate_and_goes_on(tmp_path, monkey
     (tree / "mobilebuild.toml").write_text(f'bazel = "{recorded}"\n')
     with pytest.raises(ToolchainError, match="outside the range"):
         bazel.resolve_bazel(profile, tree=tree)
+
+
+def test_output_kept_in_memory_is_bounded_but_the_log_has_everything(tmp_path):
+    """A build that prints far more than runner.TAIL_LINES lines: the result and the failure
+    report come from a bounded tail plus the first error; the log file keeps every line."""
+    from mobilebuild import runner
+
+    n = runner.TAIL_LINES * 3
+    fake = _exe(
+        tmp_path / "bazel",
+        "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo 'bazel 0.5.4'; exit 0; fi\n"
+        "echo 'ERROR: /w/BUILD:1:1: first failure'\necho 'its detail'\n"
+        f"i=0; while [ $i -lt {n} ]; do echo \"chatter $i\"; i=$((i+1)); done\nexit 1\n",
+    )
+    seen = []
+    res = runner.run([str(fake), "build"], check=False, on_line=seen.append, log_path=tmp_path / "r.log")
+    assert len(seen) == n + 2 and len((tmp_path / "r.log").read_text().splitlines()) == n + 2
+    kept = res.stdout.splitlines()
+    assert len(kept) == runner.TAIL_LINES and kept[-1] == f"chatter {n - 1}"
+    with pytest.raises(CommandError) as exc:
+        bazel.build(bazel.resolve_bazel(P11, bazel_path=fake), tmp_path, "//a:b", log_path=tmp_path / "b.log")
+    assert exc.value.message.endswith(": /w/BUILD:1:1: first failure")
+    assert exc.value.output.splitlines()[:2] == ["ERROR: /w/BUILD:1:1: first failure", "its detail"]
+    assert len((tmp_path / "b.log").read_text().splitlines()) == n + 2
