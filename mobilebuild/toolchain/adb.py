@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -664,22 +665,65 @@ def app_pid(adb: str, serial: str, package: str) -> int | None:
     return None
 
 
+# ActivityManager's note of a (re)started process: "Start proc 5678:org.x/u0a85 for activity ..."
+# (Android 7+), "Start proc org.x for activity org.x/.Main: pid=5678 uid=..." (Android 4-6); and
+# of its end: "Process org.x (pid 5678) has died".
+_STARTED = (
+    re.compile(r"Start proc (?P<pid>\d+):(?P<pkg>[\w.]+)(?:/\S+)?"),
+    re.compile(r"Start proc (?P<pkg>[\w.]+) for .*?pid=(?P<pid>\d+)"),
+)
+_DIED = re.compile(r"Process (?P<pkg>[\w.]+) \(pid (?P<pid>\d+)\) has died")
+# How often the app's pid is asked again while lines of other processes arrive: the way back
+# to the app when ActivityManager's start line was missed (a ROM wording it differently).
+PID_RECHECK_SECONDS = 2.0
+
+
 def logcat(adb: str, serial: str, package: str, on_line: Callable[[str], None]) -> int:
     """Follow the app's log lines until Ctrl-C (or the device goes); return how many were shown.
 
     Lines are filtered on our side by the app's pid in the ``threadtime`` format, which works
-    on every Android version (``logcat --pid`` needs Android 7).
+    on every Android version; ``logcat --pid`` (Android 7+) would fix one pid for the whole
+    run. The app is followed across restarts: ActivityManager's "Start proc" line names the new
+    pid at once, and the pid is asked again (at most every ``PID_RECHECK_SECONDS``) while only
+    other processes log. When the app is not running yet, its lines show once it starts.
     """
     pid = app_pid(adb, serial, package)
     if pid is None:
-        console.warn(f"{package} is not running on {serial}; showing the whole log")
+        console.warn(f"{package} is not running on {serial}; waiting for it to start")
     shown = 0
+    checked = time.monotonic()
+
+    def _follow(new: int | None) -> None:
+        nonlocal pid
+        if new == pid:
+            return
+        if new is None:
+            console.info(f"{package} exited; waiting for it to start again")
+        else:
+            console.info(f"{package} {'started' if pid is None else 'restarted'} (pid {new})")
+        pid = new
 
     def _line(line: str) -> None:
-        nonlocal shown
-        if pid is not None:
-            match = _THREADTIME.match(line)
-            if not match or int(match.group(1)) != pid:
+        nonlocal shown, checked
+        match = _THREADTIME.match(line)
+        if match is None:
+            return  # "--------- beginning of main" and other separators
+        for pattern in _STARTED:
+            started = pattern.search(line)
+            if started and started.group("pkg") == package:
+                _follow(int(started.group("pid")))
+                return
+        died = _DIED.search(line)
+        if died and died.group("pkg") == package and pid == int(died.group("pid")):
+            _follow(None)
+            return
+        if int(match.group(1)) != pid:
+            now = time.monotonic()
+            if now - checked < PID_RECHECK_SECONDS:
+                return
+            checked = now
+            _follow(app_pid(adb, serial, package))
+            if int(match.group(1)) != pid:
                 return
         shown += 1
         on_line(line)

@@ -364,11 +364,60 @@ def test_logcat_on_old_android_finds_the_pid_with_ps(attach, apk):
     assert seen == LOG[2:4]
 
 
-def test_logcat_app_not_running_shows_everything(attach, capsys):
-    phone = attach(logcat_lines=LOG, logcat_follow=False)
+def test_logcat_app_not_running_waits_for_it_to_start(attach, apk, capsys):
+    phone = attach(logcat_lines=LOG, logcat_follow=False)  # installed below only
     seen = []
-    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == len(LOG)
-    assert "is not running" in capsys.readouterr().err
+    # Not running when we start: ActivityManager's "Start proc" line then names its pid.
+    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == 2
+    assert seen == LOG[2:4]
+    err = capsys.readouterr().err
+    assert "is not running" in err and "waiting for it to start" in err and "started (pid 4321)" in err
+
+
+def _set_pid(pid):
+    def change(device):
+        device.app_pid = pid
+
+    return change
+
+
+def test_logcat_follows_the_app_across_restarts(attach, apk, capsys):
+    """The app crashes and is started again with a new pid: its new lines keep coming, other
+    processes' lines (and the old pid's, reused by another process) do not."""
+    log = [
+        "11-28 04:30:02.000  4321  4340 I tensorflow: before the crash",
+        "11-28 04:30:03.000  1200  1300 I ActivityManager: Process org.tensorflow.demo (pid 4321) has died: fore TOP",
+        _set_pid(5678),
+        "11-28 04:30:03.500  4321  4321 D other: a new process that got the old pid",
+        "11-28 04:30:04.000  1200  1300 I ActivityManager: Start proc 5678:org.tensorflow.demo/u0a85 for activity {org.tensorflow.demo/.ClassifierActivity}",
+        "11-28 04:30:04.500  5678  5678 I tensorflow: after the restart",
+        "11-28 04:30:04.600   999   999 D WifiService: scan",
+    ]
+    phone = attach(logcat_lines=log, logcat_follow=False, app_pid=4321)
+    adb.install(ADB, phone.serial, apk)
+    seen = []
+    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == 2
+    assert seen == [log[0], log[5]]
+    err = capsys.readouterr().err
+    assert "exited; waiting for it to start again" in err and "started (pid 5678)" in err
+
+
+def test_logcat_finds_the_new_pid_by_asking_again(attach, apk, monkeypatch, capsys):
+    """An Android 6 phone whose log has no start line we recognise: the pid is asked again
+    (ps there: no pidof before Android 7) when other processes log, and the app is found."""
+    monkeypatch.setattr(adb, "PID_RECHECK_SECONDS", 0.0)
+    log = [
+        "11-28 04:30:02.000  4321  4340 I tensorflow: first run",
+        _set_pid(6000),
+        "11-28 04:30:05.000  6000  6000 I tensorflow: second run",
+        "11-28 04:30:05.100   999   999 D WifiService: scan",
+    ]
+    phone = attach(sdk=23, features=LEGACY_FEATURES, logcat_lines=log, logcat_follow=False, app_pid=4321)
+    adb.install(ADB, phone.serial, apk)
+    seen = []
+    assert adb.logcat(ADB, phone.serial, "org.tensorflow.demo", seen.append) == 2
+    assert seen == [log[0], log[2]]
+    assert "restarted (pid 6000)" in capsys.readouterr().err
 
 
 def test_find_adb_searches_sdks_in_the_build_order(tmp_path, monkeypatch):

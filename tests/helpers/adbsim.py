@@ -27,7 +27,8 @@ use):
 Scripting: ``install_outcomes`` is a queue of pm result lines (``"Failure [CODE: detail]"``)
 consumed by successive installs (empty -> ``Success``); ``am_output`` replaces am's answer;
 ``logcat_lines`` are printed by logcat, which then stays open until the client goes
-(``logcat_follow``) or ends. Everything received is recorded: ``services``, ``shell_commands``,
+(``logcat_follow``) or ends; a callable among them is called with the device when logcat gets
+there (e.g. to give the app a new pid, as a restart does). Everything received is recorded: ``services``, ``shell_commands``,
 ``installs`` (argv + APK bytes + path taken), ``pushed`` files, ``uninstalled``.
 """
 
@@ -556,6 +557,9 @@ class SimulatedDevice:
 
     def _logcat(self, argv: list[str], out, stream: _Stream) -> ShellResult:
         for line in self.logcat_lines:
+            if callable(line):
+                line(self)  # a change of the device's state at this point of the log (an app restart)
+                continue
             out(line + "\n")
         if not self.logcat_follow:
             return ShellResult()  # logcat -d: the buffer, then exit 0
