@@ -216,6 +216,14 @@ def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
                 return True
 
 
+def mark_used(path: str | os.PathLike) -> None:
+    """Record that a cache entry (its directory) was used now: `mobilebuild cache clean
+    --older-than` removes what has not been used for that long. The directory, not the file:
+    a download's verification stamp keys on the file's own mtime."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

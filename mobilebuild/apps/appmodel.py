@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
+from mobilebuild.fsutil import atomic_write_text, copy_if_changed, mark_used
 from mobilebuild.tf.patching import sha256_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
@@ -267,12 +268,11 @@ def _load_cached(key: str, name: str) -> tuple[dict, Path] | None:
         return None
     if info.get("sha256") != sha256_file(model):
         return None  # damaged cache entry: prepare again
+    mark_used(d)
     return info, model
 
 
 def _store_cached(key: str, prepared: Path, info: dict) -> Path:
-    from mobilebuild.fsutil import atomic_write_text, copy_if_changed
-
     d = _cache_dir(key)
     d.mkdir(parents=True, exist_ok=True)
     target = d / prepared.name

@@ -60,13 +60,14 @@ def _root(
 
 def _register_commands() -> None:
     # Each command module adds its commands; all of them import TensorFlow lazily.
-    from mobilebuild.cli import app_cmds, build_cmds, devices, machine, model
+    from mobilebuild.cli import app_cmds, build_cmds, cache_cmds, devices, machine, model
 
     model.register(app)
     app_cmds.register(app)
     build_cmds.register(app)
     devices.register(app)
     machine.register(app)
+    cache_cmds.register(app)
 
 
 _register_commands()

@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 from mobilebuild import __version__, console
 from mobilebuild import errors
 from mobilebuild.errors import ChecksumError, DownloadError
-from mobilebuild.fsutil import exclusive_lock
+from mobilebuild.fsutil import exclusive_lock, mark_used
 from mobilebuild.paths import cache_dir
 
 CHUNK = 1 << 16
@@ -218,6 +218,7 @@ def cached(art: Artifact) -> Path | None:
     try:
         key = _stamp_key(p, art)
         if _load_meta(_stamp_path(p)) == key:
+            mark_used(p.parent)
             return p
         verify(p, art, "the download cache")
     except ChecksumError as exc:
@@ -228,6 +229,7 @@ def cached(art: Artifact) -> Path | None:
     except OSError:
         return None
     _write_stamp(p, art)
+    mark_used(p.parent)
     return p
 
 

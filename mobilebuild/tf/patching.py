@@ -176,16 +176,22 @@ def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> R
 # ---- one command per tree at a time -------------------------------------------------------------
 
 
+def tree_lock_path(root: Path) -> Path:
+    """The lock file of a tree (in the cache, not in the tree)."""
+    from mobilebuild.paths import cache_dir
+
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "locks" / f"tree-{key}.lock"
+
+
 @contextmanager
 def tree_lock(root: Path):
     """Hold an exclusive lock for ``root`` while a command patches/builds it (two runs at once
     would interleave their changes). The lock file lives in the cache, not in the tree."""
     from mobilebuild.fsutil import LockHeld, exclusive_lock
-    from mobilebuild.paths import cache_dir
 
-    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
     try:
-        with exclusive_lock(cache_dir() / "locks" / f"tree-{key}.lock", wait=False):
+        with exclusive_lock(tree_lock_path(root), wait=False):
             yield
     except LockHeld as held:
         raise PatchError(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mobilebuild import console
 from mobilebuild.errors import PatchError, UserError
+from mobilebuild.fsutil import exclusive_lock, mark_used
 from mobilebuild.paths import cache_dir
 from mobilebuild.profiles import Profile, load_profile
 from mobilebuild.versions import version_str
@@ -204,8 +205,6 @@ def clone_at_ref(url: str, ref: str) -> Path:
 
     Two runs with the same repository wait for each other here: both would otherwise create
     (and clear) the same ``.partial`` clone, fetch into one mirror, or add one worktree."""
-    from mobilebuild.fsutil import exclusive_lock
-
     norm = _normalise_url(url)
     with exclusive_lock(cache_dir() / "locks" / f"repo-{_cache_key(norm)}.lock", wait=True):
         return _checkout_locked(url, norm, ref)
@@ -232,6 +231,7 @@ def _checkout_locked(url: str, norm: str, ref: str) -> Path:
         head = _git(git.Repo(work), "rev-parse", "HEAD", what="read the cached worktree")
         if head.strip() == commit:
             console.detail(f"reusing {work} ({ref} = {commit[:12]})")
+            mark_used(work)
             return work
         # A branch ref moved after a fetch: move the worktree along (it is ours, not the user's).
         _git(git.Repo(work), "checkout", "--quiet", "--detach", commit, what=f"check out {ref}")
