@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mobilebuild import console
+from mobilebuild.apps import tflite_demo
 from mobilebuild.apps.appmodel import ModelOptions
 from mobilebuild.graphs.preprocess import check_normalisation
 
@@ -37,6 +38,10 @@ class AndroidOptions(ModelOptions):
     ndk_api_level: int | None = None
     generate_only: bool = False
     dry_run: bool = False
+    # Which demo: "tf-mobile" (ClassifierActivity) or "tflite" (the TFLite camera demo); None:
+    # tflite for a .tflite model or a tree without the TF-Mobile demo, else tf-mobile.
+    app: str | None = None
+    representative_images: str | None = None  # calibration images for --quantize uint8/int8 (tflite)
     # Build / deploy (issue 5); used by build_steps().
     no_install: bool = False
     no_launch: bool = False
@@ -69,6 +74,7 @@ class Context:
     bazel: Any = None
     remote: Any = None  # (cache, executor, headers) from the flags or mobilebuild.toml
     apk: Any = None
+    app: str = "tf-mobile"
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,9 +144,13 @@ def _step_source(ctx: Context) -> None:
 
     o = ctx.opts
     ctx.tree = open_tree(o.tf_src, o.tf_repo, o.tf_ref)
+    ctx.app = tflite_demo.choose_app(o.app, ctx.tree, o.model)
+    if ctx.app == "tflite":
+        ctx.tree = tflite_demo.app_tree(ctx.tree)
     t = ctx.tree
     console.info(f"TensorFlow {t.version_text} ({t.version_source}) at {t.root} — profile {t.profile.family}")
     ctx.result["tree"] = t.as_dict()
+    ctx.result["app"] = ctx.app
 
 
 def check_constants(tree, section: str, rel: str) -> None:
@@ -200,6 +210,9 @@ def _step_files(ctx: Context) -> None:
     from mobilebuild.tf.patching import declarations_for
 
     p = ctx.tree.profile
+    if ctx.app == "tflite":
+        _tflite_files(ctx)
+        return
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
     check_asset_names(p, [ctx.opts.model, ctx.opts.labels])
@@ -211,6 +224,21 @@ def _step_files(ctx: Context) -> None:
     if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
         declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
                          literal_template=p.require("android.literal_template"), file_label=p.require("android.activity"))
+    _check_build_options(ctx)
+
+
+def _tflite_files(ctx: Context) -> None:
+    """The TFLite demo's files, the options, the names our files get beside its BUILD."""
+    from mobilebuild.apps.appmodel import resolve_inputs
+
+    o, tree = ctx.opts, ctx.tree
+    tflite_demo.check_android_tree(tree)
+    resolve_inputs(o.model, o.labels)
+    tflite_demo.check_options(o)
+    check_normalisation(o.mean, o.std, o.input_size)
+    tflite_demo.check_android_values(tree, o)
+    model_name = Path(o.model).stem + ".tflite" if o.model else None
+    check_asset_names(tree.profile, [model_name, o.labels])
     _check_build_options(ctx)
 
 
@@ -245,6 +273,16 @@ def report_toolchain(ws) -> None:
 
 def _step_model(ctx: Context) -> None:
     from mobilebuild.apps import appmodel
+
+    if ctx.app == "tflite":
+        p = ctx.tree.profile
+        m = tflite_demo.prepare(ctx.tree, ctx.staging, ctx.opts, runtime=tflite_demo.runtime_version(ctx.tree, "tflite"),
+                                default_quantize=p.require("tflite.default_quantize"),
+                                default_normalisation=tuple(p.get("tflite.float.default_normalisation") or (127.5, 127.5)))
+        ctx.model = m
+        report_model(m)
+        ctx.result["model"] = m.as_dict()
+        return
 
     m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts)
     if m.memory_mapped:
@@ -330,7 +368,11 @@ def _step_patch(ctx: Context) -> None:
     if ctx.opts.cpu != ctx.workspace_cpu:
         # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
         _step_toolchain(ctx)
-    ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
+    if ctx.app == "tflite":
+        ps = tflite_demo.build_android_patch(ctx.tree, ctx.workspace, ctx.model)
+        ctx.result["classifier"] = ps.chosen_classifier
+    else:
+        ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
     console.detail(f"WORKSPACE: {ctx.workspace.edit.how}")
     ctx.patch = ps
     ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)

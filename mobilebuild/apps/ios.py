@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mobilebuild import console
+from mobilebuild.apps import tflite_demo
 from mobilebuild.apps.appmodel import ModelOptions
 from mobilebuild.errors import UserError
 
@@ -30,6 +31,8 @@ class IosOptions(ModelOptions):
     dry_run: bool = False
     build: bool = False  # then build the iOS libraries (mobilebuild.apps.ios_libs, macOS only)
     archs: list[str] | None = None
+    app: str | None = None  # "tf-mobile" | "tflite" (None: as mobilebuild.apps.tflite_demo.choose_app)
+    representative_images: str | None = None  # calibration images for --quantize uint8/int8 (tflite)
 
 
 def ios_values(m) -> dict[str, Any]:
@@ -84,14 +87,15 @@ def _out_dir(out: str, camera: Path) -> Path:
     return resolved
 
 
-def build_patch(tree, m, out_root: Path | None):
-    """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy."""
+def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | None = None):
+    """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy.
+    ``controller``: (path, text) of the patched controller when the caller made it (TFLite)."""
     from mobilebuild.tf.patching import Originals, PatchSet
 
     p = tree.profile
     camera_rel = p.require("ios.camera_dir")
     data = p.require("ios.data_dir")
-    controller_rel, text = patched_controller(tree, m)
+    controller_rel, text = controller or patched_controller(tree, m)
     if out_root is None:
         ps = PatchSet(tree.root)
         ps.edit(controller_rel, text)
@@ -126,16 +130,33 @@ def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild.paths import cache_dir
     from mobilebuild.tf.tree import open_tree
 
+    if opts.build and opts.app == "tflite":
+        raise UserError("--build makes the TF-Mobile makefile libraries; the TFLite example links its pod",
+                        "drop --build and run `pod install` in the example (the next steps say how)")
     if opts.build:
         from mobilebuild.apps.ios_libs import check_host
 
         check_host()  # refuse before touching (or cloning) anything
     tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
+    app = tflite_demo.choose_app(opts.app, tree, opts.model)
+    if app == "tflite":
+        if opts.build:
+            raise UserError("--build makes the TF-Mobile makefile libraries; the TFLite example links its pod",
+                            "drop --build and run `pod install` in the example (the next steps say how)")
+        tree = tflite_demo.app_tree(tree)
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
-    result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run}
+    result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run, "app": app}
     p = tree.profile
-    check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
-    check_model_options(opts)
+    if app == "tflite":
+        from mobilebuild.graphs.preprocess import check_normalisation
+
+        tflite_demo.check_ios_tree(tree)
+        appmodel.resolve_inputs(opts.model, opts.labels)
+        tflite_demo.check_options(opts)
+        check_normalisation(opts.mean, opts.std, opts.input_size)
+    else:
+        check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
+        check_model_options(opts)
     example_dir = tree.path(p.require("ios.camera_dir"))
     out_root = _out_dir(opts.out, example_dir.resolve()) if opts.out else None
     if out_root is not None:
@@ -145,10 +166,19 @@ def run(opts: IosOptions) -> dict[str, Any]:
         appmodel.refuse_overwriting_the_source(opts.model, target)
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging, tree_lock(tree.root):
-        m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))
+        if app == "tflite":
+            runtime = tflite_demo.runtime_version(tree, "ios")
+            m = tflite_demo.prepare(tree, Path(staging), opts, runtime=runtime, default_quantize=p.require("ios.default_quantize"))
+            controller = tflite_demo.ios_controller(tree, m)
+            if p.get("ios.gpu_branch") and m.quantized:
+                console.warn("the example's GPU delegate build (TFLITE_USE_GPU_DELEGATE) needs a float model: "
+                             f"both branches name {m.model_asset}; convert with --quantize none for a GPU build")
+        else:
+            m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))
+            controller = None
         report_model(m)
         result["model"] = m.as_dict()
-        ps, example = build_patch(tree, m, out_root)
+        ps, example = build_patch(tree, m, out_root, controller)
         if opts.out is None:
             result["patch"] = apply_or_show(ps, opts.dry_run)
         else:
@@ -190,6 +220,9 @@ def next_steps(tree, example: Path, m, *, libs_built: bool = False, copied: bool
                 f"note: the stock project links the {pod} pod, not the libraries just built; "
                 "link those by hand if you want your own build"
             )
+    elif p.get("tflite"):
+        steps.append(f"build the tree's TensorFlow Lite library for iOS (see {example / 'README.md'}); "
+                     "this example's Podfile brings no TFLite")
     elif not libs_built:
         steps.append(
             f"build the TensorFlow iOS libraries: `mobilebuild ios-libs --tf-src {tree.root}` "

@@ -64,7 +64,7 @@ def android_cmd(
     api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform (android-N) to build against."),
     build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version."),
     ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef (.pb); default: the built-in model."),
+    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef (.pb), or a .tflite for --app tflite; default: the built-in model."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model)."),
     mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean (IMAGE_MEAN is an int in the demo)."),
@@ -72,7 +72,9 @@ def android_cmd(
     input_name: Optional[str] = typer.Option(None, "--input-name", help="Input node (default: from the model, e.g. Mul for retrain.py graphs)."),
     output_name: Optional[str] = typer.Option(None, "--output-name", help="Output node (default: from the model)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
+    app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile)."),
+    representative_images: Optional[str] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Patch the tree and copy assets; no build/install."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, the diff and the copies; change nothing."),
     no_install: bool = typer.Option(False, "--no-install", help="Build, but do not install."),
@@ -102,7 +104,7 @@ def android_cmd(
         compilation_mode=compilation_mode, bazel_args=list(bazel_arg or []), bazel=bazel,
         remote_cache=remote_cache, remote_executor=remote_executor, remote_headers=list(remote_header or []),
         allow_any_bazel=ignore_bazel_version, bazel_startup_args=list(bazel_startup_arg or []),
-        reinstall=reinstall, logcat=logcat,
+        reinstall=reinstall, logcat=logcat, app=app, representative_images=representative_images,
     )
     _emit(android.run(opts))
 
@@ -119,7 +121,9 @@ def ios_cmd(
     input_name: Optional[str] = typer.Option(None, "--input-name", help="Input layer (default: from the model)."),
     output_name: Optional[str] = typer.Option(None, "--output-name", help="Output layer (default: from the model)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
+    app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile)."),
+    representative_images: Optional[str] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff and the copies; change nothing."),
     build: bool = typer.Option(False, "--build", help="Then build the iOS libraries (macOS only; same as `mobilebuild ios-libs`)."),
@@ -132,6 +136,7 @@ def ios_cmd(
         tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
         mean=mean, std=std, input_name=input_name, output_name=output_name, optimize=optimize,
         quantize=quantize, out=out, dry_run=dry_run, build=build, archs=list(archs or []),
+        app=app, representative_images=representative_images,
     )
     _emit(ios.run(opts))
 

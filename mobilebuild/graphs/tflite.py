@@ -68,6 +68,8 @@ class ConvertResult:
     tflite_runtime: str | None = None  # the runtime tag it was fitted to
     operators: list[str] = field(default_factory=list)  # "CONV_2D v1", ...
     settings: dict = field(default_factory=dict)  # converter settings that made it fit
+    # (mean, std) the input expects pixels normalised with, when given or known from the graph
+    normalisation: tuple[float, float] | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -133,13 +135,14 @@ def convert(
     elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
         graph_def, _ = io.load_frozen_graph(src)
         # What the graph tells about its input: where image decoding ends, how pixels are normalised.
-        if not input_names or needs_normalisation:
-            app = app_info(graph_def)
+        app = app_info(graph_def)
         graph_def, ins, outs, shape = _graph_for_conversion(src, graph_def, app, input_names, output_names, input_shape)
     else:
         raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
     if needs_normalisation:
         mean, std = representative_normalisation(app, ins, mean, std)
+    known = app.normalisation_of(ins[0]) if app is not None and ins else None
+    normalisation = (mean, std) if mean is not None and std is not None else known
     if quantize == "uint8":
         graph_def = _with_measured_ranges(graph_def, ins[0], shape, rep_files, mean, std)
 
@@ -171,7 +174,8 @@ def convert(
     size_in = src.stat().st_size if src.is_file() else sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
     return ConvertResult(out_p, ins, outs, shape, quantize, size_in, len(data), len(rep_files),
                          tflite_runtime=runtime.tag if runtime else None,
-                         operators=[str(c) for c in model.op_codes], settings=dict(settings))
+                         operators=[str(c) for c in model.op_codes], settings=dict(settings),
+                         normalisation=normalisation)
 
 
 def _fitting_hint(quantize: str, problems) -> str:
