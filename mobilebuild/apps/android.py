@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mobilebuild import console
+from mobilebuild import console, versions
 from mobilebuild.apps import tflite_demo
 from mobilebuild.apps.appmodel import ModelOptions
+from mobilebuild.errors import ToolchainError
 from mobilebuild.graphs.preprocess import check_normalisation
 
 
@@ -151,6 +152,20 @@ def _step_source(ctx: Context) -> None:
     console.info(f"TensorFlow {t.version_text} ({t.version_source}) at {t.root} — profile {t.profile.family}")
     ctx.result["tree"] = t.as_dict()
     ctx.result["app"] = ctx.app
+    if ctx.app != "tflite":
+        refuse_removed_demo(t, "Android")
+
+
+def refuse_removed_demo(tree, which: str) -> None:
+    """A tree from after the TF-Mobile demos were removed upstream: say so, and where to go."""
+    from mobilebuild.errors import UserError
+
+    p = tree.profile
+    if p.get("removed.since"):
+        raise UserError(
+            f"TensorFlow {tree.version_text} has no TF-Mobile {which} demo: {p.require('removed.why')}",
+            p.require("removed.hint"),
+        )
 
 
 def check_constants(tree, section: str, rel: str) -> None:
@@ -368,22 +383,44 @@ def _step_patch(ctx: Context) -> None:
     if ctx.opts.cpu != ctx.workspace_cpu:
         # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
         _step_toolchain(ctx)
+    if ctx.bazel is not None and ctx.remote:
+        # Trees configured through --action_env get one bazelrc with everything the build passes.
+        ctx.workspace = ctx.workspace.with_options(ctx.tree.root, _remote_options(ctx))
     if ctx.app == "tflite":
         ps = tflite_demo.build_android_patch(ctx.tree, ctx.workspace, ctx.model)
         ctx.result["classifier"] = ps.chosen_classifier
     else:
         ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
-    console.detail(f"WORKSPACE: {ctx.workspace.edit.how}")
+    console.detail(f"{ctx.workspace.rel}: {ctx.workspace.edit.how}")
     ctx.patch = ps
     ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)
+    if ctx.workspace.mechanism == "action_env" and not ctx.opts.dry_run:
+        from mobilebuild.toolchain.bazel import fragment_mode
+
+        # Remote headers often carry tokens: then only the owner may read the file.
+        ctx.tree.path(ctx.workspace.rel).chmod(fragment_mode(_remote_options(ctx) if ctx.bazel is not None else []))
     if ctx.opts.generate_only and not ctx.opts.dry_run:
         import shlex
 
         # The same flags the build step passes: without them the demo may not compile.
         p = ctx.tree.profile
-        argv = ["bazel", "build", *_bazel_flags(p, ctx.opts), p.require("android.bazel_target")]
+        rc = _android_bazelrc(ctx)
+        startup = [f"--bazelrc={rc}"] if rc else []
+        argv = ["bazel", *startup, "build", *_bazel_flags(p, ctx.opts), p.require("android.bazel_target")]
         console.info(f"next: cd {shlex.quote(str(ctx.tree.root))} && {shlex.join(argv)} "
                      "(or run without --generate-only to build, install and launch)")
+
+
+def _android_bazelrc(ctx: Context):
+    """The bazelrc holding the tree's --action_env values (None: the tree's WORKSPACE has the rules)."""
+    ws = ctx.workspace
+    return ctx.tree.root / ws.rel if ws is not None and ws.mechanism == "action_env" else None
+
+
+def _remote_options(ctx: Context) -> list[str]:
+    from mobilebuild.toolchain import bazel
+
+    return bazel.remote_options(*ctx.remote, bazel_version=ctx.bazel.version) if ctx.remote else []
 
 
 # ---- build / deploy (issue 5) ------------------------------------------------------------------
@@ -473,9 +510,24 @@ def _step_bazel(ctx: Context) -> None:
     from mobilebuild.toolchain import bazel
 
     o = ctx.opts
-    bz = bazel.resolve_bazel(ctx.tree.profile, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
+    p = ctx.tree.profile
+    try:
+        bz = bazel.resolve_bazel(p, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
+    except ToolchainError as exc:
+        if not o.dry_run:
+            raise
+        # A dry run still shows the build of this tree's era: name the Bazel it wants.
+        want = bazel.bazelversion_file(ctx.tree.root) or p.require("bazel.recommended")
+        bz = bazel.Bazel(f"bazel-{want}", versions.release(want), "not installed")
+        console.warn(f"{exc.message}; the dry run shows the command with Bazel {want} "
+                     f"(`mobilebuild setup --tf-ref v{ctx.tree.version_text}` installs it)")
     ctx.bazel = bz
-    console.detail(f"bazel {bz.path} ({bz.version_text}, via {bz.via})")
+    lo, hi = p.get("bazel.min") or "any", p.get("bazel.max") or "any"
+    era = f"TensorFlow {ctx.tree.version_text} builds with Bazel {lo} - {hi}"
+    if o.dry_run:
+        _say(f"bazel {bz.version_text} ({bz.path}, via {bz.via}); {era}")
+    else:
+        console.detail(f"bazel {bz.path} ({bz.version_text}, via {bz.via}); {era}")
     # The remote flags this Bazel understands: a setting it cannot use fails before the patch.
     bazel.remote_options(*ctx.remote, bazel_version=bz.version)
     ctx.result["bazel"] = {"path": bz.path, "version": bz.version_text, "via": bz.via, "warnings": list(bz.warnings)}
@@ -494,8 +546,13 @@ def _step_build(ctx: Context) -> None:
     ctx.result["cpu"] = o.cpu or p.get("android.default_cpu")
     cache, executor, headers = ctx.remote
     options = bazel.remote_options(cache, executor, headers, bazel_version=bz.version)
-    rc = None
-    if options:
+    rc = _android_bazelrc(ctx)
+    if rc is not None:
+        # Written by the patch step, with the remote settings too (see _step_patch).
+        env = ", ".join(name for name, _ in ctx.workspace.android_env)
+        extra = f" + {len(options)} remote settings" if options else ""
+        _say(f"bazelrc {rc} (--action_env {env}{extra}) passed with --bazelrc")
+    elif options:
         rc_rel = bazel.BAZELRC_NAME
         if o.dry_run:
             rc = tree.root / rc_rel

@@ -133,6 +133,7 @@ def prepare(
     optimize: bool = False,
     quantize: str | None = None,
     runtime_version: str | None = None,
+    runtime: str = "android",
 ) -> AppModel:
     """Prepare the model for the tree's runtime and check the labels against it.
 
@@ -144,10 +145,12 @@ def prepare(
     model_path, labels_path, is_default = resolve_inputs(model, labels)
     # The app's TensorFlow runtime is the tree's own unless the profile says the app links
     # another one (the iOS example of 1.3+ uses the TensorFlow-experimental pod, TF 1.1).
-    runtime = runtime_version or tree.version_text
-    # The tree's own kernel list wins (it may have been extended); trees without one (never a
-    # real 1.x checkout) and apps running another runtime use the op set bundled for it.
-    own_ops = runtime == tree.version_text and (tree.root / OP_FILES_LIST).is_file()
+    version = runtime_version or tree.version_text
+    # Which build of that TensorFlow the app links: the Android demo's Bazel library
+    # ("android") or the makefile build ("makefile": iOS libraries, the pod). Their op sets
+    # differ. For the makefile build the tree's own kernel list wins (it may have been
+    # extended); the Android library's set and other versions' sets are the bundled ones.
+    own_ops = runtime == "makefile" and version == tree.version_text and (tree.root / OP_FILES_LIST).is_file()
     args = {
         "input_name": input_name,
         "output_name": output_name,
@@ -157,7 +160,7 @@ def prepare(
         "optimize": optimize,
         "quantize": quantize,
     }
-    key = _cache_key(model_path, tree, runtime, own_ops, args)
+    key = _cache_key(model_path, tree, f"{version} {runtime}", own_ops, args)
     cached = _load_cached(key, model_path.name)
     if cached is not None:
         info, path = cached
@@ -169,8 +172,9 @@ def prepare(
         prepared = prepare_for_app(
             model_path,
             staging / model_path.name,
-            tf_version=runtime,
+            tf_version=version,
             tf_src=tree.root if own_ops else None,
+            runtime=runtime,
             **args,
         )
         info = {
@@ -205,7 +209,8 @@ def prepare(
     return app
 
 
-def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str | None = None) -> AppModel:
+def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str | None = None,
+                 runtime: str = "android") -> AppModel:
     """``prepare`` with the model options of an ``android``/``ios`` command."""
     return prepare(
         tree,
@@ -220,6 +225,7 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
         optimize=opts.optimize,
         quantize=opts.quantize,
         runtime_version=runtime_version,
+        runtime=runtime,
     )
 
 

@@ -125,7 +125,7 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
 
 def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild.apps import appmodel
-    from mobilebuild.apps.android import check_constants, check_model_options, report_model
+    from mobilebuild.apps.android import check_constants, check_model_options, refuse_removed_demo, report_model
     from mobilebuild.tf.patching import apply_or_show, tree_lock
     from mobilebuild.paths import cache_dir
     from mobilebuild.tf.tree import open_tree
@@ -145,6 +145,8 @@ def run(opts: IosOptions) -> dict[str, Any]:
                             "drop --build and run `pod install` in the example (the next steps say how)")
         tree = tflite_demo.app_tree(tree)
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
+    if app != "tflite":
+        refuse_removed_demo(tree, "iOS camera")
     result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run, "app": app}
     p = tree.profile
     if app == "tflite":
@@ -174,7 +176,9 @@ def run(opts: IosOptions) -> dict[str, Any]:
                 console.warn("the example's GPU delegate build (TFLITE_USE_GPU_DELEGATE) needs a float model: "
                              f"both branches name {m.model_asset}; convert with --quantize none for a GPU build")
         else:
-            m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version"))
+            # The example links the makefile build: the pod's (TF 1.1) from 1.3, the tree's before.
+            m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version") or None,
+                                      runtime=p.get("ios.runtime") or "makefile")
             controller = None
         report_model(m)
         result["model"] = m.as_dict()

@@ -26,6 +26,7 @@ from typing import Sequence
 from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.profiles import Profile
+from mobilebuild.tf.deps import require_makefile
 
 FORCE_HOST_ENV = "MOBILEBUILD_IOS_FORCE_HOST"
 GEN_DIR = "tensorflow/contrib/makefile/gen"
@@ -123,6 +124,7 @@ def build_libraries(
 ) -> IosLibsResult:
     """Build the per-arch libraries and the fat ``libtensorflow-core.a`` (see module doc)."""
     check_host(force_host)
+    require_makefile(profile)
     tree = Path(tree).resolve()
     chosen = select_archs(profile, archs)
     makefile = tree / profile.require("makefile.makefile")

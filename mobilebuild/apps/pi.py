@@ -27,6 +27,7 @@ from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
 from mobilebuild.paths import new_log_path
 from mobilebuild.profiles import Profile
+from mobilebuild.tf.deps import require_makefile
 
 DEVICE_MODEL = Path("/proc/device-tree/model")
 VERSION_H = "tensorflow/core/public/version.h"
@@ -272,6 +273,7 @@ def _mode(opts: PiOptions) -> str:
 
 
 def _check_inputs(opts: PiOptions) -> None:
+    require_makefile(opts.profile)
     flag_set(opts.profile, opts.pi_model)
     for what, p in (("--model", opts.model), ("--labels", opts.labels)):
         if p is not None and not Path(p).is_file():

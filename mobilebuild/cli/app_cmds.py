@@ -48,10 +48,18 @@ def workspace_cmd(
         report_toolchain(ws)
         ps = PatchSet(tree.root)
         ps.edit(ws.rel, ws.edit.text)
-        if ps.pending():
-            console.detail(f"WORKSPACE: {ws.edit.how}")
         result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
         result["patch"] = apply_or_show(ps, dry_run)
+    # What was done, and where: the two mechanisms put the SDK/NDK in different files.
+    if ws.mechanism == "action_env":
+        console.info(
+            f"{tree.root / ws.rel}: the --action_env values this tree's android_configure() reads "
+            f"({', '.join(name for name, _ in ws.android_env)}); WORKSPACE is unchanged. "
+            f"`mobilebuild android` passes the file to Bazel; by hand: bazel --bazelrc={tree.root / ws.rel} build ..."
+        )
+    else:
+        console.info(f"{tree.root / ws.rel}: {ws.edit.how} (android_sdk_repository"
+                     + (", android_ndk_repository)" if ws.ndk else ")"))
     _emit(result)
 
 

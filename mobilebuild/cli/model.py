@@ -21,8 +21,11 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TF_VERSION_HELP = "TensorFlow version of the app's runtime (1.0 - 1.4), e.g. 1.1."
-TF_SRC_HELP = "A TensorFlow source tree: derive the runtime op set from it instead of the bundled data."
+TF_VERSION_HELP = "TensorFlow version of the app's runtime (1.0 - 2.3), e.g. 1.15."
+TF_SRC_HELP = "A TensorFlow source tree: derive the makefile op set from its tf_op_files.txt instead of the bundled data."
+RUNTIME_HELP = ("Which build of that TensorFlow runs the graph: android (the Android demo's Bazel library; the "
+                "default) or makefile (iOS libraries, the TensorFlow-experimental pod, Raspberry Pi; the default "
+                "with --tf-src, whose tf_op_files.txt it reads). Their op sets differ.")
 
 
 def register(root: typer.Typer) -> None:
@@ -173,6 +176,7 @@ def optimize_cmd(
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s), comma-separated. Default: auto."),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " Also downgrade the result to its op set."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """optimize_for_inference + cutting at an inner node + folding Keras 3 batch norms."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
@@ -182,7 +186,7 @@ def optimize_cmd(
     _check_tf_src(tf_version, tf_src)
     io.require_file(model)
     check_output_path(output, model)
-    opset = runtime_ops.load_opset(tf_version, tf_src) if tf_version else None
+    opset = runtime_ops.load_opset(tf_version, tf_src, runtime=runtime) if tf_version else None
     graph_def, loaded = io.load_frozen_graph(model)
     result = optimize_graph(graph_def, _names(input_names), _names(output_names))
     out_graph, changes = result.graph_def, []
@@ -224,6 +228,7 @@ def check_cmd(
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " For a .tflite: the TFLite runtime of that release."),
     tflite_runtime: Optional[str] = typer.Option(None, "--tflite-runtime", help="TFLite runtime (TensorFlow release, 1.5+) a .tflite must load in, e.g. 1.13."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Would the model load in the app's runtime? Lists every node (GraphDef) or op version (.tflite) it lacks; exit 1 if any."""
     from mobilebuild.errors import ModelError, UserError
@@ -243,7 +248,7 @@ def check_cmd(
         return
     if not tf_version:
         raise UserError("model check needs --tf-version (or --tflite-runtime for a .tflite)", "e.g. --tf-version 1.1")
-    opset = runtime_ops.load_opset(tf_version, tf_src)
+    opset = runtime_ops.load_opset(tf_version, tf_src, runtime=runtime)
     graph_def = io.load_graph_def(path)
     problems = runtime_ops.check_graph(graph_def, opset)
     if console.settings.json:
@@ -251,6 +256,7 @@ def check_cmd(
             {
                 "model": str(path),
                 "tf_version": tf_version,
+                "runtime": runtime or ("makefile" if tf_src else "android"),
                 "tag": opset.tag,
                 "loads": not problems,
                 "missing_ops": runtime_ops.missing_ops(problems),
@@ -269,7 +275,7 @@ def check_cmd(
     raise ModelError(
         f"{path} would not load in the TF {opset.tag} runtime: {len(problems)} problem(s) in "
         f"{len({p.node for p in problems})} node(s)",
-        f"`mobilebuild model downgrade {path} -o OUT --tf-version {tf_version}` rewrites what can be rewritten"
+        f"`mobilebuild model downgrade {path} -o OUT --tf-version {tf_version}" + (f" --runtime {runtime}" if runtime else "") + "` rewrites what can be rewritten"
         + ("" if fixable == len(problems) else "; ops without a kernel must be cut away (`model optimize`) or replaced"),
     )
 
@@ -305,6 +311,7 @@ def downgrade_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the downgraded graph."),
     tf_version: str = typer.Option(..., "--tf-version", help=TF_VERSION_HELP),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
 ) -> None:
     """Rewrite a graph into an old runtime's op set without changing its numbers (or refuse, saying why)."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
@@ -312,7 +319,7 @@ def downgrade_cmd(
 
     io.require_file(model)
     check_output_path(output, model)
-    opset = runtime_ops.load_opset(tf_version, tf_src)
+    opset = runtime_ops.load_opset(tf_version, tf_src, runtime=runtime)
     loaded = io.load_model(model)
     graph_def = loaded.graph_def if loaded.graph_def is not None else io.load_graph_def(model)
     new_graph, changes = runtime_ops.fit_to_opset(graph_def, opset)
@@ -321,7 +328,7 @@ def downgrade_cmd(
     else:
         write_if_changed(output, io.serialize(new_graph))
     if console.settings.json:
-        console.emit_json({"output": str(output), "tf_version": tf_version, "tag": opset.tag, "changes": changes})
+        console.emit_json({"output": str(output), "tf_version": tf_version, "runtime": runtime or ("makefile" if tf_src else "android"), "tag": opset.tag, "changes": changes})
     for change in changes:
         console.info(f"  {change}")
     console.success(

@@ -55,12 +55,14 @@ def _fit_to_runtime(graph_def, opset):
     return graph_def, [f"rewrote for the TF {opset.tag} runtime: {line}" for line in rewritten]
 
 
-def _opset_for(tf_version: str, tf_src):
-    """(op set, note lines): from the tree when it has its op list, else the bundled one."""
-    if tf_src is not None and not (Path(tf_src) / runtime_ops.OP_FILES_LIST).is_file():
-        opset = runtime_ops.load_opset(tf_version)
+def _opset_for(tf_version: str, tf_src, runtime: str | None = None):
+    """(op set, note lines): the makefile set from the tree when it has its op list, else the
+    bundled set of ``runtime`` (default: makefile with ``tf_src``, else android)."""
+    runtime = runtime or ("makefile" if tf_src is not None else "android")
+    if runtime == "makefile" and tf_src is not None and not (Path(tf_src) / runtime_ops.OP_FILES_LIST).is_file():
+        opset = runtime_ops.load_opset(tf_version, runtime=runtime)
         return opset, [f"{tf_src} has no {runtime_ops.OP_FILES_LIST}: checked against the bundled TF {opset.tag} op set"]
-    return runtime_ops.load_opset(tf_version, tf_src), []
+    return runtime_ops.load_opset(tf_version, tf_src, runtime=runtime), []
 
 
 def cut_for_app(graph_def, inp: str, out: str):
@@ -88,6 +90,7 @@ def prepare_for_app(
     std: float | None = None,
     optimize: bool = False,
     quantize: str | None = None,
+    runtime: str | None = None,
 ) -> PreparedModel:
     if quantize:
         quantize_mod.check_mode(quantize)
@@ -98,7 +101,7 @@ def prepare_for_app(
             "give the frozen .pb (or its memmapped package)",
         )
     out_p = check_output_path(out_path, model.path)
-    opset, opset_note = _opset_for(tf_version, tf_src)
+    opset, opset_note = _opset_for(tf_version, tf_src, runtime)
     memory_mapped = model.format == io.MEMMAPPED
     graph_def = model.graph_def
     if memory_mapped:

@@ -85,36 +85,66 @@ def _tag_for(tf_version: str) -> str:
     return f"v{major}.{minor}.0"
 
 
-def load_opset(tf_version: str, tf_src: Path | str | None = None) -> OpSet:
-    """The op set of the runtime of TF ``tf_version`` (``"1.1"``, ``"v1.1.0"``).
+RUNTIMES = ("android", "makefile")
 
-    With ``tf_src`` (a TF source tree) it is derived from that tree, so versions that were never
-    bundled work too; otherwise the bundled data is used."""
+
+def load_opset(tf_version: str, tf_src: Path | str | None = None, runtime: str | None = None) -> OpSet:
+    """The op set of one phone runtime of TF ``tf_version`` (``"1.1"``, ``"v1.1.0"``):
+    ``android`` (the library the Android demo links, built by Bazel) or ``makefile`` (the
+    makefile build: iOS libraries, the TensorFlow-experimental pod, Raspberry Pi). They differ.
+
+    With ``tf_src`` the makefile set is derived from that tree's tf_op_files.txt, so versions
+    that were never bundled work too; otherwise (and for the Android library, whose kernel list
+    lives in Bazel filegroups) the bundled data of the version profile is used. Without
+    ``runtime``: ``makefile`` when ``tf_src`` is given (what it derives), else ``android``."""
+    runtime = runtime or ("makefile" if tf_src is not None else "android")
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}", "use --runtime android (the Android demo) or makefile (iOS libraries, the pod, Raspberry Pi)")
     tag = _tag_for(tf_version)
-    if tf_src is not None:
+    if tf_src is not None and runtime == "makefile":
         return derive_opset(Path(tf_src), tag)
-    path = _bundled_path(tf_version) or OPS_DIR / f"{tag}.opdefs.json"
-    if not path.is_file():
+    path = _bundled_path(tf_version, runtime)
+    if path is None and runtime == "makefile":
+        path = OPS_DIR / f"{tag}.opdefs.json"  # the makefile sets of 1.0 - 1.4, kept at the top level
+    if path is None or not path.is_file():
+        gone = _profile_note(tf_version, "makefile.why") if runtime == "makefile" else None
+        if gone:
+            raise UserError(f"TensorFlow {tf_version} has no makefile build: {gone}", "use --runtime android")
         raise UserError(
-            f"no op set bundled for TensorFlow {tf_version} (have: {', '.join(bundled_tags())})",
-            "pass --tf-src PATH_TO_TF_TREE to derive it from the tree, or pick a bundled version",
+            f"no op set bundled for TensorFlow {tf_version} ({runtime} runtime; have: v1.0.0 - v2.3.0 android, "
+            "v1.0.0 - v2.0.0 makefile)",
+            "pass --tf-src PATH_TO_TF_TREE to derive the makefile set from the tree, or pick a bundled version",
         )
     return _load_bundled(str(path))
 
 
-def _bundled_path(tf_version: str) -> Path | None:
-    """The op set the version profile names (toolchains/*.toml ``family.runtime_ops``)."""
+def _bundled_path(tf_version: str, runtime: str = "android") -> Path | None:
+    """The op set the version profile names (toolchains/*.toml ``[runtime_ops]``)."""
     try:
-        name = load_profile(tf_version).runtime_ops_name()
+        name = load_profile(tf_version).runtime_ops_name(runtime)
     except UserError:  # no profile covers this version: the caller explains what exists
         return None
     return TOOLCHAINS_DIR / f"{name}.opdefs.json" if name else None
+
+
+def _profile_note(tf_version: str, key: str) -> str | None:
+    try:
+        return load_profile(tf_version).get(key)
+    except UserError:
+        return None
 
 
 @lru_cache(maxsize=None)
 def _load_bundled(path: str) -> OpSet:
     data = json.loads(Path(path).read_text())
     ops = {name: OpInfo(name, dict(d.get("attrs", {})), bool(d.get("has_kernel"))) for name, d in data["ops"].items()}
+    # Kernels registered through file-local macros (Scatter*, Segment*, ...) are real kernels
+    # the plain registration patterns missed: the derivation lists them beside the op set.
+    macro = Path(path.replace(".opdefs.json", ".macro_regs.json"))
+    if macro.is_file():
+        for name in json.loads(macro.read_text()).get("ops", {}):
+            if name in ops:
+                ops[name].has_kernel = True
     return OpSet(tag=data.get("tag", Path(path).name.split(".opdefs")[0]), ops=ops, source=path)
 
 

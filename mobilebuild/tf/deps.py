@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from mobilebuild import console
+from mobilebuild import console, runner
 from mobilebuild.net.archives import extract
 from mobilebuild.net.downloads import Artifact, cached, fetch_many
 from mobilebuild.errors import PatchError, UserError
@@ -53,6 +53,12 @@ class DepPlan:
     script_url: str  # the URL download_dependencies.sh would have used
     origin: str  # "workspace.bzl:<line> (<rule> <name>)" or "profile"
     patches: list[dict] = field(default_factory=list)
+    git_ref: str | None = None  # a `git clone` of the script (artifact.urls[0] is the repository)
+    submodules: bool = False
+
+    @property
+    def is_git(self) -> bool:
+        return self.git_ref is not None or self.artifact.urls[0].endswith(".git")
 
 
 @dataclass
@@ -65,6 +71,7 @@ class DepResult:
     origin: str
     patches: list[str] = field(default_factory=list)
     downloaded: bool = False
+    verified: str = ""  # "sha256" | "git commit <sha>" | "" (the tree gives no checksum)
 
 
 @dataclass
@@ -172,9 +179,19 @@ def select_archive(archives: Iterable[BzlArchive], pattern: str, skip: str | Non
 # ---------------------------------------------------------------------------- planning
 
 
+def require_makefile(profile) -> None:
+    """One clear line on trees without tensorflow/contrib/makefile (removed in TF 2.1)."""
+    if profile.get("makefile.removed_in"):
+        raise UserError(
+            f"TensorFlow {profile.version_text} has no makefile build: {profile.require('makefile.why')}",
+            profile.require("makefile.hint"),
+        )
+
+
 def makefile_settings(profile) -> dict[str, Any]:
+    require_makefile(profile)
     mk = profile.get("makefile")
-    if not mk or not mk.get("deps"):
+    if not mk or not (mk.get("deps") or mk.get("script")):
         raise UserError(
             f"the {profile.family} profile has no makefile dependencies for TensorFlow {profile.version_text}",
             f"add [[makefile.deps]] to {profile.source.name} in toolchains/",
@@ -189,6 +206,11 @@ BAZEL_MIRROR_PREFIXES = (
     "http://mirror.bazel.build/",
     "http://bazel-mirror.storage.googleapis.com/",
     "https://bazel-mirror.storage.googleapis.com/",
+    # From TF 1.14 the trees name TensorFlow's own mirror (two addresses of it).
+    "http://mirror.tensorflow.org/",
+    "https://mirror.tensorflow.org/",
+    "https://storage.googleapis.com/mirror.tensorflow.org/",
+    "http://storage.googleapis.com/mirror.tensorflow.org/",
 )
 
 
@@ -329,17 +351,18 @@ def apply_patches(root: Path, plan: DepPlan) -> list[str]:
 def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
     """Extract, clean, patch and stamp into a staging dir, then swap it into place."""
     dep_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage_parent = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", suffix=".stage", dir=dep_dir.parent))
+    leaf = dep_dir.name  # plan.name may be nested (cub/external/cub_archive)
+    stage_parent = Path(tempfile.mkdtemp(prefix=f".{leaf}.", suffix=".stage", dir=dep_dir.parent))
     old: Path | None = None
     try:
-        stage = extract(archive, stage_parent / plan.name, strip_components=1)
+        stage = extract(archive, stage_parent / leaf, strip_components=1)
         delete_build_files(stage)
         applied = apply_patches(stage, plan)
         stamp = {"sha256": plan.artifact.sha256, "url": plan.script_url, "patches": _patch_ids(plan), "applied": applied}
         stamp["files"] = _count_files(stage) + 1  # + the stamp itself
         (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
         if dep_dir.exists() or dep_dir.is_symlink():
-            old = dep_dir.with_name(f".{plan.name}.old-{os.getpid()}")
+            old = dep_dir.with_name(f".{leaf}.old-{os.getpid()}")
             os.replace(dep_dir, old)
         os.replace(stage, dep_dir)
     finally:
@@ -352,6 +375,291 @@ def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
     return applied
 
 
+# ---------------------------------------------------------------------------- the tree's script
+#
+# From TF 1.5 the list of dependencies is read from the tree's own download_dependencies.sh
+# rather than from a list per version: which variables it greps out of workspace.bzl (with its
+# `grep -o PATTERN | grep -v SKIP | head -n1` pipelines), which URLs it hard-codes, what it
+# passes to download_and_extract and to `git clone` / `git checkout`, and its sed patches. Only
+# the shapes these scripts use are understood; anything else is refused by name, so a tree
+# whose script does something new fails loudly instead of getting a partial downloads dir.
+
+_ASSIGN = re.compile(r"^(?:readonly\s+|export\s+|local\s+)?([A-Z_][A-Z0-9_]*)=(.*)$")
+_DOWNLOAD = re.compile(r'^download_and_extract\s+"?\$\{?(\w+)\}?"?\s+"?\$\{?DOWNLOADS_DIR\}?/([^"\s]+)"?\s*$')
+_CLONE = re.compile(r'git\s+clone\s+(?:--\S+\s+)*"?([^"\s]+)"?\s+"?\$\{?DOWNLOADS_DIR\}?/([^"\s]+?)"?(?:\s|$)')
+_CHECKOUT = re.compile(r'git\s+(?:-C\s+\S+\s+)?checkout\s+"?([^"\s;&]+)"?')
+_SED = re.compile(r"""^replace_by_sed\s+'s#((?:[^#\\]|\\.)*)#((?:[^#\\]|\\.)*)#'\s+"?\$\{?DOWNLOADS_DIR\}?/([^"\s]+)"?\s*$""")
+_AWK_SUBSTR = re.compile(
+    r'substr\(\$0,\s*index\(\$0,\s*"(\w+)"\)\s*\+\s*(\d+),\s*index\(\$0,\s*"(\w+)"\)\s*-\s*index\(\$0,\s*"\w+"\)\s*-\s*(\d+)\s*\)'
+)
+
+
+@dataclass
+class ScriptDep:
+    """One thing download_dependencies.sh puts under downloads/."""
+
+    dir: str  # under downloads/, e.g. "eigen" or "cub/external/cub_archive"
+    kind: str  # "archive" | "git"
+    url: str
+    how: str  # where the URL came from, for the report
+    ref: str | None = None  # git: what the script checks out
+    submodules: bool = False
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines with backslash continuations joined and comments dropped."""
+    out: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
+def _bre_to_python(pattern: str) -> str:
+    """grep's basic regular expression as Python's: only ``.``, ``*``, ``^``, ``$``, ``[...]``
+    and backslash escapes are special in a BRE (``+ ? ( ) |`` are plain characters)."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if ch == "[":
+            j = pattern.find("]", i + 2)
+            if j > 0:
+                out.append(pattern[i : j + 1])
+                i = j + 1
+                continue
+        out.append(ch if ch in ".*^$" else re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), value)
+
+
+def _grep_pipeline(command: str, bzl_text: str, script: str) -> tuple[str | None, str]:
+    """Run one ``grep -o 'P' FILE | grep -v S | head -n1 [| awk 'substr(...)']`` over
+    workspace.bzl's text, as the shell would: (first surviving match, description)."""
+    stages = [s.strip() for s in command.split("|")]
+    m = re.match(r"""^grep\s+-o\s+(['"])(.*?)\1\s+\S+$""", stages[0])
+    if not m:
+        raise PatchError(f"{script}: cannot read `{command}`", "this download_dependencies.sh does something mobilebuild does not know")
+    rx = re.compile(_bre_to_python(m.group(2)))
+    found = [hit.group(0) for line in bzl_text.splitlines() for hit in rx.finditer(line)]
+    how = f"grep -o '{m.group(2)}'"
+    for stage in stages[1:]:
+        if (v := re.match(r"""^grep\s+-v\s+(['"]?)(.*?)\1$""", stage)):
+            bad = re.compile(_bre_to_python(v.group(2)))
+            found = [f for f in found if not bad.search(f)]
+            how += f" | grep -v {v.group(2)}"
+        elif re.match(r"^head\s+-(?:n\s*)?1$", stage):
+            found = found[:1]
+        elif stage.startswith("awk") and (a := _AWK_SUBSTR.search(stage)):
+            # awk's index() is 1-based: substr from index(a)+n1, length index(b)-index(a)-n2.
+            def cut(s: str, a=a) -> str:
+                ia, ib = s.find(a.group(1)), s.find(a.group(3))
+                start = ia + int(a.group(2))
+                return s[start : start + (ib - ia - int(a.group(4)))] if ia >= 0 and ib >= 0 else ""
+            found = [cut(f) for f in found]
+            how += " | awk substr"
+        else:
+            raise PatchError(f"{script}: cannot read the pipeline stage `{stage}`",
+                             "this download_dependencies.sh does something mobilebuild does not know")
+    return (found[0] if found else None), how
+
+
+def read_download_script(script_text: str, bzl_text: str, script: str = "download_dependencies.sh") -> tuple[list[ScriptDep], list[dict]]:
+    """(what the script fetches, its sed patches) for this tree."""
+    env: dict[str, str] = {}
+    how: dict[str, str] = {}
+    deps: list[ScriptDep] = []
+    patches: list[dict] = []
+    for line in _logical_lines(script_text):
+        if (m := _ASSIGN.match(line)):
+            name, value = m.group(1), m.group(2).strip()
+            sub = re.fullmatch(r'"\$\((.*)\)"', value)
+            if sub:
+                result, desc = _grep_pipeline(sub.group(1), bzl_text, script)
+                if result is None:
+                    raise PatchError(
+                        f"{script}: {name} finds nothing in tensorflow/workspace.bzl ({desc})",
+                        "the tree's workspace.bzl and its download script disagree: is the checkout complete?",
+                    )
+                env[name], how[name] = result, f"workspace.bzl ({desc})"
+            elif "$(" not in value and "`" not in value:
+                env[name], how[name] = _expand(_unquote(value), env), "hard-coded in the script"
+            continue
+        if (m := _DOWNLOAD.match(line)):
+            var, target = m.group(1), m.group(2)
+            if var not in env:
+                raise PatchError(f"{script}: download_and_extract uses ${var}, which the script never sets", "is the checkout complete?")
+            deps.append(ScriptDep(target, "archive", env[var], how[var]))
+            continue
+        if (m := _CLONE.search(line)):
+            url = _expand(m.group(1), env)
+            deps.append(ScriptDep(m.group(2), "git", url, how.get(m.group(1).strip("${}"), "hard-coded in the script")))
+        if (m := _CHECKOUT.search(line)) and deps and deps[-1].kind == "git":
+            ref = _expand(m.group(1), env)
+            deps[-1].ref = ref
+            var = m.group(1).strip("${}")
+            deps[-1].how += f"; checks out {ref} ({how.get(var, 'hard-coded')})"
+        if "submodule update" in line and deps and deps[-1].kind == "git":
+            deps[-1].submodules = True
+        if (m := _SED.match(line)):
+            find, repl, path = (re.sub(r"\\(.)", r"\1", g) for g in m.groups())
+            owner = max((d for d in deps if path.startswith(d.dir + "/")), key=lambda d: len(d.dir), default=None)
+            if owner is None:
+                raise PatchError(f"{script}: a sed patch edits {path}, outside what the script downloads", "is the checkout complete?")
+            # sed changes nothing when the text is absent: so may we (Eigen revisions differ).
+            patches.append({"dep": owner.dir, "file": path[len(owner.dir) + 1 :], "find": find, "replace": repl,
+                            "optional": True, "why": "download_dependencies.sh patches it"})
+    if not deps:
+        raise PatchError(f"{script} downloads nothing mobilebuild can see", "this download_dependencies.sh does something mobilebuild does not know")
+    return deps, patches
+
+
+def _bzl_archives(tf_src: Path, mk: dict) -> list[BzlArchive]:
+    """Every archive call of tensorflow/workspace.bzl and of third_party/*/workspace.bzl (1.10+
+    moved some there): where the checksums of the script's URLs are."""
+    out: list[BzlArchive] = []
+    files = [tf_src / mk.get("workspace_bzl", "tensorflow/workspace.bzl")]
+    files += sorted((tf_src / "third_party").glob("**/workspace.bzl"))
+    for f in files:
+        if f.is_file():
+            out += parse_workspace_bzl(f.read_text(encoding="utf-8", errors="replace"), str(f))
+    return out
+
+
+def _host_path(url: str) -> str:
+    """The original host + path of a URL, with a known mirror prefix removed."""
+    for cand in with_original_urls([url])[::-1]:
+        return re.sub(r"^[a-z]+://", "", cand)
+    return url
+
+
+def plan_script_deps(tf_src: Path, profile) -> list["DepPlan"]:
+    mk = makefile_settings(profile)
+    script = tf_src / mk["script"]
+    bzl = tf_src / mk.get("workspace_bzl", "tensorflow/workspace.bzl")
+    for f in (script, bzl):
+        if not f.is_file():
+            raise PatchError(
+                f"not found: {f}",
+                f"TensorFlow {profile.version_text} trees have {f.relative_to(tf_src)}: is this a complete checkout?",
+            )
+    deps, patches = read_download_script(script.read_text(encoding="utf-8", errors="replace"),
+                                         bzl.read_text(encoding="utf-8", errors="replace"), mk["script"])
+    archives = _bzl_archives(tf_src, mk)
+    known = {k: v for k, v in (mk.get("known_sha256") or {}).items()}
+    plans = []
+    for dep in deps:
+        dep_patches = [p for p in patches if p["dep"] == dep.dir]
+        if dep.kind == "git":
+            plans.append(DepPlan(dep.dir, Artifact((dep.url,)), dep.url, dep.how, dep_patches, git_ref=dep.ref,
+                                 submodules=dep.submodules))
+            continue
+        exact = [a for a in archives if dep.url in a.urls and a.sha256]
+        same = exact or [a for a in archives if a.sha256 and _host_path(dep.url) in {_host_path(u) for u in a.urls}]
+        if same:
+            arc = same[0]
+            urls = with_original_urls([dep.url, *[u for u in arc.urls if u != dep.url]])
+            art = Artifact(urls, sha256=arc.sha256)
+            origin = f"{dep.how}; sha256 of {arc.name} (workspace.bzl line {arc.line})"
+        elif dep.url in known:
+            art = Artifact(with_original_urls([dep.url]), sha256=known[dep.url])
+            origin = f"{dep.how}; sha256 from the {profile.family} profile"
+        else:
+            art = Artifact(with_original_urls([dep.url]))
+            origin = f"{dep.how}; no checksum in the tree"
+        plans.append(DepPlan(dep.dir, art, dep.url, origin, dep_patches))
+    return plans
+
+
+# ---------------------------------------------------------------------------- git clones (1.13+)
+
+
+def _git_head(d: Path) -> str | None:
+    res = runner.run(["git", "-C", str(d), "rev-parse", "HEAD"], check=False)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def git_up_to_date(dep_dir: Path, plan: "DepPlan") -> bool:
+    stamp = _read_stamp(dep_dir)
+    return (stamp.get("git") == plan.script_url and stamp.get("ref") == plan.git_ref
+            and stamp.get("patches") == _patch_ids(plan) and bool(stamp.get("commit"))
+            and _git_head(dep_dir) == stamp.get("commit"))
+
+
+def install_git(dep_dir: Path, plan: "DepPlan", mirrors: Iterable[str], offline: bool) -> tuple[list[str], str, str]:
+    """Clone as the script does (then check out its ref), from the URL or a mirror holding the
+    repository at BASE/host/path; staged, patched and stamped, then swapped into place.
+    Returns (patches applied, commit, where it came from)."""
+    from mobilebuild.net.downloads import is_local, local_path, mirror_url
+
+    sources = [] if offline else [plan.script_url]
+    sources += [mirror_url(m, plan.script_url) for m in mirrors if not offline or is_local(m)]
+    dep_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage_parent = Path(tempfile.mkdtemp(prefix=f".{dep_dir.name}.", suffix=".stage", dir=dep_dir.parent))
+    stage = stage_parent / dep_dir.name
+    old: Path | None = None
+    try:
+        last = "no source to clone from"
+        for src in sources:
+            src_arg = str(local_path(src)) if is_local(src) else src
+            res = runner.run(["git", "clone", "--quiet", src_arg, str(stage)], check=False)
+            if res.returncode == 0:
+                break
+            shutil.rmtree(stage, ignore_errors=True)
+            last = f"{src}: " + ((res.stderr or res.stdout).strip().splitlines() or ["failed"])[-1]
+        else:
+            raise UserError(
+                f"could not clone {plan.script_url} for downloads/{plan.name}" + (" (offline)" if offline else "") + f" ({last})",
+                "check the network, or keep a clone at BASE/" + mirror_url("", plan.script_url).lstrip("/")
+                + " and pass --mirror BASE",
+            )
+        if plan.git_ref:
+            res = runner.run(["git", "-C", str(stage), "checkout", "--quiet", plan.git_ref], check=False)
+            if res.returncode != 0:
+                raise PatchError(
+                    f"{src} has no {plan.git_ref} (the ref {plan.origin.split(';')[0]} names)",
+                    "the mirror's clone is older than the tree: update it (git fetch --tags)",
+                )
+        if plan.submodules:
+            runner.run(["git", "-C", str(stage), "submodule", "update", "--init", "--recursive"],
+                       hint="the submodules of the clone could not be fetched")
+        commit = _git_head(stage) or ""
+        applied = apply_patches(stage, plan)
+        stamp = {"git": plan.script_url, "ref": plan.git_ref, "commit": commit, "source": src,
+                 "patches": _patch_ids(plan), "applied": applied}
+        (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
+        if dep_dir.exists() or dep_dir.is_symlink():
+            old = dep_dir.with_name(f".{dep_dir.name}.old-{os.getpid()}")
+            os.replace(dep_dir, old)
+        os.replace(stage, dep_dir)
+    finally:
+        shutil.rmtree(stage_parent, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return applied, commit, src
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -360,25 +668,43 @@ def fetch_deps(tf_src: str | os.PathLike, profile, mirrors: Iterable[str] = (), 
     tf_src = Path(tf_src).resolve()
     mk = makefile_settings(profile)
     downloads_dir = tf_src / mk.get("downloads_dir", "tensorflow/contrib/makefile/downloads")
-    plans = plan_deps(tf_src, profile)
-    todo = [p for p in plans if not is_up_to_date(downloads_dir / p.name, p)]
-    for p in plans:
-        if p not in todo:
-            console.detail(f"{p.name}: up to date ({downloads_dir / p.name})")
-    in_cache = {p.name: cached(p.artifact) is not None for p in todo}
-    paths = fetch_many([p.artifact for p in todo], jobs=jobs, mirrors=mirrors, offline=offline) if todo else []
+    plans = plan_script_deps(tf_src, profile) if mk.get("script") else plan_deps(tf_src, profile)
+    mirrors = list(mirrors)
     results: dict[str, DepResult] = {}
+    for plan in [p for p in plans if p.is_git]:
+        d = downloads_dir / plan.name
+        if git_up_to_date(d, plan):
+            continue
+        applied, commit, src = install_git(d, plan, mirrors, offline)
+        console.info(f"{plan.name}: cloned {plan.script_url} at {plan.git_ref or 'HEAD'} ({commit[:12]}) into {d}")
+        results[plan.name] = DepResult(plan.name, "installed", str(d), "", plan.script_url, plan.origin, applied, True,
+                                       f"git commit {commit}")
+    archives = [p for p in plans if not p.is_git]
+    todo = [p for p in archives if not is_up_to_date(downloads_dir / p.name, p)]
+    for p in plans:
+        if p not in todo and p.name not in results:
+            console.detail(f"{p.name}: up to date ({downloads_dir / p.name})")
+    for p in todo:
+        if not p.artifact.verified:
+            console.warn(f"{p.name}: {p.script_url} is not verified: the tree gives no checksum for it "
+                         "(download_dependencies.sh checks none either)")
+    in_cache = {p.name: cached(p.artifact) is not None for p in todo}
+    paths = fetch_many([p.artifact for p in todo], jobs=jobs, mirrors=mirrors, offline=offline,
+                       allow_unverified=True) if todo else []
     for plan, archive in zip(todo, paths):
         applied = install_dep(archive, downloads_dir / plan.name, plan)
         console.info(f"{plan.name}: extracted into {downloads_dir / plan.name}" + (f" ({len(applied)} patches)" if applied else ""))
-        results[plan.name] = DepResult(plan.name, "installed", str(downloads_dir / plan.name), plan.artifact.sha256 or "", plan.script_url, plan.origin, applied, not in_cache[plan.name])
+        results[plan.name] = DepResult(plan.name, "installed", str(downloads_dir / plan.name), plan.artifact.sha256 or "", plan.script_url,
+                                       plan.origin, applied, not in_cache[plan.name], "sha256" if plan.artifact.sha256 else "")
     out = []
     for plan in plans:
         if plan.name in results:
             out.append(results[plan.name])
         else:
-            applied = _read_stamp(downloads_dir / plan.name).get("applied", [])
-            out.append(DepResult(plan.name, "up-to-date", str(downloads_dir / plan.name), plan.artifact.sha256 or "", plan.script_url, plan.origin, applied))
+            stamp = _read_stamp(downloads_dir / plan.name)
+            verified = f"git commit {stamp.get('commit')}" if plan.is_git else ("sha256" if plan.artifact.sha256 else "")
+            out.append(DepResult(plan.name, "up-to-date", str(downloads_dir / plan.name), plan.artifact.sha256 or "",
+                                 plan.script_url, plan.origin, stamp.get("applied", []), False, verified))
     return DepsReport(str(tf_src), str(downloads_dir), f"{profile.family} {profile.version_text}", out)
 
 

@@ -1,4 +1,14 @@
-"""The Android repositories of a TensorFlow WORKSPACE: find the spot, render, replace.
+"""The Android repositories of a TensorFlow tree, configured the tree's own way.
+
+Two mechanisms (profile ``workspace.mechanism``):
+
+- ``block`` (TF 1.0 - 1.9): WORKSPACE carries the rules itself, as a commented block to fill in.
+  See below.
+- ``action_env`` (TF 1.10 - 2.x): WORKSPACE calls ``android_configure(...)`` and
+  ``android_workspace()``, which declare the rules from five ``--action_env`` values that
+  ``./configure`` writes into ``.tf_configure.bazelrc``. mobilebuild writes the same values into
+  its own ``mobilebuild.bazelrc`` at the root (passed to Bazel with ``--bazelrc=``); WORKSPACE is
+  not touched: a second set of rules there would clash with the tree's.
 
 TF 1.0 - 1.4 ship a commented ``#android_sdk_repository(`` ... ``#android_ndk_repository(``
 block whose exact text differs per tag; it is found by its structure (profile data) and replaced
@@ -14,6 +24,7 @@ from dataclasses import dataclass, field
 
 from mobilebuild.errors import PatchError, ToolchainError
 from mobilebuild.profiles import Profile
+from mobilebuild.toolchain import bazel
 from mobilebuild.toolchain.sdk import NdkInfo, SdkInfo
 
 
@@ -175,15 +186,97 @@ class WorkspacePlan:
     sdk: SdkInfo
     ndk: NdkInfo | None
     ndk_api_level: int
+    mechanism: str = "block"
+    # action_env: the (NAME, value) pairs written into mobilebuild.bazelrc.
+    android_env: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
             "file": self.rel,
             "how": self.edit.how,
+            "mechanism": self.mechanism,
+            "action_env": dict(self.android_env),
             "sdk": self.sdk.as_dict(),
             "ndk": self.ndk.as_dict() if self.ndk else None,
             "ndk_api_level": self.ndk_api_level,
         }
+
+    def with_options(self, tree_root, options) -> "WorkspacePlan":
+        """An action_env plan whose bazelrc also carries ``options`` (remote cache settings of a
+        build): the file is written once, by the patch, with everything the build passes."""
+        if self.mechanism != "action_env" or not options:
+            return self
+        text = bazel.bazelrc_fragment(options, self.android_env)
+        return WorkspacePlan(self.rel, self.old, WorkspaceEdit(text, self.edit.how, self.edit.warnings), self.sdk,
+                             self.ndk, self.ndk_api_level, self.mechanism, self.android_env)
+
+
+def mechanism_of(profile: Profile) -> str:
+    return profile.get("workspace.mechanism") or "block"
+
+
+def action_env_values(profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, ndk_api_level: int) -> list[tuple[str, str]]:
+    """The --action_env values android_configure reads, in the profile's order; without an NDK
+    the two NDK values are left out (android_configure then declares no NDK repository)."""
+    values = {
+        "sdk_path": str(sdk.path),
+        "sdk_api_level": str(sdk.api_level),
+        "build_tools": str(sdk.build_tools),
+        "ndk_path": str(ndk.path) if ndk else None,
+        "ndk_api_level": str(ndk_api_level) if ndk else None,
+    }
+    out = []
+    for name, what in profile.require("workspace.action_env").items():
+        if what not in values:
+            raise PatchError(
+                f"the {profile.family} profile names an unknown value {what!r} for --action_env {name}",
+                f"use one of {', '.join(values)} in [workspace.action_env] of {profile.source.name}",
+            )
+        if values[what] is not None:
+            out.append((name, values[what]))
+    return out
+
+
+def check_android_configure(text: str, profile: Profile) -> None:
+    """The WORKSPACE of an action_env tree calls android_configure and android_workspace(), and
+    declares no Android rule of its own (which would clash with the ones android_workspace makes)."""
+    lines = text.splitlines()
+    for key, what in (("workspace.configure_rule", 'android_configure(name="local_config_android")'),
+                      ("workspace.workspace_call", "android_workspace()")):
+        rx = re.compile(profile.require(key))
+        if not any(rx.match(line) for line in lines):
+            raise PatchError(
+                f"WORKSPACE has no {what}: TensorFlow {profile.version_text} takes its Android SDK/NDK from "
+                "android_configure, fed by --action_env values, and this tree does not call it",
+                "is this an unmodified TensorFlow checkout? `git diff WORKSPACE` shows what changed",
+            )
+    rx = re.compile(profile.require("workspace.active_rule"))
+    for i, line in enumerate(lines):
+        m = rx.match(line)
+        if m:
+            raise PatchError(
+                f"WORKSPACE line {i + 1} defines android_{m.group(1)}_repository beside android_workspace(), "
+                "which declares it too",
+                "remove that rule (or `git checkout WORKSPACE`): mobilebuild gives this tree its SDK/NDK "
+                "through --action_env values in mobilebuild.bazelrc",
+            )
+
+
+def _plan_action_env(tree, profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, level: int,
+                     warnings: list[str]) -> "WorkspacePlan":
+    from mobilebuild.tf.patching import read_text_exact
+    from mobilebuild.tf.tree import require_file
+
+    check_android_configure(read_text_exact(require_file(tree, "WORKSPACE", "WORKSPACE at the root")), profile)
+    env = action_env_values(profile, sdk, ndk, level)
+    rel = bazel.BAZELRC_NAME
+    path = tree.path(rel)
+    old = read_text_exact(path) if path.is_file() else ""
+    text = bazel.bazelrc_fragment([], env)
+    how = f"wrote the --action_env values of android_configure into {rel} (passed to Bazel with --bazelrc)"
+    if old == text:
+        how = f"{rel} already has these --action_env values"
+    return WorkspacePlan(rel, old, WorkspaceEdit(text, how, warnings), sdk, ndk, level, "action_env", env)
 
 
 def plan_workspace(
@@ -244,11 +337,14 @@ def plan_workspace(
             "(`mobilebuild setup --android`) and pass --ndk DIR",
         )
     else:
+        where = "WORKSPACE gets" if mechanism_of(profile) == "block" else "the tree gets"
         warnings.append(
-            "no Android NDK given or found: WORKSPACE gets only android_sdk_repository; "
+            f"no Android NDK given or found: {where} only android_sdk_repository; "
             f"building the demo needs NDK {profile.get('ndk.recommended')} (--ndk DIR)"
         )
     level = choose_ndk_api_level(profile, ndk_api_level, cpu)
+    if mechanism_of(profile) == "action_env":
+        return _plan_action_env(tree, profile, sdk, ndk, level, warnings)
     rel = "WORKSPACE"
     path = require_file(tree, rel, "WORKSPACE at the root")
     old = read_text_exact(path)

@@ -408,11 +408,21 @@ def remote_options(
     return options
 
 
-def bazelrc_fragment(options: Sequence[str]) -> str:
-    """The text of ``mobilebuild.bazelrc`` for ``options`` (from ``remote_options``)."""
+def bazelrc_fragment(options: Sequence[str], android_env: Sequence[tuple[str, str]] = ()) -> str:
+    """The text of ``mobilebuild.bazelrc`` for ``options`` (from ``remote_options``), after the
+    ``--action_env NAME=value`` lines of ``android_env`` (trees whose WORKSPACE takes its Android
+    rules from android_configure)."""
     from mobilebuild.templating import render
 
-    return render("bazel-mobilebuild.bazelrc", options=list(options))
+    env = []
+    for name, value in android_env:
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name) or "\n" in value or "\r" in value:
+            raise ToolchainError(
+                f"cannot write --action_env {name}={value!r} into a bazelrc (one line per option)",
+                "use an SDK / NDK path without line breaks",
+            )
+        env.append((name, _bazelrc_quote(value)))
+    return render("bazel-mobilebuild.bazelrc", options=list(options), android_env=env)
 
 
 def masked_option(option: str) -> str:

@@ -297,3 +297,28 @@ def test_a_broken_pins_file_is_one_clear_error(cli, project, tmp_path):
     r = cli("setup", "--tf-ref", "v1.4.0", "--pins", pins)
     assert r.code == 1 and "is not valid TOML" in r.stderr
     assert not (project[0] / "mobilebuild.toml").exists()
+
+
+def test_setup_for_v1_15_installs_the_bazel_and_ndk_of_that_era(cli, server, project, tmp_path):
+    """`setup --tf-ref v1.15.0`: Bazel 0.26.1 (the top of configure.py's 0.24.1 - 0.26.1, a plain
+    binary in the release) and NDK r17c, from pins in the shipped format with their digests."""
+    from helpers.archive_builders import sha1, sha256
+    from helpers.machine_standins import ndk_zip
+
+    proj, log = project
+    pins = tmp_path / "pins.toml"
+    write_pins(pins, server)
+    binary = b"#!/bin/sh\necho 'bazel 0.26.1'\n"
+    ndk = ndk_zip("r17c", "17.2.4988734")
+    b_url = server.add("/releases/bazel/0.26.1/bazel-0.26.1-linux-x86_64", binary)
+    n_url = server.add("/android/repository/android-ndk-r17c-linux-x86_64.zip", ndk)
+    with open(pins, "a") as f:
+        f.write(f'\n[[bazel]]\nversion = "0.26.1"\nos = "linux"\narch = "x86_64"\nkind = "binary"\nurl = "{b_url}"\nsha256 = "{sha256(binary)}"\n'
+                f'\n[[ndk]]\nrevision = "r17c"\npkg_revision = "17.2.4988734"\nos = "linux"\nurl = "{n_url}"\nsha1 = "{sha1(ndk)}"\nsha256 = "{sha256(ndk)}"\n')
+    sdk = make_sdk(tmp_path / "sdk", build_tools="26.0.1")
+    r = cli("--json", "setup", "--tf-ref", "v1.15.0", "--sdk", sdk, "--pins", pins)
+    assert r.code == 0, r.stderr
+    bazel = data_dir() / "bazel" / "0.26.1" / "bin" / "bazel"
+    assert bazel.read_bytes() == binary and os.access(bazel, os.X_OK)
+    assert "17.2.4988734" in (data_dir() / "android-ndk-r17c" / "source.properties").read_text()
+    assert not (data_dir() / "bazel" / "0.5.4").exists() and not (data_dir() / "android-ndk-r14b").exists()

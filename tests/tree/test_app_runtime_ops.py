@@ -71,3 +71,53 @@ def test_an_eightbit_quantized_app_copy_loads_in_the_oldest_runtime(cli, tf_tree
     assert r.code == 0, r.stderr
     assert "quantized (eightbit)" in r.stderr and "rewrote for the TF v1.0.0 runtime" in r.stderr
     assert cli("model", "check", tree / ANDROID_ASSETS / model.name, "--tf-version", "1.0").code == 0
+
+
+@pytest.mark.parametrize("version,tag", [("1.15", "v1.15.0"), ("2.3", "v2.3.0")])
+def test_an_app_model_for_later_trees_passes_that_tags_android_op_set(cli, tf_tree, sdk, ndk, keras3_model, version, tag):
+    """The Android demo of 1.15 / 2.3 links that tag's android_tensorflow_lib: the app's copy is
+    fitted to that library's op set (not the makefile build's) and passes it with no problem."""
+    import json
+
+    model, labels = keras3_model
+    tree = tf_tree(version)
+    r = cli("android", "--generate-only", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk,
+            "--model", model, "--labels", labels, "--mean", "128", "--std", "128")
+    assert r.code == 0, r.stderr
+    asset = tree / ANDROID_ASSETS / model.name
+    r = cli("--json", "model", "check", asset, "--tf-version", version, "--runtime", "android")
+    assert r.code == 0, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["loads"] is True and data["problems"] == [] and data["tag"] == tag and data["runtime"] == "android"
+
+
+def test_ios_camera_of_later_trees_targets_the_pods_makefile_runtime(cli, tf_tree, keras3_model):
+    """From 1.3 to 2.3 the camera example links the TensorFlow-experimental pod: the makefile
+    build of TF 1.1, whatever the tree's version."""
+    import json
+
+    model, labels = keras3_model
+    tree = tf_tree("2.3")
+    r = cli("ios", "--tf-src", tree, "--model", model, "--labels", labels, "--mean", "128", "--std", "128")
+    assert r.code == 0, r.stderr
+    assert "rewrote for the TF v1.1.0 runtime" in r.stderr
+    asset = tree / ios_camera_dir("2.3") / "data" / model.name
+    r = cli("--json", "model", "check", asset, "--tf-version", "1.1", "--runtime", "makefile")
+    assert r.code == 0 and json.loads(r.stdout)["problems"] == []
+
+
+def test_the_two_runtimes_of_one_tag_differ_and_the_check_names_the_one_used(cli, tmp_path):
+    """v1.1.0: Abs has a kernel only in the Android library, ParallelConcat only in the makefile
+    build (shared/tf-mobile-ops/README.md)."""
+    import json
+
+    from mobilebuild.graphs import runtime_ops
+
+    android = runtime_ops.load_opset("1.1", runtime="android")
+    makefile = runtime_ops.load_opset("1.1", runtime="makefile")
+    assert android.ops["Abs"].has_kernel and not makefile.ops["Abs"].has_kernel
+    assert makefile.ops["ParallelConcat"].has_kernel and not android.ops["ParallelConcat"].has_kernel
+    # macro-registered kernels count (ScatterUpdate is registered through a file-local macro)
+    assert makefile.ops["ScatterUpdate"].has_kernel
+    r = cli("--json", "model", "check", "--tf-version", "2.1", "--runtime", "makefile")
+    assert r.code == 1 and "has no makefile build" in r.stderr and "removed from TensorFlow in 2.1" in r.stderr
