@@ -230,11 +230,11 @@ def _step_files(ctx: Context) -> None:
         return
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
-    check_asset_names(p, [ctx.opts.model, ctx.opts.labels])
-    if ctx.opts.model:
-        from mobilebuild.apps.appmodel import refuse_overwriting_the_source
+    from mobilebuild.apps.appmodel import asset_name, refuse_overwriting_the_source
 
-        target = ctx.tree.path(p.require("android.asset_dir")) / Path(ctx.opts.model).name
+    check_asset_names(p, [ctx.opts.model and asset_name(ctx.opts.model), ctx.opts.labels])
+    if ctx.opts.model:
+        target = ctx.tree.path(p.require("android.asset_dir")) / asset_name(ctx.opts.model)
         refuse_overwriting_the_source(ctx.opts.model, target)
     if ctx.opts.mean is not None:  # a mean the int IMAGE_MEAN cannot hold: say so before model work
         declarations_for(p.require("android.constants"), {"mean": ctx.opts.mean},
@@ -299,7 +299,7 @@ def _step_model(ctx: Context) -> None:
         ctx.result["model"] = m.as_dict()
         return
 
-    m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts)
+    m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts, whole_mean=mean_is_int(ctx.tree.profile))
     if m.memory_mapped:
         from mobilebuild.errors import ModelError
 
@@ -310,6 +310,12 @@ def _step_model(ctx: Context) -> None:
     ctx.model = m
     report_model(m)
     ctx.result["model"] = m.as_dict()
+
+
+def mean_is_int(profile) -> bool:
+    """Whether the demo's constant for the mean (IMAGE_MEAN) is an int in this profile."""
+    constants = profile.get("android.constants") or {}
+    return any(spec.get("value") == "mean" and spec.get("type") == "int" for spec in constants.values())
 
 
 def report_model(m) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.fsutil import atomic_write_text, copy_if_changed, mark_used
+from mobilebuild.graphs import freeze, io as model_io
 from mobilebuild.tf.patching import sha256_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
@@ -55,7 +56,7 @@ class AppModel:
 
     @property
     def model_asset(self) -> str:
-        return self.source_model.name
+        return asset_name(self.source_model)
 
     @property
     def labels_asset(self) -> str:
@@ -78,6 +79,19 @@ class AppModel:
         }
 
 
+def asset_name(model: str | Path) -> str:
+    """The app's file name for ``model``: a Keras file or SavedModel directory goes into the app
+    as its frozen GraphDef, ``<name>.pb``; other models keep their name."""
+    p = Path(model).expanduser()
+    if p.is_dir() or p.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        return (p.stem if p.is_file() else p.name) + ".pb"
+    return p.name
+
+
+def _is_savedmodel_dir(p: Path) -> bool:
+    return p.is_dir() and (p / "saved_model.pb").is_file()
+
+
 def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, bool]:
     """(model, labels, is_default): both given, or neither (the built-in default model)."""
     if model and not labels:
@@ -93,6 +107,13 @@ def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, b
         return Path(default_model()), Path(default_labels()), True
     m, lab = Path(model).expanduser(), Path(labels).expanduser()  # type: ignore[arg-type]
     for p, what in ((m, "model"), (lab, "labels")):
+        if what == "model" and _is_savedmodel_dir(p):
+            continue
+        if p.is_dir():
+            raise ModelError(
+                f"--{what} {p} is a directory" + (" without saved_model.pb (not a SavedModel)" if what == "model" else ""),
+                f"give the {what} file" + (" (.pb, .keras, .h5) or a SavedModel directory" if what == "model" else ""),
+            )
         if not p.is_file():
             raise ModelError(f"{what} file not found: {p}", f"check the --{what} path")
     for p, what in ((m, "model"), (lab, "labels")):
@@ -101,7 +122,7 @@ def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, b
                 f"the {what} file name {p.name!r} cannot be an app asset",
                 f"rename it (e.g. {what}.{'pb' if what == 'model' else 'txt'})",
             )
-    if m.name == lab.name:
+    if asset_name(m) == lab.name:
         raise ModelError(f"model and labels have the same file name ({m.name})", "rename one of them")
     return m.resolve(), lab.resolve(), False
 
@@ -112,7 +133,7 @@ def refuse_overwriting_the_source(model: str | None, target: Path) -> None:
     if not model:
         return
     source = Path(model).expanduser()
-    if source.is_file() and target.exists() and source.resolve() == target.resolve():
+    if source.exists() and target.exists() and source.resolve() == target.resolve():
         raise UserError(
             f"--model {model} is where mobilebuild writes the app's prepared copy ({target})",
             f"move your model out of {target.parent} and pass its new path: mobilebuild never overwrites your model",
@@ -134,8 +155,12 @@ def prepare(
     quantize: str | None = None,
     runtime_version: str | None = None,
     runtime: str = "android",
+    whole_mean: bool = False,
 ) -> AppModel:
     """Prepare the model for the tree's runtime and check the labels against it.
+
+    ``whole_mean``: the app keeps the mean in an int (see prepare_for_app). A Keras file or
+    SavedModel directory is frozen first (graphs/freeze.py) and goes in as ``<name>.pb``.
 
     The prepared file is kept in the cache under a key of everything it depends on (model
     bytes, options, TF version, the tree's kernel list, mobilebuild's graph code), so a re-run
@@ -159,9 +184,10 @@ def prepare(
         "std": std,
         "optimize": optimize,
         "quantize": quantize,
+        "whole_mean": whole_mean,
     }
     key = _cache_key(model_path, tree, f"{version} {runtime}", own_ops, args)
-    cached = _load_cached(key, model_path.name)
+    cached = _load_cached(key, asset_name(model_path))
     if cached is not None:
         info, path = cached
         notes = ["reused the copy prepared by an earlier run (same model, options and TF version):"]
@@ -171,7 +197,7 @@ def prepare(
 
         prepared = prepare_for_app(
             model_path,
-            staging / model_path.name,
+            staging / asset_name(model_path),
             tf_version=version,
             tf_src=tree.root if own_ops else None,
             runtime=runtime,
@@ -210,7 +236,7 @@ def prepare(
 
 
 def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str | None = None,
-                 runtime: str = "android") -> AppModel:
+                 runtime: str = "android", whole_mean: bool = False) -> AppModel:
     """``prepare`` with the model options of an ``android``/``ios`` command."""
     return prepare(
         tree,
@@ -226,6 +252,7 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
         quantize=opts.quantize,
         runtime_version=runtime_version,
         runtime=runtime,
+        whole_mean=whole_mean,
     )
 
 
@@ -247,12 +274,14 @@ def _graph_code_digest() -> str:
 
 def _cache_key(model_path: Path, tree, runtime: str, own_ops: bool, args: dict) -> str:
     parts = {
-        "model": sha256_file(model_path),
+        "model": freeze.content_digest(model_path),
         "name": model_path.name,
         "tf_version": runtime,
         "ops": sha256_file(tree.root / OP_FILES_LIST) if own_ops else "bundled",
         "code": _graph_code_digest(),
         "args": args,
+        # a SavedModel is frozen with the signature of the global --signature flag
+        "signature": freeze.settings.signature if model_io.detect_format(model_path) == model_io.SAVEDMODEL else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -164,7 +164,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
     if out_root is not None:
         example_dir = out_root
     if opts.model:
-        target = example_dir / p.require("ios.data_dir") / Path(opts.model).name
+        target = example_dir / p.require("ios.data_dir") / appmodel.asset_name(opts.model)
         appmodel.refuse_overwriting_the_source(opts.model, target)
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging, tree_lock(tree.root):

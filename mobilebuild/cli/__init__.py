@@ -24,11 +24,14 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from mobilebuild import __version__, console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
+from mobilebuild.graphs import freeze
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Global flags may be given after the command too; main() moves them to the front.
 GLOBAL_FLAGS = ("--verbose", "-v", "--json", "--no-color")
+# ... and global options taking a value (``--signature NAME`` or ``--signature=NAME``).
+GLOBAL_VALUE_OPTIONS = ("--signature",)
 
 app = typer.Typer(
     name="mobilebuild",
@@ -51,18 +54,24 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every external command and file write."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable result alone on stdout."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set)."),
+    signature: str = typer.Option(
+        freeze.DEFAULT_SIGNATURE, "--signature", metavar="NAME",
+        help="Signature of a SavedModel given as a model (any command; also accepted after the command).",
+    ),
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     console.configure(verbose=verbose, json_mode=json_out, no_color=no_color)
+    freeze.settings.signature = signature
 
 
 def _register_commands() -> None:
     # Each command module adds its commands; all of them import TensorFlow lazily.
-    from mobilebuild.cli import app_cmds, build_cmds, cache_cmds, devices, machine, model
+    from mobilebuild.cli import app_cmds, build_cmds, cache_cmds, devices, machine, model, retrain
 
     model.register(app)
+    retrain.register(app)
     app_cmds.register(app)
     build_cmds.register(app)
     devices.register(app)
@@ -94,6 +103,11 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
         if arg in GLOBAL_FLAGS and (own is None or current is _click_root()):
             flags.append(arg)
             i += 1
+            continue
+        if arg.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS and (own is None or current is _click_root()):
+            take = 1 if "=" in arg else 2
+            flags += head[i : i + take]
+            i += take
             continue
         rest.append(arg)
         i += 1

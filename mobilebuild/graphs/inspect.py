@@ -33,6 +33,7 @@ class ModelReport:
     app: AppInfo = field(default_factory=AppInfo)
     runtime: dict | None = None
     tflite: dict | None = None  # a .tflite's operators with versions, input quantization, runtime check
+    frozen: dict | None = None  # a Keras file / SavedModel: how it was frozen (graphs/freeze.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +49,9 @@ def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = Non
             "freeze it to a .pb first, or convert it with `mobilebuild model tflite`",
         )
     report = inspect_graph_def(model.graph_def, str(model.path), model.format, model.size_bytes)
+    if model.frozen:
+        report.frozen = {k: v for k, v in model.frozen.items() if k != "sha256"}
+        report.app.notes[:0] = model.frozen.get("notes", [])
     if tf_version:
         report.runtime = runtime_report(model.graph_def, report.app, tf_version, tf_src)
     return report

@@ -1,8 +1,10 @@
 """Reading and writing model files: format detection and clear errors for what is not a model.
 
 Formats: a frozen GraphDef (.pb), a TF memmapped package (GraphDef + tensor regions), a
-TFLite flatbuffer, a SavedModel directory. TensorFlow is imported only when a GraphDef is
-parsed, never at import time of this module.
+TFLite flatbuffer, and today's model files — a Keras ``.keras`` / ``.h5`` file or a SavedModel
+directory — which ``load_model`` freezes into a GraphDef (graphs/freeze.py, cached by content)
+so every command treats them exactly as a ``.pb``. TensorFlow is imported only when a GraphDef
+is parsed, never at import time of this module.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from pathlib import Path
 
 from mobilebuild.errors import ModelError
 from mobilebuild.fsutil import atomic_write_bytes, check_output_path
-from mobilebuild.graphs import memmap
+from mobilebuild.graphs import freeze, memmap
 from mobilebuild.graphs.protos import parse_graph_def
 
 GRAPHDEF = "graphdef"
 MEMMAPPED = "memmapped"
 TFLITE = "tflite"
-SAVEDMODEL = "savedmodel"
+SAVEDMODEL = freeze.SAVEDMODEL
+KERAS = freeze.KERAS
+KERAS_H5 = freeze.KERAS_H5
+FROZEN_ON_LOAD = (KERAS, KERAS_H5, SAVEDMODEL)
 
 _MAGIC_HINTS = [
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -30,7 +35,6 @@ _MAGIC_HINTS = [
     (b"\x1f\x8b", "a gzip file"),
     (b"<!DOCTYPE", "an HTML page"),
     (b"<html", "an HTML page"),
-    (b"\x89HDF", "a Keras HDF5 (.h5) file"),
 ]
 
 
@@ -41,6 +45,7 @@ class LoadedModel:
     graph_def: object | None = None  # tf.compat.v1.GraphDef for graphdef/memmapped
     regions: dict[str, tuple[int, int]] | None = None  # memmapped: name -> (offset, length)
     size_bytes: int = 0
+    frozen: dict | None = None  # keras/h5/savedmodel: how it was frozen (freeze.FrozenModel.info)
 
 
 def require_file(path: str | os.PathLike, what: str = "model") -> Path:
@@ -66,11 +71,15 @@ def detect_format(path: str | os.PathLike) -> str:
             return TFLITE
         if looks_memmapped(f, size):
             return MEMMAPPED
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return KERAS_H5
+    if head.startswith(b"PK\x03\x04") and freeze.is_keras_zip(p):
+        return KERAS
     for magic, what in _MAGIC_HINTS:
         if head.startswith(magic) or head.lower().startswith(magic.lower()):
             raise ModelError(
                 f"{p} is {what}, not a TensorFlow model",
-                "pass a frozen GraphDef (.pb), a memmapped package or a .tflite file",
+                "pass a frozen GraphDef (.pb), a Keras .keras/.h5 file, a SavedModel directory, a memmapped package or a .tflite file",
             )
     return GRAPHDEF
 
@@ -95,12 +104,13 @@ def looks_memmapped(f, size: int) -> bool:
 
 def load_graph_def(path: str | os.PathLike):
     """A GraphDef from a frozen .pb or a memmapped package (its GraphDef, ImmutableConst nodes
-    pointing at the regions). TFLite and SavedModel are refused with a pointer to what works."""
+    pointing at the regions), or the frozen graph of a Keras file / SavedModel. TFLite is
+    refused with a pointer to what works."""
     model = load_model(path)
     if model.graph_def is None:
         raise ModelError(
             f"{model.path} is a {model.format} model; this command needs a frozen GraphDef (.pb)",
-            "use the .pb the .tflite was converted from" if model.format == TFLITE else "freeze it to a .pb first",
+            "use the .pb (or Keras model / SavedModel) the .tflite was converted from",
         )
     return model.graph_def
 
@@ -114,6 +124,12 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if fmt == MEMMAPPED:
         graph_def, regions = memmap.read_package(p)
         return LoadedModel(p, fmt, graph_def, regions, size_bytes=size)
+    if fmt in FROZEN_ON_LOAD:
+        frozen = freeze.frozen_graph(p, fmt)
+        if p.is_dir():
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        graph_def = parse_graph_def(frozen.path.read_bytes(), f"the frozen graph of {p}")
+        return LoadedModel(p, fmt, graph_def, size_bytes=size, frozen=frozen.info)
     return LoadedModel(p, fmt, size_bytes=size)
 
 

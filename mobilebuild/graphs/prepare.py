@@ -91,7 +91,11 @@ def prepare_for_app(
     optimize: bool = False,
     quantize: str | None = None,
     runtime: str | None = None,
+    whole_mean: bool = False,
 ) -> PreparedModel:
+    """``whole_mean``: the app holds the mean in an int (the TF-Mobile Android demo's
+    IMAGE_MEAN); a fractional mean read from the graph then keeps the normalisation inside the
+    graph and the app feeds raw pixels (mean 0, std 1), which is exact."""
     if quantize:
         quantize_mod.check_mode(quantize)
     model = io.load_model(model_path)
@@ -110,9 +114,13 @@ def prepare_for_app(
     specs = gn.tensor_specs(graph_def)
     app = app_info(graph_def, specs)
     values = resolve_app_values(graph_def, app, specs, input_name, output_name, input_size, mean, std)
+    frozen_notes = list((model.frozen or {}).get("notes", []))
+    if whole_mean and mean is None and input_name is None:
+        frozen_notes += _feed_raw_pixels_for_whole_mean(app, graph_def, values)
     inp, out = values["input_name"], values["output_name"]
 
     graph_def, notes = cut_for_app(graph_def, inp, out)
+    notes = frozen_notes + notes
     if optimize:
         result = optimize_graph(graph_def, [inp], [out])
         graph_def = result.graph_def
@@ -144,6 +152,34 @@ def prepare_for_app(
         memory_mapped=memory_mapped,
         notes=notes,
     )
+
+
+def raw_pixel_input(app, graph_def) -> str | None:
+    """The node holding raw pixels right before the graph's own normalisation (the graph input,
+    or the resize output of a graph that decodes images itself); None without normalisation."""
+    from mobilebuild.graphs.inspect import AFFINE_OPS
+
+    nodes = gn.node_map(graph_def)
+    previous = app.graph_input
+    for name in app.preprocessing:
+        if nodes[name].op in AFFINE_OPS:
+            return previous
+        previous = name
+    return None
+
+
+def _feed_raw_pixels_for_whole_mean(app, graph_def, values: dict) -> list[str]:
+    mean = values["mean"]
+    if float(mean).is_integer() or values["input_name"] != app.input_name:
+        return []
+    raw = raw_pixel_input(app, graph_def)
+    if raw is None:
+        return []
+    values.update(input_name=raw, mean=0.0, std=1.0)
+    return [
+        f"the model's mean {mean:g} is not a whole number and the app's IMAGE_MEAN is an int: the "
+        f"normalisation stays inside the graph (exact) and the app feeds raw pixels to '{raw}' (mean 0, std 1)"
+    ]
 
 
 def resolve_app_values(graph_def, app, specs, input_name=None, output_name=None, input_size=None, mean=None, std=None) -> dict:

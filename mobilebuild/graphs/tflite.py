@@ -124,15 +124,11 @@ def convert(
     needs_normalisation = bool(rep_files) and (mean is None or std is None)
     app = None
     graph_def = None
-    if fmt == io.SAVEDMODEL:
-        if quantize == "uint8":
-            raise TfliteModeError(
-                "--quantize uint8 needs a frozen graph (its activation ranges are measured by running it)",
-                "freeze the SavedModel to a .pb first, or use --quantize int8",
-            )
+    if fmt == io.SAVEDMODEL and quantize != "uint8":
+        # uint8 measures activation ranges by running the graph: the SavedModel is frozen for it
         first, ins, outs, shape = _savedmodel_converter(src)
         fresh = [first]
-    elif fmt in (io.GRAPHDEF, io.MEMMAPPED):
+    elif fmt != io.TFLITE:  # a .pb, a memmapped package, a Keras file or SavedModel frozen on loading
         graph_def, _ = io.load_frozen_graph(src)
         # What the graph tells about its input: where image decoding ends, how pixels are normalised.
         app = app_info(graph_def)

@@ -58,13 +58,14 @@ class Artifact:
     sha1: str | None = None
     size: int | None = None
     name: str | None = None  # file name in the cache (default: last part of the first URL)
+    md5: str | None = None  # only where the publisher gives nothing better (Keras weight files)
 
     def __post_init__(self) -> None:
         if isinstance(self.urls, str):
             object.__setattr__(self, "urls", (self.urls,))
         else:
             object.__setattr__(self, "urls", tuple(self.urls))
-        for attr, length in (("sha256", 64), ("sha1", 40)):
+        for attr, length in (("sha256", 64), ("sha1", 40), ("md5", 32)):
             value = getattr(self, attr)
             if value is not None:
                 value = value.strip().lower()
@@ -84,13 +85,15 @@ class Artifact:
 
     @property
     def verified(self) -> bool:
-        return bool(self.sha256 or self.sha1)
+        return bool(self.sha256 or self.sha1 or self.md5)
 
     def describe(self) -> str:
         if self.sha256:
             return f"sha256 {self.sha256}"
         if self.sha1:
             return f"sha1 {self.sha1}"
+        if self.md5:
+            return f"md5 {self.md5}"
         if self.size is not None:
             return f"size {self.size} B only (no digest known)"
         return "no digest"
@@ -182,6 +185,8 @@ def cache_path(art: Artifact) -> Path:
         key = Path("sha256") / art.sha256
     elif art.sha1:
         key = Path("sha1") / art.sha1
+    elif art.md5:
+        key = Path("md5") / art.md5
     else:
         key = Path("by-url") / hashlib.sha256(art.urls[0].encode()).hexdigest()[:32]
     return downloads_root() / key / art.filename
@@ -244,12 +249,13 @@ def _partial_paths(art: Artifact) -> tuple[Path, Path]:
 
 
 def file_digests(path: Path) -> dict[str, str]:
-    h256, h1 = hashlib.sha256(), hashlib.sha1()
+    h256, h1, h5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h256.update(chunk)
             h1.update(chunk)
-    return {"sha256": h256.hexdigest(), "sha1": h1.hexdigest()}
+            h5.update(chunk)
+    return {"sha256": h256.hexdigest(), "sha1": h1.hexdigest(), "md5": h5.hexdigest()}
 
 
 def _gzip_complete(path: Path) -> bool:
@@ -283,9 +289,9 @@ def verify(path: Path, art: Artifact, source: str) -> None:
             f"size mismatch for {art.filename} from {source}: expected {art.size} bytes, got {size}",
             "the server sent something else; the file was deleted — try again or use another mirror",
         )
-    if art.sha256 or art.sha1:
+    if art.sha256 or art.sha1 or art.md5:
         digests = file_digests(path)
-        for algo in ("sha256", "sha1"):
+        for algo in ("sha256", "sha1", "md5"):
             want = getattr(art, algo)
             if want and digests[algo] != want:
                 raise ChecksumError(
