@@ -14,7 +14,7 @@ from pathlib import Path
 from mobilebuild.errors import ModelError
 from mobilebuild.fsutil import check_output_path, write_if_changed
 from mobilebuild.graphs import io, memmap, nodes as gn, quantize as quantize_mod, runtime_ops
-from mobilebuild.graphs.appinfo import app_info
+from mobilebuild.graphs.appinfo import AFFINE_OPS, app_info
 from mobilebuild.graphs.optimize import cut_graph, optimize_graph
 
 
@@ -157,8 +157,6 @@ def prepare_for_app(
 def raw_pixel_input(app, graph_def) -> str | None:
     """The node holding raw pixels right before the graph's own normalisation (the graph input,
     or the resize output of a graph that decodes images itself); None without normalisation."""
-    from mobilebuild.graphs.inspect import AFFINE_OPS
-
     nodes = gn.node_map(graph_def)
     previous = app.graph_input
     for name in app.preprocessing:

@@ -34,7 +34,10 @@ from pathlib import Path
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.graphs import io, nodes as gn
+from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text, check_output_path
+from mobilebuild.graphs import freeze, io, memmap, nodes as gn, tflite
+from mobilebuild.graphs.appinfo import app_info
+from mobilebuild.graphs.optimize import cut_graph
 from mobilebuild.net import downloads
 from mobilebuild.paths import TOOLCHAINS_DIR, cache_dir
 
@@ -247,8 +250,6 @@ def _named_base(name: str, spec: dict) -> Base:
         graph_def, inp, out = _freeze_keras(model, f"{spec['application']} base")
         info = {"input_name": inp, "output_name": out}
         entry.mkdir(parents=True, exist_ok=True)
-        from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text
-
         atomic_write_bytes(pb, io.serialize(graph_def))
         atomic_write_text(info_path, json.dumps(info))
     return Base(
@@ -295,8 +296,6 @@ def _keras_application(spec: dict, weights: Path | None):
 
 
 def _freeze_keras(model, source: str):
-    from mobilebuild.graphs import freeze
-
     fn, inputs, outputs = freeze.keras_function(model)
     graph_def = freeze.freeze_function(fn, outputs, source)
     return graph_def, inputs[0], outputs[0]
@@ -305,15 +304,10 @@ def _freeze_keras(model, source: str):
 def _file_base(path: Path, input_mean, input_std) -> Base:
     """A base given as a file: frozen like any model (cached); its own normalisation, when it
     has one, moves into the output graph's Sub/Mul (the base is cut after it)."""
-    from mobilebuild.graphs.inspect import app_info
-    from mobilebuild.graphs.optimize import cut_graph
-
     loaded = io.load_model(path)
     if loaded.graph_def is None:
         raise UserError(f"--base {path} is a {loaded.format} model", "give a .keras / .h5 file, a SavedModel directory or a frozen .pb")
     if loaded.format == io.MEMMAPPED:
-        from mobilebuild.graphs import memmap
-
         graph_def = memmap.inline_regions(loaded.graph_def, loaded.path, loaded.regions)
     else:
         graph_def = loaded.graph_def
@@ -476,8 +470,6 @@ def bottleneck_dir_for(base: Base, given: Path | None) -> Path:
             "pass an empty or new directory with --bottleneck-dir (retrain.py's own cache files are not reused)",
         )
     else:
-        from mobilebuild.fsutil import atomic_write_text
-
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(stamp, json.dumps({"key": base.key, "base": base.description, "size": base.size}, indent=1))
     return d
@@ -490,8 +482,6 @@ def _entry(d: Path, digest: str) -> Path:
 def bottlenecks(images: ImageSet, base: Base, d: Path) -> tuple[dict[Path, object], dict]:
     """Every image's bottleneck: from the cache, or computed (and cached) in batches."""
     import numpy as np
-
-    from mobilebuild.fsutil import atomic_write_bytes
 
     paths = [p for s in images.splits.values() for ps in s.values() for p in ps]
     digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
@@ -636,8 +626,6 @@ def check_options(opts: RetrainOptions) -> None:
     for fmt in opts.export:
         if fmt not in EXPORTS:
             raise UserError(f"unknown --export format {fmt!r}", f"one of: {', '.join(EXPORTS)}")
-    from mobilebuild.fsutil import check_output_path
-
     check_output_path(opts.output_graph)
     check_output_path(opts.output_labels)
     if Path(opts.output_graph).resolve() == Path(opts.output_labels).resolve():
@@ -737,8 +725,6 @@ def _temp_file(target: Path, data: bytes) -> Path:
 
 def _export(fmt: str, work: Path, graph_bytes: bytes, base: Base, weights, biases, classes: int) -> Path:
     if fmt == "tflite":
-        from mobilebuild.graphs import tflite
-
         pb = work / "retrained_graph.pb"
         pb.write_bytes(graph_bytes)
         out = work / "model.tflite"
@@ -767,8 +753,6 @@ def keras_model(base: Base, weights, biases, classes: int):
         spec = known_bases()[source]
         inner = _keras_application(spec, downloads.fetch(_weights_artifact(spec)))
     else:
-        from mobilebuild.graphs import freeze
-
         inner = freeze.load_keras(Path(source))
     inp = keras.Input((base.size, base.size, 3), name="image")
     x = inp if base.self_normalising else keras.layers.Rescaling(1.0 / base.std, offset=-base.mean / base.std)(inp)

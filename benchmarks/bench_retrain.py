@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Keras input and retraining benchmark. Prints figures and PASS/FAIL against the targets:
+
+- freezing: a MobileNetV2-size Keras model (keras.applications.MobileNetV2, weights=None,
+  seeded random weights, Rescaling inside so it takes raw pixels; no download), saved as
+  .keras and frozen by mobilebuild, gives the same top-1 as Keras on the shipped sample images
+  (100 % agreement, max abs diff <= 1e-5); freezing time, and the cached second load;
+- retrain on the built-in digits (a folder this script writes from scikit-learn's digits,
+  tinted as scripts/make_default_model.py does), base: the same kind of MobileNetV2 feature
+  extractor (random weights, 224x224: the real network's cost, no download), all defaults
+  of `mobilebuild retrain` otherwise: held-out (test) accuracy, wall time of the first run vs
+  the second (bottlenecks cached: target <= 0.3x), bottleneck images/s.
+
+Each retrain run is a fresh `python -m mobilebuild` process (TensorFlow start-up included).
+Run: python benchmarks/bench_retrain.py [--per-class N]  (about 3-5 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import mobilebuild.graphs  # noqa: F401  (quiets TensorFlow's start-up chatter)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS: list[tuple[str, bool]] = []
+
+
+def verdict(name: str, ok: bool, detail: str) -> None:
+    RESULTS.append((name, ok))
+    print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+
+
+def mobilenet_v2(include_top: bool):
+    import keras
+
+    keras.utils.set_random_seed(14)
+    inp = keras.Input((224, 224, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    net = keras.applications.MobileNetV2(weights=None, include_top=include_top, pooling=None if include_top else "avg",
+                                         input_shape=(224, 224, 3))
+    return keras.Model(inp, net(x))
+
+
+def bench_freeze(tmp: Path) -> None:
+    from PIL import Image
+
+    from mobilebuild import defaults
+    from mobilebuild.graphs import io
+    from mobilebuild.graphs.execute import GraphRunner
+
+    print("freezing a MobileNetV2-size Keras model (random weights) ...")
+    model = mobilenet_v2(include_top=True)
+    path = tmp / "mobilenet_v2.keras"
+    model.save(path)
+    images = defaults.sample_images()
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224), Image.BILINEAR), dtype=np.float32) for p in images])
+    want = model.predict(pixels, verbose=0, batch_size=8)
+
+    start = time.perf_counter()
+    loaded = io.load_model(path)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    io.load_model(path)
+    second = time.perf_counter() - start
+    out = loaded.frozen["output_names"][0]
+    runner = GraphRunner(loaded.graph_def, "image", out)
+    got = np.concatenate([runner.run(pixels[i : i + 8]) for i in range(0, len(pixels), 8)])
+    runner.close()
+    agreement = float(np.mean(got.argmax(1) == want.argmax(1)))
+    diff = float(np.abs(got - want).max())
+    params = model.count_params()
+    print(f"  {params:,} parameters, {path.stat().st_size / 1e6:.1f} MB .keras; frozen in {first:.1f} s, cached load {second:.2f} s")
+    print(f"  {len(images)} shipped sample images: top-1 agreement {agreement * 100:.1f}%, max abs diff {diff:.2e}")
+    verdict("frozen == Keras top-1", agreement == 1.0, f"{agreement * 100:.1f}% agreement")
+    verdict("frozen == Keras values", diff <= 1e-5, f"max abs diff {diff:.2e} (<= 1e-5)")
+
+
+def write_digits(folder: Path, per_class: int) -> int:
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_default_model import LABELS, make_dataset
+
+    images, labels = make_dataset()
+    n = 0
+    for cls, name in enumerate(LABELS):
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        for k, idx in enumerate(np.flatnonzero(labels == cls)[:per_class]):
+            Image.fromarray(images[idx]).save(d / f"{name}_{k}.png")
+            n += 1
+    return n
+
+
+def retrain_run(args: list[str], env: dict) -> tuple[float, dict]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mobilebuild", "--json", "retrain", *args], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        raise SystemExit(f"retrain failed ({proc.returncode})")
+    return seconds, json.loads(proc.stdout)
+
+
+def bench_retrain(tmp: Path, per_class: int) -> None:
+    print(f"retrain on the built-in digits ({per_class} per class), base: MobileNetV2 224 feature extractor (random weights) ...")
+    folder = tmp / "digits"
+    n = write_digits(folder, per_class)
+    base = tmp / "mobilenet_v2_base.keras"
+    mobilenet_v2(include_top=False).save(base)
+    env = dict(os.environ, MOBILEBUILD_CACHE=str(tmp / "cache"), PYTHONPATH=str(ROOT))
+    args = ["--image-dir", str(folder), "--base", str(base), "--output-graph", str(tmp / "retrained_graph.pb"),
+            "--output-labels", str(tmp / "retrained_labels.txt")]
+    first_s, first = retrain_run(args, env)
+    second_s, second = retrain_run(args, env)
+    b = first["bottlenecks"]
+    print(f"  {n} images: {first['images']['training']} training, {first['images']['validation']} validation, {first['images']['testing']} test")
+    print(f"  first run {first_s:.1f} s (bottlenecks computed: {b['computed']} at {b['images_per_second']} images/s, {b['seconds']:.1f} s)")
+    print(f"  second run {second_s:.1f} s (bottlenecks computed: {second['bottlenecks']['computed']}, from the cache: {second['bottlenecks']['cached']})")
+    acc = first["test_accuracy"]
+    print(f"  held-out test accuracy {acc * 100:.1f}% (N={first['test_images']}), validation {first['validation_accuracy'] * 100:.1f}%")
+    verdict("second run recomputes nothing", second["bottlenecks"]["computed"] == 0, f"{second['bottlenecks']['computed']} recomputed")
+    verdict("second run <= 0.3x first", second_s <= 0.3 * first_s, f"{second_s / first_s:.2f}x")
+    verdict("same model twice", second["test_accuracy"] == acc, f"{acc} / {second['test_accuracy']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-class", type=int, default=50, help="digits images per class written for retraining")
+    ns = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
+        os.environ["MOBILEBUILD_CACHE"] = str(Path(tmp) / "cache-freeze")
+        bench_freeze(Path(tmp))
+        bench_retrain(Path(tmp), ns.per_class)
+    failed = [name for name, ok in RESULTS if not ok]
+    print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} targets met" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
