@@ -6,7 +6,10 @@ applied atomically -> [build -> locate APK -> install -> launch].
 
 ``plan()`` returns the steps; ``run()`` executes them in order. With ``dry_run`` the same steps
 run in their read-only form: the patch step prints the unified diff and the copies instead of
-applying them, and later steps print the command they would run. The build/install/launch steps
+applying them, and later steps print the command they would run. A dry run on a machine that
+lacks a prerequisite (SDK, NDK, Bazel, adb) still shows the whole plan: each missing one is
+marked where it is needed, the commands name a placeholder, and ``result["problems"]`` lists
+them all (``problems_error`` turns that into the command's failure). The build/install/launch steps
 are added by ``build_steps()`` (hook point for the Bazel and adb modules); ``--generate-only``
 stops after the patch.
 """
@@ -23,7 +26,7 @@ from typing import Any, Callable
 from mobilebuild import console, versions
 from mobilebuild.apps import tflite_demo
 from mobilebuild.apps.appmodel import ModelOptions
-from mobilebuild.errors import ToolchainError
+from mobilebuild.errors import ToolchainError, UserError
 from mobilebuild.graphs.preprocess import check_normalisation
 
 
@@ -77,6 +80,13 @@ class Context:
     apk: Any = None
     app: str = "tf-mobile"
     result: dict[str, Any] = field(default_factory=dict)
+    # Dry run: prerequisites found missing, as {"step", "message", "hint"}.
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def missing(self, step: str, exc, what: str) -> None:
+        """Note a missing prerequisite (``what``) in a dry run, marked in the plan where it is needed."""
+        self.problems.append({"step": step, "what": what, "message": exc.message, "hint": exc.hint})
+        _say(f"[missing] {exc.message}")
 
 
 @dataclass
@@ -124,17 +134,95 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
         timings: dict[str, float] = {}
         ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings, "apk": None, "device": None}
         if opts.dry_run:
+            ctx.result["problems"] = ctx.problems
+        if opts.dry_run:
             console.info("plan: " + " -> ".join(step.name for step in plan(opts)) + " (dry run: nothing is written or run)")
         with ExitStack() as stack:
             for step in plan(opts):
                 console.detail(f"step {step.name}: {step.title}")
                 t0 = time.monotonic()
-                step.action(ctx)
+                if opts.dry_run:
+                    _say(f"# {step.name}: {step.title}")
+                if opts.dry_run and step.name in _PREREQUISITE_STEPS:
+                    try:
+                        step.action(ctx)
+                    except UserError as exc:
+                        what, fallback = _PREREQUISITE_STEPS[step.name]
+                        ctx.missing(step.name, exc, what(exc))
+                        fallback(ctx, exc)
+                else:
+                    step.action(ctx)
                 timings[step.name] = round(time.monotonic() - t0, 3)
                 ctx.result["steps"].append(step.name)
                 if step.name == "source" and not opts.dry_run:
                     stack.enter_context(tree_lock(ctx.tree.root))  # one command per tree at a time
+        if opts.dry_run:
+            _say_problems(ctx)
         return ctx.result
+
+
+def _without_toolchain(ctx: Context, exc: UserError) -> None:
+    """The SDK or NDK is missing: the WORKSPACE block cannot be planned; say whether the NDK
+    is missing too (the SDK search fails first and would hide it)."""
+    from mobilebuild.toolchain import sdk as sdkmod
+
+    ctx.workspace = None
+    ctx.workspace_cpu = ctx.opts.cpu
+    if "NDK" in exc.message:
+        return
+    p = ctx.tree.profile
+    try:
+        found = sdkmod.find_ndk(ctx.opts.ndk, None, recommended=p.get("ndk.recommended"))
+    except UserError as ndk_exc:
+        ctx.missing("toolchain", ndk_exc, "Android NDK")
+        return
+    if found is None:
+        ctx.missing("toolchain", ToolchainError(
+            "no Android NDK found",
+            f"the demo compiles TensorFlow's C++ with the NDK: `mobilebuild setup` installs {p.get('ndk.recommended')}, "
+            "or pass --ndk DIR",
+        ), "Android NDK")
+
+
+def _without_bazel(ctx: Context, exc: UserError) -> None:
+    ctx.bazel = None
+    ctx.result["bazel"] = None
+
+
+def _without_adb(ctx: Context, exc: UserError) -> None:
+    ctx.result["adb"] = "adb"
+    ctx.result["device"] = ctx.opts.device
+
+
+# Steps whose failure in a dry run is a missing prerequisite: noted, then planned without it.
+_PREREQUISITE_STEPS: dict[str, tuple[Callable[[UserError], str], Callable[[Context, UserError], None]]] = {
+    "toolchain": (lambda exc: "Android NDK" if "NDK" in exc.message else "Android SDK", _without_toolchain),
+    "bazel": (lambda exc: "Bazel", _without_bazel),
+    "device": (lambda exc: "adb", _without_adb),
+}
+
+
+def problems_error(result: dict[str, Any]) -> UserError | None:
+    """The failure of a dry run that found prerequisites missing (None: nothing missing)."""
+    problems = result.get("problems") or []
+    if not problems:
+        return None
+    listing = ", ".join(dict.fromkeys(p["what"] for p in problems))
+    return UserError(
+        f"the plan cannot run here: missing {listing}",
+        "`mobilebuild setup` installs Bazel, the SDK and the NDK the tree's profile names; "
+        "the problems listed above say how to fix each",
+    )
+
+
+def _say_problems(ctx: Context) -> None:
+    if not ctx.problems:
+        return
+    _say(f"problems ({len(ctx.problems)}):")
+    for p in ctx.problems:
+        _say(f"  {p['step']}: {p['message']}")
+        if p["hint"]:
+            _say(f"    fix: {p['hint']}")
 
 
 # ---- steps ------------------------------------------------------------------------------------
@@ -389,7 +477,7 @@ def _step_patch(ctx: Context) -> None:
     if ctx.opts.cpu != ctx.workspace_cpu:
         # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
         _step_toolchain(ctx)
-    if ctx.bazel is not None and ctx.remote:
+    if ctx.bazel is not None and ctx.remote and ctx.workspace is not None:
         # Trees configured through --action_env get one bazelrc with everything the build passes.
         ctx.workspace = ctx.workspace.with_options(ctx.tree.root, _remote_options(ctx))
     if ctx.app == "tflite":
@@ -397,10 +485,13 @@ def _step_patch(ctx: Context) -> None:
         ctx.result["classifier"] = ps.chosen_classifier
     else:
         ps = build_patch(ctx.tree, ctx.workspace, ctx.model)
-    console.detail(f"{ctx.workspace.rel}: {ctx.workspace.edit.how}")
+    if ctx.workspace is not None:
+        console.detail(f"{ctx.workspace.rel}: {ctx.workspace.edit.how}")
+    else:  # dry run without SDK/NDK
+        _say("[missing] the SDK/NDK settings of the tree (android_sdk_repository, android_ndk_repository) need the SDK and NDK")
     ctx.patch = ps
     ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)
-    if ctx.workspace.mechanism == "action_env" and not ctx.opts.dry_run:
+    if ctx.workspace is not None and ctx.workspace.mechanism == "action_env" and not ctx.opts.dry_run:
         from mobilebuild.toolchain.bazel import fragment_mode
 
         # Remote headers often carry tokens: then only the owner may read the file.
@@ -481,7 +572,7 @@ def _step_device(ctx: Context) -> None:
     from mobilebuild.toolchain import adb
 
     o = ctx.opts
-    adb_path = adb.find_adb(ctx.workspace.sdk.path)
+    adb_path = adb.find_adb(ctx.workspace.sdk.path if ctx.workspace is not None else None)
     ctx.result["adb"] = adb_path
     if o.dry_run:
         _say(f"$ {adb_path} devices -l")
@@ -525,8 +616,9 @@ def _step_bazel(ctx: Context) -> None:
         # A dry run still shows the build of this tree's era: name the Bazel it wants.
         want = bazel.bazelversion_file(ctx.tree.root) or p.require("bazel.recommended")
         bz = bazel.Bazel(f"bazel-{want}", versions.release(want), "not installed")
-        console.warn(f"{exc.message}; the dry run shows the command with Bazel {want} "
-                     f"(`mobilebuild setup --tf-ref v{ctx.tree.version_text}` installs it)")
+        ctx.missing("bazel", exc, "Bazel")
+        _say(f"the dry run shows the command with Bazel {want} "
+             f"(`mobilebuild setup --tf-ref v{ctx.tree.version_text}` installs it)")
     ctx.bazel = bz
     lo, hi = p.get("bazel.min") or "any", p.get("bazel.max") or "any"
     era = f"TensorFlow {ctx.tree.version_text} builds with Bazel {lo} - {hi}"
@@ -548,6 +640,8 @@ def _step_build(ctx: Context) -> None:
     tree = ctx.tree
     p = tree.profile
     bz = ctx.bazel
+    if bz is None:  # dry run without a Bazel: the command as it would be, with a placeholder
+        bz = bazel.Bazel("bazel", None, "missing")
     flags = [*_bazel_flags(p, o), *o.bazel_args]
     ctx.result["cpu"] = o.cpu or p.get("android.default_cpu")
     cache, executor, headers = ctx.remote

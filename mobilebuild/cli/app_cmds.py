@@ -114,7 +114,11 @@ def android_cmd(
         allow_any_bazel=ignore_bazel_version, bazel_startup_args=list(bazel_startup_arg or []),
         reinstall=reinstall, logcat=logcat, app=app, representative_images=representative_images,
     )
-    _emit(android.run(opts))
+    result = android.run(opts)
+    _emit(result)
+    failure = android.problems_error(result)
+    if failure is not None:
+        raise failure
 
 
 def ios_cmd(
