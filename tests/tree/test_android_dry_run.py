@@ -41,11 +41,12 @@ def test_dry_run_on_a_bare_machine_shows_the_whole_plan_and_every_problem(cli, t
     assert "[missing] no Bazel found" in out[out.index("# bazel: "):out.index("# device: ")]
     assert "[missing] adb not found" in out[out.index("# device: "):out.index("# model: ")]
     # The commands it would run, with placeholders for what is missing.
-    assert "$ bazel build --color=no --curses=no -c opt" in out and "//tensorflow/examples/android:tensorflow_demo" in out
+    # The Bazel of the tree's era, by name (TF 1.4 pins 0.5.4).
+    assert "$ bazel-0.5.4 build --color=no --curses=no -c opt" in out and "//tensorflow/examples/android:tensorflow_demo" in out
     assert "$ adb -s <device> install -r -g " in out and "$ adb -s <device> shell am start -n org.tensorflow.demo/" in out
     # What can be planned without them still is: the model copy and the activity diff.
     assert f"-> {ANDROID_ASSETS}/digits.pb (" in out and "+++ b/tensorflow/examples/android/src/" in out
-    assert "[missing] the WORKSPACE block" in out and "+++ b/WORKSPACE" not in out
+    assert "[missing] the SDK/NDK settings of the tree" in out and "+++ b/WORKSPACE" not in out
     # All problems at the end, each with its fix; one error line naming them.
     tail = out[out.index("problems (4):"):]
     assert tail.count("    fix: ") == 4
@@ -61,4 +62,4 @@ def test_dry_run_problems_in_json(cli, tf_tree, bare_machine):
     data = json.loads(r.stdout)  # one object: the plan's result, its problems, the error
     assert [p["what"] for p in data["problems"]] == ["Android SDK", "Android NDK", "Bazel", "adb"]
     assert all(p["hint"] for p in data["problems"]) and data["steps"] == STEPS
-    assert data["error"].startswith("the plan cannot run here") and data["bazel"] is None
+    assert data["error"].startswith("the plan cannot run here") and data["bazel"]["via"] == "not installed"
