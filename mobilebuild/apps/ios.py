@@ -10,6 +10,7 @@ not touched.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
@@ -87,9 +88,10 @@ def _out_dir(out: str, camera: Path) -> Path:
     return resolved
 
 
-def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | None = None):
+def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | None = None, extra=None):
     """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy.
-    ``controller``: (path, text) of the patched controller when the caller made it (TFLite)."""
+    ``controller``: (path, text) of the patched controller when the caller made it (TFLite);
+    ``extra``: another prepared model to put beside the first (TFLite's GPU-branch float copy)."""
     from mobilebuild.tf.patching import Originals, PatchSet
 
     p = tree.profile
@@ -102,13 +104,16 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
         wanted = {f"{camera_rel}/{data}/{m.model_asset}", f"{camera_rel}/{data}/{m.labels_asset}"}
         ps.copy(m.model, f"{camera_rel}/{data}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
         ps.copy(m.labels, f"{camera_rel}/{data}/{m.labels_asset}")
+        if extra is not None:
+            wanted.add(f"{camera_rel}/{data}/{extra.model_asset}")
+            ps.copy(extra.model, f"{camera_rel}/{data}/{extra.model_asset}", shown=f"{extra.source_model} (prepared)")
         for rel in Originals(tree.root).created():
             if rel.startswith(f"{camera_rel}/{data}/") and rel not in wanted:
                 ps.remove(rel)
         return ps, tree.root / camera_rel
     camera = tree.path(camera_rel).resolve()
     ps = PatchSet(out_root, keep_originals=False)
-    skip = {f"{data}/{m.model_asset}", f"{data}/{m.labels_asset}"}
+    skip = {f"{data}/{m.model_asset}", f"{data}/{m.labels_asset}"} | ({f"{data}/{extra.model_asset}"} if extra else set())
     for dirpath, dirnames, filenames in os.walk(camera):
         dirnames.sort()
         for name in sorted(filenames):
@@ -120,6 +125,8 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
                 ps.copy(src, rel)
     ps.copy(m.model, f"{data}/{m.model_asset}", shown=f"{m.source_model} (prepared)")
     ps.copy(m.labels, f"{data}/{m.labels_asset}")
+    if extra is not None:
+        ps.copy(extra.model, f"{data}/{extra.model_asset}", shown=f"{extra.source_model} (prepared)")
     return ps, out_root
 
 
@@ -171,18 +178,24 @@ def run(opts: IosOptions) -> dict[str, Any]:
         if app == "tflite":
             runtime = tflite_demo.runtime_version(tree, "ios")
             m = tflite_demo.prepare(tree, Path(staging), opts, runtime=runtime, default_quantize=p.require("ios.default_quantize"))
-            controller = tflite_demo.ios_controller(tree, m)
-            if p.get("ios.gpu_branch") and m.quantized:
+            gpu = None
+            if p.get("ios.gpu_branch") and m.quantized and m.quantize is not None:
+                # The GPU delegate runs float models only: its branch gets a float copy of the same graph.
+                gpu = tflite_demo.prepare(tree, Path(staging), dataclasses.replace(opts, quantize="none"), runtime=runtime,
+                                          default_quantize="none", asset_suffix="_float")
+                result["gpu_model"] = gpu.as_dict()
+            elif p.get("ios.gpu_branch") and m.quantized:
                 console.warn("the example's GPU delegate build (TFLITE_USE_GPU_DELEGATE) needs a float model: "
-                             f"both branches name {m.model_asset}; convert with --quantize none for a GPU build")
+                             f"both branches name {m.model_asset}; pass the .pb for a float copy in the GPU branch")
+            controller = tflite_demo.ios_controller(tree, m, gpu.model_asset if gpu else None)
         else:
             # The example links the makefile build: the pod's (TF 1.1) from 1.3, the tree's before.
             m = appmodel.prepare_from(tree, Path(staging), opts, runtime_version=p.get("ios.runtime_version") or None,
                                       runtime=p.get("ios.runtime") or "makefile")
-            controller = None
+            controller = gpu = None
         report_model(m)
         result["model"] = m.as_dict()
-        ps, example = build_patch(tree, m, out_root, controller)
+        ps, example = build_patch(tree, m, out_root, controller, gpu)
         if opts.out is None:
             result["patch"] = apply_or_show(ps, opts.dry_run)
         else:

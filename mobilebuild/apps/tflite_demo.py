@@ -126,7 +126,7 @@ def check_options(opts) -> None:
 
 
 def prepare(tree, staging: Path, opts, *, runtime: str, default_quantize: str,
-            default_normalisation: tuple[float, float] = (127.5, 127.5)) -> TfliteAppModel:
+            default_normalisation: tuple[float, float] = (127.5, 127.5), asset_suffix: str = "") -> TfliteAppModel:
     """The app's .tflite: a given .tflite checked against ``runtime``, or a TensorFlow graph
     converted for it (``--quantize``, default ``default_quantize``). Kept in the cache under a
     key of everything it depends on, so a second run neither imports TensorFlow nor rewrites."""
@@ -139,7 +139,7 @@ def prepare(tree, staging: Path, opts, *, runtime: str, default_quantize: str,
         m = _given_tflite(model_path, labels_path, opts, rt)
     else:
         m = _converted(model_path, labels_path, is_default, staging, opts, runtime, rt, default_quantize,
-                       default_normalisation)
+                       default_normalisation, asset_suffix)
     check_labels(labels_path, m.num_classes)
     return m
 
@@ -171,7 +171,7 @@ def _given_tflite(model_path: Path, labels_path: Path, opts, rt) -> TfliteAppMod
 
 
 def _converted(model_path, labels_path, is_default, staging, opts, runtime, rt, default_quantize,
-               default_normalisation) -> TfliteAppModel:
+               default_normalisation, asset_suffix="") -> TfliteAppModel:
     quantize = opts.quantize or default_quantize
     rep = getattr(opts, "representative_images", None)
     if quantize not in tflite.CALIBRATED_MODES:
@@ -184,7 +184,7 @@ def _converted(model_path, labels_path, is_default, staging, opts, runtime, rt, 
                 "add --representative-images DIR (a folder of typical JPEG/PNG images)",
             )
         rep = str(defaults.sample_images_dir())
-    asset = model_path.stem + ".tflite"
+    asset = model_path.stem + asset_suffix + ".tflite"
     args = {"quantize": quantize, "input_name": opts.input_name, "output_name": opts.output_name,
             "input_size": opts.input_size, "mean": opts.mean, "std": opts.std, "runtime": rt.tag,
             "representative": _dir_digest(rep) if rep else None, "default_normalisation": list(default_normalisation)}
@@ -484,5 +484,15 @@ def ios_controller(tree, m: TfliteAppModel, gpu_model_name: str | None = None) -
         text = text[:g0] + gpu + text[g1:e0] + other + text[e1:]
     text = set_declarations(text, declarations_for(consts, values, literal_template=lit, file_label=rel),
                             pattern=pattern, file_label=rel, expected=expected)
+    resize = p.get("ios.input_resize")
+    if resize:
+        found = list(re.finditer(resize, text, re.M))
+        if len(found) > 1:
+            raise PatchError(f"{rel}: the interpreter's input is resized {len(found)} times ({expected} expects once)",
+                             "restore the file (git checkout, or `mobilebuild restore`) and run again")
+        if found:
+            mm = found[0]
+            new = render("objc/tflite_input_sizes.j2", head=mm.group("head"), size=m.input_size, channels=m.channels)
+            text = text[:mm.start()] + new + text[mm.end():]
     return rel, text
 

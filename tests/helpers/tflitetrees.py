@@ -385,10 +385,26 @@ const float input_std = 127.5f;
 const std::string input_layer_name = "input";
 const std::string output_layer_name = "softmax1";
 '''
-    return head + body + '''
+    tail = '''
 @implementation CameraExampleViewController
 @end
 '''
+    if vt >= (1, 13):
+        tail = '''
+@implementation CameraExampleViewController
+
+- (void)viewDidLoad {
+  // Explicitly resize the input tensor.
+  {
+    int input = interpreter->inputs()[0];
+    std::vector<int> sizes = {1, 224, 224, 3};
+    interpreter->ResizeInputTensor(input, sizes);
+  }
+}
+
+@end
+'''
+    return head + body + tail
 
 
 def podfile(version: str) -> str:

@@ -166,12 +166,19 @@ def test_ios_tflite_example(cli, tmp_path, inputs, version, kind):
     if version == "1.7":
         assert 'static NSString* model_file_name = @"flowers";' in text
     else:
-        # both branches name our model; mean/std and layer names follow it
-        assert text.count('NSString* model_file_name = @"flowers";') == 2
+        # the GPU branch names a float model (the GPU delegate runs no other), the other ours
+        gpu_name = "flowers_float" if kind == "quant" else "flowers"
+        assert f'#if TFLITE_USE_GPU_DELEGATE\n// GPU Delegate only supports float model now.\nNSString* model_file_name = @"{gpu_name}";\n#else\nNSString* model_file_name = @"flowers";\n#endif' in text
+        if kind == "quant":
+            gpu_model = tflite_ops.read_tflite(tree / cam / "data" / "flowers_float.tflite")
+            assert gpu_model.inputs[0].dtype == "FLOAT32"
+            assert not tflite_ops.check_model(gpu_model, tflite_ops.load_runtime(runtime))
         assert "#if TFLITE_USE_GPU_DELEGATE" in text and "#else" in text
         assert 'const std::string input_layer_name = "input";' in text
         assert 'const std::string output_layer_name = "output";' in text
         assert "const float input_mean = " in text
+        # the interpreter's input is resized to the model's shape, not the stock 224
+        assert "    std::vector<int> sizes = {1, 24, 24, 3};\n" in text and "224" not in text
     mtimes = tree_mtimes(tree)
     r = cli("ios", "--app", "tflite", "--tf-src", tree, *_model_args(inputs, kind))
     assert r.code == 0 and "nothing rewritten" in r.stderr
