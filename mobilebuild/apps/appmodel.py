@@ -17,6 +17,7 @@ from pathlib import Path
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.fsutil import atomic_write_text, copy_if_changed, mark_used
 from mobilebuild.graphs import freeze, io as model_io
+from mobilebuild.graphs.label import labels_dir_error
 from mobilebuild.tf.patching import sha256_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
@@ -106,6 +107,8 @@ def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, b
 
         return Path(default_model()), Path(default_labels()), True
     m, lab = Path(model).expanduser(), Path(labels).expanduser()  # type: ignore[arg-type]
+    if lab.is_dir():
+        raise labels_dir_error(lab)
     for p, what in ((m, "model"), (lab, "labels")):
         if what == "model" and _is_savedmodel_dir(p):
             continue

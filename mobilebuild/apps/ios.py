@@ -76,7 +76,7 @@ def patched_controller(tree, m) -> tuple[str, str]:
     return rel, text
 
 
-def _out_dir(out: str, camera: Path) -> Path:
+def _out_dir(out: str, camera: Path, controller: str | None = None) -> Path:
     target = Path(out).expanduser()
     if target.exists() and not target.is_dir():
         raise UserError(f"--out {target} is a file", "give a directory for the patched copy of the example")
@@ -85,6 +85,13 @@ def _out_dir(out: str, camera: Path) -> Path:
     resolved = target.resolve()
     if resolved == camera or camera in resolved.parents:
         raise UserError(f"--out {target} is inside the example it copies", "choose a directory outside the TensorFlow tree's camera example")
+    if controller and target.is_dir() and any(target.iterdir()) and not (target / controller).is_file():
+        # Only an earlier copy is updated in place (its stale model removed); anything else
+        # would get the example's files mixed into it.
+        raise UserError(
+            f"--out {target} is not empty and is not a copy of the camera example (no {controller})",
+            "give a new or empty directory, or the directory of an earlier `mobilebuild ios --out`",
+        )
     return resolved
 
 
@@ -127,6 +134,15 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
     ps.copy(m.labels, f"{data}/{m.labels_asset}")
     if extra is not None:
         ps.copy(extra.model, f"{data}/{extra.model_asset}", shown=f"{extra.source_model} (prepared)")
+    # An earlier copy for another model: its model and labels must not stay in data/ (the app
+    # bundles the whole folder). Files outside data/ (Pods/, a workspace) are the user's.
+    planned = {c.rel for c in ps.changes}
+    old_data = out_root / data
+    if old_data.is_dir():
+        for path in sorted(old_data.rglob("*")):
+            rel = path.relative_to(out_root).as_posix()
+            if path.is_file() and rel not in planned and not (camera / rel).exists():
+                ps.remove(rel)
     return ps, out_root
 
 
@@ -167,7 +183,7 @@ def run(opts: IosOptions) -> dict[str, Any]:
         check_constants(tree, "ios", f"{p.require('ios.camera_dir')}/{p.require('ios.controller')}")
         check_model_options(opts)
     example_dir = tree.path(p.require("ios.camera_dir"))
-    out_root = _out_dir(opts.out, example_dir.resolve()) if opts.out else None
+    out_root = _out_dir(opts.out, example_dir.resolve(), p.require("ios.controller")) if opts.out else None
     if out_root is not None:
         example_dir = out_root
     if opts.model:

@@ -184,22 +184,32 @@ def restore_cmd(
     else:
         raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
     root = root.resolve()
-    if not Originals(root).exists() and ((root / "WORKSPACE").is_file() or (root / "tensorflow").is_dir()):
+    looks_like_tf = (root / "WORKSPACE").is_file() or (root / "tensorflow").is_dir()
+    if not Originals(root).exists() and not looks_like_tf:
+        raise UserError(
+            f"{root} is not a TensorFlow tree (no WORKSPACE, no tensorflow/) and mobilebuild never patched it",
+            "pass the root of the TensorFlow checkout that `mobilebuild android/ios/workspace` patched",
+        )
+    if not Originals(root).exists():
         # A TensorFlow tree mobilebuild never patched (or already restored): nothing to do, so a
         # second restore succeeds like the first. Other directories are refused by restore_tree.
         console.success(f"{root} has no changes by mobilebuild: nothing to restore")
-        _emit({"root": str(root), "dry_run": dry_run, "restored": [], "removed": [], "unchanged": []})
+        _emit({"root": str(root), "dry_run": dry_run, "restored": [], "removed": [], "unchanged": [], "edited": []})
         return
     with tree_lock(root):
         res = restore_tree(root, dry_run=dry_run, force=force)
     verb = "would " if dry_run else ""
     for rel in res.restored:
-        console.info(f"{verb}restore {rel}")
+        console.info(f"{verb}restore {rel}" + ("  (edited by hand since mobilebuild wrote it)" if rel in res.edited else ""))
     for rel in res.removed:
         console.info(f"{verb}remove {rel}")
+    if dry_run and res.edited and not force:
+        console.warn(f"{', '.join(res.edited)} changed after mobilebuild wrote {'it' if len(res.edited) == 1 else 'them'}: "
+                     "a real restore refuses without --force (it would throw those edits away)")
     if not dry_run:
         console.success(f"{root} is back as it was ({len(res.restored)} restored, {len(res.removed)} removed)")
-    _emit({"root": str(root), "dry_run": dry_run, "restored": res.restored, "removed": res.removed, "unchanged": res.unchanged})
+    _emit({"root": str(root), "dry_run": dry_run, "restored": res.restored, "removed": res.removed, "unchanged": res.unchanged,
+           "edited": res.edited})
 
 
 def register(root: typer.Typer) -> None:

@@ -36,7 +36,7 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
     from mobilebuild import console
     from mobilebuild.toolchain import adb
 
-    adb_path = adb.find_adb(sdk)
+    adb_path = adb.find_adb(sdk, strict=sdk is not None)
     rows = []
     for device in adb.list_devices(adb_path):
         row = device.to_json()
@@ -73,7 +73,8 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
 def _choose(ctx: typer.Context, sdk: Optional[Path], device: Optional[str]):
     from mobilebuild.toolchain import adb
 
-    adb_path = adb.find_adb(sdk or (ctx.obj or {}).get("sdk"))
+    named = sdk or (ctx.obj or {}).get("sdk")
+    adb_path = adb.find_adb(named, strict=named is not None)
     chosen = adb.select_device(adb.list_devices(adb_path), device)
     return adb_path, chosen
 

@@ -91,14 +91,20 @@ def inspect_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or .tflite. Default: the built-in model."),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " Lists what its runtime lacks."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
+    nodes: bool = typer.Option(False, "--nodes", help="List every node (name, op, inputs) instead of the summary."),
 ) -> None:
     """Format, inputs, outputs, op counts, parameters, and what the app must be told."""
     from mobilebuild.graphs.inspect import inspect_model
 
     _check_tf_src(tf_version, tf_src)
-    report = inspect_model(_default_model_if(model), tf_version=tf_version, tf_src=tf_src)
+    report = inspect_model(_default_model_if(model), tf_version=tf_version, tf_src=tf_src, nodes=nodes)
     if console.settings.json:
         console.emit_json(report.to_dict())
+        return
+    if nodes:
+        # One node a line, tab-separated: made for grep/cut.
+        for n in report.nodes or []:
+            _say(f"{n['name']}\t{n['op']}\t{','.join(n['inputs'])}".rstrip())
         return
     _print_report(report)
 

@@ -34,14 +34,20 @@ class ModelReport:
     runtime: dict | None = None
     tflite: dict | None = None  # a .tflite's operators with versions, input quantization, runtime check
     frozen: dict | None = None  # a Keras file / SavedModel: how it was frozen (graphs/freeze.py)
+    nodes: list[dict] | None = None  # with nodes=True: every node's name, op and inputs, in graph order
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = None) -> ModelReport:
+def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = None, nodes: bool = False) -> ModelReport:
     model = io.load_model(path)
     if model.format == io.TFLITE:
+        if nodes:
+            raise ModelError(
+                f"{model.path} is a .tflite: it has tensors and operators, not GraphDef nodes",
+                "list the nodes of the .pb it was converted from (`mobilebuild model inspect MODEL.pb --nodes`)",
+            )
         return _inspect_tflite(model, tf_version)
     if model.graph_def is None:
         raise ModelError(
@@ -52,6 +58,8 @@ def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = Non
     if model.frozen:
         report.frozen = {k: v for k, v in model.frozen.items() if k != "sha256"}
         report.app.notes[:0] = model.frozen.get("notes", [])
+    if nodes:
+        report.nodes = [{"name": n.name, "op": n.op, "inputs": list(n.input)} for n in model.graph_def.node]
     if tf_version:
         report.runtime = runtime_report(model.graph_def, report.app, tf_version, tf_src)
     return report

@@ -16,6 +16,8 @@ LABEL_FILE_NAMES = ("labels.txt", "output_labels.txt", "retrained_labels.txt", "
 
 def read_labels(path) -> list[str]:
     p = Path(path)
+    if p.is_dir():
+        raise labels_dir_error(p)
     if not p.is_file():
         raise ModelError(f"labels file not found: {p}", "give the labels file (one class name per line) with --labels")
     try:
@@ -27,7 +29,22 @@ def read_labels(path) -> list[str]:
         lines.pop()
     if not lines:
         raise ModelError(f"labels file {p} is empty", "write one class name per line, in the model's output order")
+    blank = [i + 1 for i, line in enumerate(lines) if not line]
+    if blank:
+        # Line i names output i: a blank line would shift or leave unnamed every class after it.
+        where = f"line {blank[0]} is" if len(blank) == 1 else f"lines {', '.join(map(str, blank[:5]))} are"
+        raise ModelError(
+            f"labels file {p}: {where} blank",
+            "line N names output N: remove the blank line(s) or write the class name there",
+        )
     return lines
+
+
+def labels_dir_error(p: Path) -> ModelError:
+    """--labels given a directory: name the text files in it that could be meant."""
+    candidates = sorted(x.name for x in p.glob("*.txt"))[:3]
+    hint = f"give the file inside it, e.g. --labels {p / candidates[0]}" if candidates else "give the labels file (one class name per line), not a directory"
+    return ModelError(f"--labels {p} is a directory, not a labels file", hint)
 
 
 def check_labels(path, num_classes: int | None) -> list[str]:

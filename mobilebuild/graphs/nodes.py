@@ -44,7 +44,7 @@ def require_nodes(graph_def, names, what: str = "node") -> list[str]:
             close = difflib.get_close_matches(b, list(nodes), n=3, cutoff=0.5)
             if not close:  # e.g. 'softmax' vs 'final/Softmax': fall back to substring matches
                 close = [n for n in nodes if b.lower() in n.lower()][:3]
-            hint = f"did you mean {', '.join(close)}?" if close else "run `mobilebuild model inspect` to list the nodes"
+            hint = f"did you mean {', '.join(close)}?" if close else "`mobilebuild model inspect MODEL --nodes` lists every node name"
             raise ModelError(f"{what} '{b}' is not in the graph", hint)
         clean.append(b)
     return clean

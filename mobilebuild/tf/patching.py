@@ -127,6 +127,7 @@ class RestoreResult:
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)  # changed by hand since mobilebuild wrote them
 
 
 def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> RestoreResult:
@@ -141,13 +142,13 @@ def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> R
             "restore works on a tree patched by `mobilebuild android/ios/workspace`; for other changes use git",
         )
     edited = [rel for rel in sorted(store.state["files"]) if store.edited_since(rel)]
-    if edited and not force:
+    if edited and not force and not dry_run:  # a dry run lists them (result.edited) instead
         raise PatchError(
             f"{', '.join(edited)} changed after mobilebuild wrote {'it' if len(edited) == 1 else 'them'}: "
             "restoring would throw those edits away",
             "save what you need, then run `mobilebuild restore --force`",
         )
-    result = RestoreResult()
+    result = RestoreResult(edited=edited)
     for rel, info in sorted(store.state["files"].items()):
         path = root / rel
         if info["existed"]:

@@ -60,17 +60,26 @@ class Device:
 # --- locating adb --------------------------------------------------------------------------
 
 
-def find_adb(sdk: Path | str | None = None) -> str:
+def find_adb(sdk: Path | str | None = None, *, strict: bool = False) -> str:
     """adb from the platform-tools of the first SDK that has it, in the SDK search order of the
     build (``sdk.sdk_candidates``: --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, the
-    usual places, the managed prefix), else adb on PATH."""
+    usual places, the managed prefix), else adb on PATH. ``strict``: ``sdk`` was named by the
+    user (``devices --sdk``), so only its adb will do."""
     from mobilebuild.toolchain.sdk import sdk_candidates
 
     candidates = sdk_candidates(str(sdk) if sdk else None)
-    for _source, root, _explicit in candidates:
+    for source, root, _explicit in candidates:
+        candidate = root / "platform-tools" / ADB_EXE
+        if strict and source == "--sdk" and not runner.is_executable(candidate):
+            # The SDK named on the command line is the one meant: another adb (another
+            # version, another server) would act on devices the user did not ask about.
+            what = "does not exist" if not root.exists() else ("is not a directory" if not root.is_dir() else f"has no {ADB_EXE} in platform-tools/")
+            raise ToolchainError(
+                f"--sdk {root} {what}",
+                "pass the SDK directory that holds platform-tools/adb, or leave --sdk out to use ANDROID_HOME or adb on PATH",
+            )
         if not root.is_dir():
             continue
-        candidate = root / "platform-tools" / ADB_EXE
         if runner.is_executable(candidate):
             return str(candidate)
         console.detail(f"no adb in {candidate.parent}")

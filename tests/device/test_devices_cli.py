@@ -261,3 +261,17 @@ def test_adb_from_sdk_platform_tools(cli, attach, apk, tmp_path):
     assert f"-s {phone.serial} install -r -g {apk}" in used
     r = cli("devices", "--sdk", tmp_path / "sdk", "--json")
     assert json.loads(r.stdout)["adb"] == str(exe)
+
+
+def test_sdk_named_without_adb_is_an_error_not_another_adb(cli, attach, tmp_path):
+    """`--sdk DIR` means that SDK's adb: a missing dir (or one without platform-tools/adb) is
+    said, never replaced by the adb on PATH."""
+    attach()
+    for sdk, what in ((tmp_path / "nonexistent", "does not exist"), (tmp_path, "has no adb in platform-tools/")):
+        r = cli("devices", "--sdk", sdk)
+        assert r.code == 1, r.output
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [f"error: --sdk {sdk} {what}"], r.stderr
+        assert "hint:" in r.stderr and "SERIAL" not in r.output
+    r = cli("devices", "--sdk", tmp_path / "nonexistent", "install", tmp_path / "x.apk")
+    assert r.code == 1 and "does not exist" in r.stderr

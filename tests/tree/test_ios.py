@@ -100,3 +100,32 @@ def test_build_is_refused_off_macos_before_anything_changes(cli, tf_tree, monkey
     one_line_error(r)
     assert "macOS" in r.stderr
     assert tree_digest(tree) == before
+
+
+def test_out_again_with_another_model_leaves_no_old_model(cli, tf_tree, retrain_model, tmp_path):
+    """A second --out into the same copy for another model: the old model and labels leave
+    data/ (the app bundles the whole folder); the user's own files elsewhere stay."""
+    model, labels = retrain_model
+    tree = tf_tree("1.3")
+    out = tmp_path / "MyCamera"
+    assert cli("ios", "--tf-src", tree, "--out", out).code == 0
+    assert (out / "data" / "digits.pb").is_file()
+    (out / "Podfile.lock").write_text("user's pod install\n")
+    r = cli("ios", "--tf-src", tree, "--out", out, "--model", model, "--labels", labels)
+    assert r.code == 0, r.stderr
+    data = sorted(p.name for p in (out / "data").iterdir())
+    assert "digits.pb" not in data and "labels.txt" not in data
+    assert "retrained_graph.pb" in data and "retrained_labels.txt" in data
+    assert "grace_hopper.jpg" in data  # the example's own data stays
+    assert (out / "Podfile.lock").read_text() == "user's pod install\n"
+
+
+def test_out_into_an_unrelated_non_empty_dir_is_refused(cli, tf_tree, tmp_path):
+    tree = tf_tree("1.3")
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"jpeg")
+    r = cli("ios", "--tf-src", tree, "--out", out)
+    one_line_error(r)
+    assert "is not empty and is not a copy of the camera example" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]

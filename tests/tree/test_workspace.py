@@ -158,7 +158,7 @@ def test_restore_puts_the_workspace_back_byte_exactly(cli, tf_tree, sdk, ndk):
     mtimes = tree_mtimes(tree)
     r = cli("--json", "restore", "--tf-src", tree)
     assert r.code == 0 and "nothing to restore" in r.stderr
-    assert json.loads(r.stdout) == {"root": str(tree.resolve()), "dry_run": False, "restored": [], "removed": [], "unchanged": []}
+    assert json.loads(r.stdout) == {"root": str(tree.resolve()), "dry_run": False, "restored": [], "removed": [], "unchanged": [], "edited": []}
     assert tree_digest(tree) == before and tree_mtimes(tree) == mtimes
 
 
@@ -166,7 +166,7 @@ def test_restore_refuses_a_directory_that_is_not_a_tree(cli, tmp_path):
     (tmp_path / "notes").mkdir()
     r = cli("restore", "--tf-src", tmp_path / "notes")
     one_line_error(r)
-    assert "nothing to restore" in r.stderr
+    assert "is not a TensorFlow tree" in r.stderr and "never patched it" in r.stderr
     one_line_error(cli("restore", "--tf-src", tmp_path / "nope"))
 
 
@@ -216,6 +216,12 @@ def test_restore_does_not_silently_discard_later_hand_edits(cli, tf_tree, sdk, n
     ws = tree / "WORKSPACE"
     ws.write_text(ws.read_text() + "# my edit after mobilebuild\n")
     edited = tree_digest(tree)
+    # A dry run lists what a restore would do, the hand-edited file marked, and changes nothing.
+    r = cli("restore", "--tf-src", tree, "--dry-run")
+    assert r.code == 0, r.stderr
+    assert "would restore WORKSPACE  (edited by hand since mobilebuild wrote it)" in r.stderr
+    assert "refuses without --force" in r.stderr
+    assert tree_digest(tree) == edited
     r = cli("restore", "--tf-src", tree)
     one_line_error(r)
     assert "WORKSPACE changed after mobilebuild wrote it" in r.stderr and "--force" in r.stderr
