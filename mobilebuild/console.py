@@ -21,18 +21,51 @@ class Settings:
     verbose: bool = False
     json: bool = False
     no_color: bool = False
+    quiet: bool = False  # no progress chatter: results, warnings and errors only
 
 
 settings = Settings()
 _err: Console | None = None
+_out: Console | None = None
 
 
-def configure(*, verbose: bool = False, json_mode: bool = False, no_color: bool = False) -> None:
-    global _err
+def configure(*, verbose: bool = False, json_mode: bool = False, no_color: bool = False, quiet: bool = False) -> None:
+    global _err, _out
     settings.verbose = verbose
     settings.json = json_mode
     settings.no_color = no_color or "NO_COLOR" in os.environ
-    _err = None  # rebuilt lazily with the new settings
+    settings.quiet = quiet and not verbose
+    _err = _out = None  # rebuilt lazily with the new settings
+
+
+def out() -> Console:
+    """The console for human results (tables, lists): stdout, so pipes and grep find them; with
+    --json stdout belongs to the JSON object and these go to stderr. Colour only at a terminal
+    and never under NO_COLOR / --no-color (rich leaves a pipe plain by itself)."""
+    global _out
+    target = sys.stderr if settings.json else sys.stdout
+    if _out is None or _out.file is not target:
+        no_color = settings.no_color or "NO_COLOR" in os.environ
+        try:
+            tty = target.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        _out = Console(
+            file=target,
+            no_color=no_color,
+            color_system=None if no_color else "auto",
+            highlight=False,
+            soft_wrap=True,
+            # In a pipe a table row stays one line whatever its length (grep sees it whole);
+            # at a terminal rich wraps cells to the window.
+            width=None if tty else 1000,
+        )
+    return _out
+
+
+def result(message: str = "") -> None:
+    """One plain line of the human result (stdout; stderr with --json)."""
+    out().print(message, markup=False)
 
 
 def err() -> Console:
@@ -66,11 +99,13 @@ def is_interactive() -> bool:
 
 
 def info(message: str) -> None:
-    err().print(message, markup=False)
+    if not settings.quiet:
+        err().print(message, markup=False)
 
 
 def success(message: str) -> None:
-    err().print(f"[green]✓[/green] {_escape(message)}")
+    if not settings.quiet:
+        err().print(f"[green]✓[/green] {_escape(message)}")
 
 
 def warn(message: str) -> None:

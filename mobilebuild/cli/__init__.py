@@ -29,7 +29,7 @@ from mobilebuild.graphs import freeze
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Global flags may be given after the command too; main() moves them to the front.
-GLOBAL_FLAGS = ("--verbose", "-v", "--json", "--no-color")
+GLOBAL_FLAGS = ("--verbose", "-v", "--json", "--no-color", "--quiet", "-q")
 # ... and global options taking a value (``--signature NAME`` or ``--signature=NAME``).
 GLOBAL_VALUE_OPTIONS = ("--signature",)
 
@@ -37,7 +37,7 @@ app = typer.Typer(
     name="mobilebuild",
     help="From a TensorFlow image model to a running mobile demo app, in one command.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -58,11 +58,12 @@ def _root(
         freeze.DEFAULT_SIGNATURE, "--signature", metavar="NAME",
         help="Signature of a SavedModel given as a model (any command; also accepted after the command).",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines: results, warnings and errors only."),
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    console.configure(verbose=verbose, json_mode=json_out, no_color=no_color)
+    console.configure(verbose=verbose, json_mode=json_out, no_color=no_color, quiet=quiet)
     freeze.settings.signature = signature
 
 
@@ -123,10 +124,55 @@ _CLICK_ROOT = None
 
 
 def _click_root():
+    """The click command tree of ``app``, built once and with help types users read."""
     global _CLICK_ROOT
     if _CLICK_ROOT is None:
         _CLICK_ROOT = typer.main.get_command(app)
+        _tidy_help_types(_CLICK_ROOT)
     return _CLICK_ROOT
+
+
+# typer labels a value by its Python annotation (<bool>, <str>, <list[str]>); help shows what
+# to type instead: nothing for a flag, TEXT / INTEGER / PATH, the choices of an Enum.
+_HELP_TYPES = {"bool": "", "str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "Path": "PATH",
+               "file": "FILE", "directory": "DIR", "int range": "INTEGER", "float range": "FLOAT"}
+
+
+def _tidy_help_types(command) -> None:
+    for param in getattr(command, "params", []):
+        shown = _help_type(command, param)
+        if shown is not None:
+            param.display_type_rich = lambda ctx, shown=shown: shown  # display only; parsing is unchanged
+    original = getattr(command, "get_help_option", None)
+    if original is not None:  # --help is made per context, not kept in params
+
+        def get_help_option(ctx, original=original):
+            option = original(ctx)
+            if option is not None:
+                option.display_type_rich = lambda ctx: ""
+            return option
+
+        command.get_help_option = get_help_option
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _tidy_help_types(sub)
+
+
+def _help_type(command, param) -> str | None:
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return ""
+    display = getattr(param, "display_type", None)
+    if display is None:
+        return None
+    try:
+        label = display(click.Context(command))
+    except Exception:  # a typer without this API: keep its own rendering
+        return None
+    label = label[1:-1] if label.startswith("<") and label.endswith(">") else label
+    if label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    if "|" in label:
+        return f"[{label}]"
+    return _HELP_TYPES.get(label, label.upper())
 
 
 def _find_option(command, token: str):
@@ -189,7 +235,7 @@ def run(args: list[str]) -> int:
 
 def _run(args: list[str]) -> tuple[int, tuple[str, str | None] | None]:
     try:
-        rv = app(args=args, prog_name="mobilebuild", standalone_mode=False)
+        rv = _click_root().main(args=args, prog_name="mobilebuild", standalone_mode=False)
         # click returns the exit code of typer.Exit in non-standalone mode; typer turns Ctrl-C
         # into Exit(130) before we see it. (A command that ends on Ctrl-C by design, like
         # `devices logcat`, catches it and returns normally.)

@@ -52,21 +52,25 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
         console.emit_json({"adb": adb_path, "devices": rows})
         return
     if not rows:
-        console.info("no devices attached")
+        console.result("no devices attached")
         console.info(f"  hint: {adb._CONNECT_HINT}")
         return
-    header = ("SERIAL", "STATE", "MODEL", "ABI", "ANDROID")
-    table = [header]
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("SERIAL", "STATE", "MODEL", "ABI", "ANDROID"):
+        table.add_column(column, no_wrap=column != "MODEL")
     for row in rows:
         android = f"{row['release']} (API {row['sdk']})" if row["sdk"] else "-"
         model = (row["model"] or "-").replace("_", " ")
-        table.append((row["serial"], row["state"], model, row["abi"] or "-", android))
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for r in table:
-        console.info("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip())
+        state = Text(row["state"], style="green" if row["ready"] else "yellow")
+        table.add_row(row["serial"], state, model, row["abi"] or "-", android)
+    console.out().print(table)
     for row in rows:
         if row["problem"]:
-            console.info(row["problem"]["message"])
+            console.warn(f"{row['serial']}: {row['problem']['message']}")
             console.info(f"  hint: {row['problem']['hint']}")
 
 

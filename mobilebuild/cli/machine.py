@@ -10,6 +10,9 @@ from typing import List, Optional
 
 import typer
 
+from mobilebuild import console
+from mobilebuild.errors import ToolchainError
+
 MIRROR_HELP = "Mirror base tried after the original URLs (BASE/host/path layout; URL or directory). Repeatable."
 
 
@@ -50,7 +53,7 @@ def deps_cmd(
         console.emit_json(report.to_dict())
         return
     for d in report.deps:
-        console.info(f"  {d.name:<11} {d.status:<10} {d.dir}")
+        console.result(f"{d.name:<11} {d.status:<10} {d.dir}")
     if report.changed:
         console.success(f"dependencies ready in {report.downloads_dir}")
     else:
@@ -85,10 +88,7 @@ def setup_cmd(
     if console.settings.json:
         console.emit_json(report.to_dict())
     else:
-        for s in report.steps:
-            console.info(f"  {s.name:<12} {s.status:<9} {s.detail}")
-            if s.fix and s.status == "missing":
-                console.info(f"  {'':<12} fix: {s.fix}")
+        print_checks(report.steps)
         if report.config_written:
             console.info(f"wrote {report.config_path}")
     if report.missing:
@@ -123,15 +123,49 @@ def doctor_cmd(
     if console.settings.json:
         console.emit_json(report.to_dict())
     else:
-        marks = {"ok": "ok     ", "warning": "warning", "missing": "MISSING", "skipped": "skipped"}
-        for c in report.checks:
-            console.info(f"{marks[c.status]}  {c.name:<18} {c.detail}")
-            if c.fix and c.status in ("warning", "missing"):
-                console.info(f"{'':9}{'':<18} fix: {c.fix}")
+        print_checks(report.checks)
     if not report.ok:
         missing = [c.name for c in report.checks if c.needed and c.status == "missing"]
-        if not console.settings.json:
-            console.error(f"not ready for {target}: missing {', '.join(missing)}")
-        raise typer.Exit(1)
-    if not console.settings.json:
-        console.success(f"ready for {target}")
+        fixes = [c for c in report.checks if c.needed and c.status == "missing" and c.fix]
+        raise ToolchainError(
+            f"not ready for {target}: missing {', '.join(missing)}",
+            fixes[0].fix if len(fixes) == 1 else "run the fix under each MISSING line (or `mobilebuild setup`), then `mobilebuild doctor` again",
+        )
+    console.success(f"ready for {target}")
+
+
+# What each status looks like: a mark that reads without colour (`doctor | grep MISSING`) and
+# its colour at a terminal.
+STATUS_MARKS = {
+    "ok": ("✓ ok", "green"),
+    "warning": ("! warning", "yellow"),
+    "missing": ("✗ MISSING", "red"),
+    "skipped": ("- skipped", "dim"),
+    "present": ("✓ present", "green"),
+    "installed": ("✓ installed", "green"),
+}
+
+
+def status_cell(status: str):
+    from rich.text import Text
+
+    mark, style = STATUS_MARKS.get(status, (status, ""))
+    return Text(mark, style=style)
+
+
+def print_checks(checks) -> None:
+    """doctor's checks as a table on stdout, the fix under each problem (flutter doctor's layout)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("CHECK", no_wrap=True, style="bold")
+    table.add_column("DETAILS", overflow="fold")
+    for c in checks:
+        detail = Text(c.detail or "")
+        if c.fix and c.status in ("warning", "missing"):
+            detail.append(f"\nfix: {c.fix}", style="cyan")
+        table.add_row(status_cell(c.status), c.name, detail)
+    console.out().print(table)

@@ -20,7 +20,7 @@ COMPONENT = "org.tensorflow.demo/.ClassifierActivity"
 def test_devices_none(cli):
     r = cli("devices")
     assert r.code == 0
-    assert "no devices attached" in r.stderr
+    assert r.stdout.strip() == "no devices attached"  # the result, where a pipe finds it
     assert "USB debugging" in r.stderr
 
 
@@ -30,9 +30,10 @@ def test_devices_lists_state_model_abi(cli, attach):
     u = attach(mode="unauthorized")
     r = cli("devices")
     assert r.code == 0, r.output
-    lines = r.stderr.splitlines()
+    lines = r.stdout.splitlines()  # the table on stdout (plain: not a terminal, NO_COLOR)
     assert lines[0].split() == ["SERIAL", "STATE", "MODEL", "ABI", "ANDROID"]
-    row = {line.split()[0]: line for line in lines[1:4]}
+    assert set(lines[1]) <= {"─", " "}
+    row = {line.split()[0]: line for line in lines[2:5]}
     assert row[a.serial].split() == [a.serial, "device", "Pixel", "3", "arm64-v8a", "9", "(API", "28)"]
     assert row[b.serial].split() == [b.serial, "device", "Nexus", "5", "armeabi-v7a", "6.0", "(API", "23)"]
     assert row[u.serial].split() == [u.serial, "unauthorized", "-", "-", "-"]

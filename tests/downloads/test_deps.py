@@ -468,8 +468,9 @@ def test_cli_deps_plain_progress_then_pure_json(cli, tf_tree, server):
     _stamp_googletest(tree)
     r = cli("deps", "--tf-src", tree)
     assert r.code == 0, r.stderr
-    assert r.stdout == ""
-    assert "\r" not in r.stderr and "\x1b" not in r.stderr
+    # the result (one line per dependency) on stdout, progress on stderr
+    assert [line.split()[:2] for line in r.stdout.splitlines()][0] == ["eigen", "installed"]
+    assert "\r" not in r.stdout + r.stderr and "\x1b" not in r.stdout + r.stderr
     downloaded = [line for line in r.stderr.splitlines() if line.startswith("downloaded ")]
     assert len(downloaded) == 6 and all(f"from 127.0.0.1:{server.port}" in line for line in downloaded)
     assert "dependencies ready in" in r.stderr

@@ -39,12 +39,13 @@ def bazel_054():
     return write_exe(data_dir() / "bazel" / "0.5.4" / "bin" / "bazel", "#!/bin/sh\necho 'bazel 0.5.4'\n")
 
 
-def lines_by_check(stderr: str) -> dict[str, str]:
+def lines_by_check(stdout: str) -> dict[str, str]:
+    """The table doctor prints on stdout: 'MARK STATUS CHECK DETAILS' -> {check: 'STATUS ... DETAILS'}."""
     out = {}
-    for line in stderr.splitlines():
+    for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and parts[0] in ("ok", "warning", "MISSING", "skipped"):
-            out[parts[1]] = line
+        if len(parts) >= 3 and parts[0] in ("✓", "!", "✗", "-") and parts[1] in ("ok", "warning", "MISSING", "skipped"):
+            out[parts[2]] = line[line.index(parts[1]):].rstrip()
     return out
 
 
@@ -53,7 +54,7 @@ def test_complete_layout_is_ready(cli, tmp_path, adb_port, bazel_054):
     ndk = make_ndk(tmp_path / "ndk")
     r = cli("doctor", "--tf-ref", "v1.4.0", "--sdk", sdk, "--ndk", ndk)
     assert r.code == 0, r.stderr
-    checks = lines_by_check(r.stderr)
+    checks = lines_by_check(r.stdout)
     for name in ("tf-version", "python", "packages", "git", "jdk", "bazel", "android-sdk", "sdk-platform",
                  "sdk-build-tools", "sdk-platform-tools", "sdk-licenses", "android-ndk", "xcode", "adb",
                  "cache", "network", "disk"):
@@ -81,14 +82,14 @@ def test_broken_layout_names_each_missing_part_with_its_fix(cli, tmp_path, adb_p
     ndk = make_ndk(tmp_path / "ndk17", "17.2.4988734")  # too new for TF 1.4 (r12..r14)
     r = cli("doctor", "--tf-ref", "v1.4.0", "--sdk", sdk, "--ndk", ndk)
     assert r.code == 1
-    checks = lines_by_check(r.stderr)
+    checks = lines_by_check(r.stdout)
     assert checks["sdk-build-tools"].startswith("MISSING") and "build-tools;26.0.1" in checks["sdk-build-tools"]
     assert "(also: 23.0.1)" in checks["sdk-build-tools"]
     # No sdkmanager in that SDK: the fix is setup, which brings the command-line tools.
-    assert f"fix: mobilebuild setup --sdk {sdk} --accept-licenses --tf-ref v1.4.0" in r.stderr
+    assert f"fix: mobilebuild setup --sdk {sdk} --accept-licenses --tf-ref v1.4.0" in r.stdout
     assert checks["sdk-licenses"].startswith("warning")
     assert checks["android-ndk"].startswith("MISSING") and "r17c" in checks["android-ndk"]
-    assert "mobilebuild setup --tf-ref v1.4.0" in r.stderr
+    assert "mobilebuild setup --tf-ref v1.4.0" in r.stdout
     assert "not ready for android: missing sdk-build-tools, android-ndk" in r.stderr
 
 
@@ -99,9 +100,9 @@ def test_sdk_without_platform_tools_and_no_bazel(cli, tmp_path, adb_port, monkey
     write_exe(sdk / "cmdline-tools/latest/bin/sdkmanager", sdkmanager_script())
     r = cli("doctor", "--tf-ref", "v1.1.0", "--sdk", sdk, "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"))
     assert r.code == 1
-    checks = lines_by_check(r.stderr)
+    checks = lines_by_check(r.stdout)
     assert checks["sdk-platform-tools"].startswith("MISSING")
-    assert f'fix: {sdk}/cmdline-tools/latest/bin/sdkmanager --sdk_root={sdk} "platform-tools"' in r.stderr
+    assert f'fix: {sdk}/cmdline-tools/latest/bin/sdkmanager --sdk_root={sdk} "platform-tools"' in r.stdout
     # Debian's bazel-bootstrap is on PATH but reports no version: not usable for TF 1.1.
     assert checks["bazel"].startswith("MISSING") and "0.4.2" in checks["bazel"]
 
@@ -111,7 +112,7 @@ def test_debian_sdk_found_via_android_home(cli, tmp_path, adb_port, monkeypatch)
         pytest.skip("Debian's android-sdk package is not installed")
     monkeypatch.setenv("ANDROID_HOME", "/usr/lib/android-sdk")
     r = cli("doctor", "--tf-ref", "v1.2.0")
-    checks = lines_by_check(r.stderr)
+    checks = lines_by_check(r.stdout)
     assert "/usr/lib/android-sdk (found via ANDROID_HOME)" in checks["android-sdk"]
     assert checks["sdk-build-tools"].startswith("MISSING") and "29.0.3" in checks["sdk-build-tools"]
     assert checks["sdk-platform-tools"].startswith("ok")
@@ -121,7 +122,7 @@ def test_debian_sdk_found_via_android_home(cli, tmp_path, adb_port, monkeypatch)
 def test_model_target_needs_no_android_tools(cli, tmp_path, adb_port, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no java, no adb, no git: not needed for models
     r = cli("doctor", "--target", "model")
-    checks = lines_by_check(r.stderr)
+    checks = lines_by_check(r.stdout)
     assert checks["jdk"].startswith("MISSING") and checks["git"].startswith("MISSING")
     assert r.code == 0, r.stderr
 
@@ -170,8 +171,8 @@ def test_devices_are_listed_with_their_states(cli, tmp_path, monkeypatch, bazel_
 @pytest.mark.skipif(sys.platform == "darwin", reason="Xcode may exist on a Mac")
 def test_ios_target_is_not_ready_off_macos(cli, adb_port):
     r = cli("doctor", "--target", "ios")
-    checks = lines_by_check(r.stderr)
-    assert checks["xcode"].startswith("MISSING") and "fix: build the iOS app on a Mac with Xcode" in r.stderr
+    checks = lines_by_check(r.stdout)
+    assert checks["xcode"].startswith("MISSING") and "fix: build the iOS app on a Mac with Xcode" in r.stdout
     assert r.code == 1 and "not ready for ios: missing xcode" in r.stderr
 
 

@@ -95,7 +95,7 @@ def test_bazel_without_published_digest_needs_the_users(cli, server, project, tm
     args = ["setup", "--tf-ref", "v1.2.0", "--sdk", sdk, "--ndk", ndk, "--pins", pins]
     r = cli(*args)
     assert r.code == 1
-    assert "no published digest" in r.stderr and "--bazel-sha256" in r.stderr
+    assert "no published digest" in r.stdout and "--bazel-sha256" in r.stderr  # the step's detail: in the table
     assert not [q for q in server.requests if "bazel" in q.path]  # refused before downloading
     bad = cli(*args, "--bazel-sha256", "1" * 64)
     assert bad.code == 1 and "sha256 mismatch" in bad.stderr and ("1" * 64) in bad.stderr
@@ -215,7 +215,7 @@ chmod +x {bin_dir}/java
     r = cli("setup", "--yes", "--tf-ref", "v1.1.0", "--sdk", make_sdk(tmp_path / "sdk", build_tools="25.0.1"), "--ndk", make_ndk(tmp_path / "ndk", "12.1.2977051"), "--pins", pins)
     assert r.code == 0, r.stderr
     assert record.read_text().split() == ["install", "-y", "openjdk-17-jdk-headless"]
-    assert "Java 17.0.99" in r.stderr
+    assert "Java 17.0.99" in r.stdout  # the jdk step in the result table
 
 
 def test_licences_accepted_by_an_explicit_answer_at_a_terminal(server, project, tmp_path):

@@ -307,7 +307,7 @@ def test_label_input_size_must_be_positive(cli, default_graph):
 
     image = defaults.sample_images_dir() / "one" / "one_0.png"
     line = one_line_error(cli("model", "label", default_graph.path, "-i", image, "--input-size", "0"))
-    assert "--input-size must be a positive" in line
+    assert "--input-size 0 must be a positive" in line
 
 
 @pytest.mark.parametrize("content", [b"\x08\x01", b"\x00\xff" * 700])

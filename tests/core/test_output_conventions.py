@@ -1,0 +1,89 @@
+"""Results on stdout (tables a pipe can grep), chatter on stderr; colour only at a terminal and
+never under NO_COLOR; --quiet; help that names what to type; typer's shell completion."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+
+from helpers.cli import run_subprocess
+
+
+def test_doctor_table_on_stdout_chatter_on_stderr(cli):
+    r = cli("doctor", "--target", "model")
+    assert r.code == 0, r.stderr
+    rows = {line.split()[2]: line for line in r.stdout.splitlines() if line[:1] in "✓!✗-" and len(line.split()) > 2}
+    assert rows["python"].startswith("✓ ok")
+    assert "ready for model" in r.stderr and "ready for model" not in r.stdout
+    assert "\x1b" not in r.stdout  # not a terminal: plain
+
+
+def test_doctor_grep_missing_in_a_pipe():
+    """`mobilebuild doctor | grep MISSING` finds the missing checks (and only those rows)."""
+    r = run_subprocess("doctor", "--target", "android", env={"PATH": "/nonexistent"})
+    missing = [line for line in r.stdout.splitlines() if "MISSING" in line]
+    assert missing and all(line.startswith("✗ MISSING") for line in missing)
+    assert any(line.split()[2] == "jdk" for line in missing)
+    assert r.code == 1 and "error: not ready for android" in r.stderr
+
+
+def _at_terminal(args, env):
+    """Run with stdout on a pseudo-terminal; -> (exit code, bytes written to it)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mobilebuild", *args], stdout=slave, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks)
+
+
+def test_colour_at_a_terminal_and_none_under_no_color():
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(TERM="xterm-256color", PYTHONPATH=os.pathsep.join(sys.path))
+    code, shown = _at_terminal(["doctor", "--target", "model"], env)
+    assert code == 0 and b"\x1b[" in shown and "✓".encode() in shown
+    code, shown = _at_terminal(["doctor", "--target", "model"], dict(env, NO_COLOR="1"))
+    assert code == 0 and b"\x1b[" not in shown and "✓ ok".encode() in shown
+
+
+def test_quiet_keeps_results_and_errors_only(cli):
+    r = cli("-q", "doctor", "--target", "model")
+    assert r.code == 0 and "python" in r.stdout
+    assert r.stderr == ""
+    r = cli("doctor", "--target", "model", "--quiet")  # after the command too
+    assert r.code == 0 and r.stderr == ""
+
+
+def test_help_names_what_to_type_not_python_types(cli):
+    for args in (("--help",), ("model", "tflite", "--help"), ("android", "--help"), ("devices", "--help")):
+        r = cli(*args)
+        assert r.code == 0
+        text = r.stdout
+        for python_type in ("<bool>", "<str>", "<int>", "<float>", "<list[", "<path>"):
+            assert python_type not in text, (args, python_type)
+    assert "PATH" in cli("model", "tflite", "--help").stdout
+
+
+def test_shell_completion_is_typers():
+    r = run_subprocess("--show-completion", "bash")
+    assert r.code == 0 and "_mobilebuild_completion" in r.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "mobilebuild"], capture_output=True, text=True,
+        env=dict(os.environ, _MOBILEBUILD_COMPLETE="complete_bash", COMP_WORDS="mobilebuild mod", COMP_CWORD="1"),
+    )
+    assert proc.stdout.split() == ["model"]
