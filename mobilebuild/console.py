@@ -83,13 +83,6 @@ def err() -> Console:
     return _err
 
 
-def out() -> Console:
-    """A console on stdout for a command's results (tables): what a pipe should receive.
-    Made per call so a test's captured stdout is the one written to."""
-    no_color = settings.no_color or "NO_COLOR" in os.environ
-    return Console(file=sys.stdout, no_color=no_color, color_system=None if no_color else "auto", highlight=False, soft_wrap=True)
-
-
 def is_interactive() -> bool:
     """True when we may prompt or draw live progress: a TTY on both ends and not --json."""
     try:
