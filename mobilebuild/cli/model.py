@@ -255,6 +255,7 @@ def check_cmd(
     if not tf_version:
         raise UserError("model check needs --tf-version (or --tflite-runtime for a .tflite)", "e.g. --tf-version 1.1")
     opset = runtime_ops.load_opset(tf_version, tf_src, runtime=runtime)
+    rt = runtime or ("makefile" if tf_src else "android")
     graph_def = io.load_graph_def(path)
     problems = runtime_ops.check_graph(graph_def, opset)
     if console.settings.json:
@@ -270,7 +271,7 @@ def check_cmd(
             }
         )
     if not problems:
-        console.success(f"{path} loads in the TF {opset.tag} runtime ({len(graph_def.node)} nodes checked)")
+        console.success(f"{path} loads in the TF {opset.tag} runtime ({rt} build; {len(graph_def.node)} nodes checked)")
         return
     # Grouped (one line per distinct problem, with the nodes); every node with --verbose / --json.
     for line in runtime_ops.summarize(problems):

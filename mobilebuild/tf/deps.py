@@ -495,6 +495,9 @@ def read_download_script(script_text: str, bzl_text: str, script: str = "downloa
         if (m := _ASSIGN.match(line)):
             name, value = m.group(1), m.group(2).strip()
             sub = re.fullmatch(r'"\$\((.*)\)"', value)
+            if sub and not sub.group(1).lstrip().startswith("grep"):
+                how[name] = f"`{sub.group(1)}` (not a grep over workspace.bzl: mobilebuild cannot evaluate it)"
+                continue
             if sub:
                 result, desc = _grep_pipeline(sub.group(1), bzl_text, script)
                 if result is None:
@@ -509,7 +512,8 @@ def read_download_script(script_text: str, bzl_text: str, script: str = "downloa
         if (m := _DOWNLOAD.match(line)):
             var, target = m.group(1), m.group(2)
             if var not in env:
-                raise PatchError(f"{script}: download_and_extract uses ${var}, which the script never sets", "is the checkout complete?")
+                raise PatchError(f"{script}: download_and_extract uses ${var}, which the script "
+                                 + (f"sets from {how[var]}" if var in how else "never sets"), "is the checkout complete?")
             deps.append(ScriptDep(target, "archive", env[var], how[var]))
             continue
         if (m := _CLONE.search(line)):
