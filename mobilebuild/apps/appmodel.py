@@ -37,6 +37,7 @@ class ModelOptions:
     output_name: str | None = None
     optimize: bool = False
     quantize: str | None = None
+    memmap: bool = False  # the app's copy as a memmapped package (the iOS example)
 
 
 @dataclass
@@ -159,6 +160,7 @@ def prepare(
     runtime_version: str | None = None,
     runtime: str = "android",
     whole_mean: bool = False,
+    memmap: bool = False,
 ) -> AppModel:
     """Prepare the model for the tree's runtime and check the labels against it.
 
@@ -188,6 +190,7 @@ def prepare(
         "optimize": optimize,
         "quantize": quantize,
         "whole_mean": whole_mean,
+        "memory_map": memmap,
     }
     key = _cache_key(model_path, tree, f"{version} {runtime}", own_ops, args)
     cached = _load_cached(key, asset_name(model_path))
@@ -256,6 +259,7 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
         runtime_version=runtime_version,
         runtime=runtime,
         whole_mean=whole_mean,
+        memmap=opts.memmap,
     )
 
 

@@ -153,6 +153,8 @@ def run(opts: IosOptions) -> dict[str, Any]:
     from mobilebuild.paths import cache_dir
     from mobilebuild.tf.tree import open_tree
 
+    if opts.memmap:
+        apply_memmap_defaults(opts)
     if opts.build and opts.app == "tflite":
         raise UserError("--build makes the TF-Mobile makefile libraries; the TFLite example links its pod",
                         "drop --build and run `pod install` in the example (the next steps say how)")
@@ -163,6 +165,9 @@ def run(opts: IosOptions) -> dict[str, Any]:
     tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
     app = tflite_demo.choose_app(opts.app, tree, opts.model)
     if app == "tflite":
+        if opts.memmap:
+            raise UserError("--memmap makes a memmapped GraphDef for the TF-Mobile camera example; the TFLite example loads a .tflite model",
+                            "drop --memmap (a .tflite file is memory-mapped by the TFLite runtime itself)")
         if opts.build:
             raise UserError("--build makes the TF-Mobile makefile libraries; the TFLite example links its pod",
                             "drop --build and run `pod install` in the example (the next steps say how)")
@@ -227,6 +232,20 @@ def run(opts: IosOptions) -> dict[str, Any]:
         for line in next_steps(tree, example, m, libs_built=opts.build, copied=opts.out is not None):
             console.info(line)
     return result
+
+
+# What the memmapped iOS flow does to the app's copy unless told otherwise: optimize for
+# inference, round the weights (a smaller download, and the rounded floats still map as they
+# are), then write the memmapped package the example loads with model_uses_memory_mapping.
+MEMMAP_QUANTIZE = "weights_rounded"
+
+
+def apply_memmap_defaults(opts: IosOptions) -> None:
+    """``--memmap``: optimize -> quantize (``--quantize``, else weights_rounded) -> memmap."""
+    opts.optimize = True
+    if opts.quantize is None:
+        opts.quantize = MEMMAP_QUANTIZE
+    console.info(f"--memmap: the app's copy is optimized, quantized ({opts.quantize}) and memory-mapped")
 
 
 def _apply_out(ps, dry_run: bool) -> dict[str, Any]:

@@ -134,6 +134,7 @@ def ios_cmd(
     output_name: Optional[str] = typer.Option(None, "--output-name", help="Output layer (default: from the model)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
+    memmap: bool = typer.Option(False, "--memmap", help="The app's copy optimized, quantized (--quantize, default weights_rounded) and memory-mapped (model_uses_memory_mapping = true)."),
     app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile)."),
     representative_images: Optional[str] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
@@ -148,7 +149,7 @@ def ios_cmd(
         tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
         mean=mean, std=std, input_name=input_name, output_name=output_name, optimize=optimize,
         quantize=quantize, out=out, dry_run=dry_run, build=build, archs=list(archs or []),
-        app=app, representative_images=representative_images,
+        app=app, representative_images=representative_images, memmap=memmap,
     )
     _emit(ios.run(opts))
 

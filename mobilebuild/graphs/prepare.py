@@ -92,10 +92,15 @@ def prepare_for_app(
     quantize: str | None = None,
     runtime: str | None = None,
     whole_mean: bool = False,
+    memory_map: bool = False,
 ) -> PreparedModel:
     """``whole_mean``: the app holds the mean in an int (the TF-Mobile Android demo's
     IMAGE_MEAN); a fractional mean read from the graph then keeps the normalisation inside the
-    graph and the app feeds raw pixels (mean 0, std 1), which is exact."""
+    graph and the app feeds raw pixels (mean 0, std 1), which is exact.
+
+    ``memory_map``: write the app's copy as a memmapped package (the iOS example's
+    ``model_uses_memory_mapping``), after the cut, optimize and quantize steps; mean and std
+    are read from the graph as given, before anything is cut away."""
     if quantize:
         quantize_mod.check_mode(quantize)
     model = io.load_model(model_path)
@@ -138,6 +143,11 @@ def prepare_for_app(
     if memory_mapped:
         memmap.write_package(graph_def, out_p, min_region_size(model.regions), model.path)
         notes.append("kept the memmapped format (the app loads it through MemmappedEnv)")
+    elif memory_map:
+        stats = memmap.write_package(graph_def, out_p, memmap.DEFAULT_MIN_CONVERSION_TENSOR_SIZE, model.path)
+        memory_mapped = True
+        notes.append(f"memory-mapped: {stats.converted} tensor(s) ({stats.region_bytes} bytes) in regions, "
+                     f"{stats.kept_consts} small Const(s) inline (the app loads it through MemmappedEnv)")
     else:
         write_if_changed(out_p, io.serialize(graph_def))
     return PreparedModel(
