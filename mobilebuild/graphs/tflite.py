@@ -132,6 +132,8 @@ def convert(
         graph_def, _ = io.load_frozen_graph(src)
         # What the graph tells about its input: where image decoding ends, how pixels are normalised.
         app = app_info(graph_def)
+        if quantize == "uint8" and not input_names:
+            graph_def, input_names = _cut_normalisation(graph_def, app)
         graph_def, ins, outs, shape = _graph_for_conversion(src, graph_def, app, input_names, output_names, input_shape)
     else:
         raise ModelError(f"{src} is already a .tflite model", "convert the frozen .pb (or SavedModel) it came from")
@@ -176,7 +178,7 @@ def convert(
 
 def _fitting_hint(quantize: str, problems) -> str:
     """What to try instead: the modes that write version-1 kernels, unless an op is missing whatever its version."""
-    if quantize == "none" and any(p.kind != tflite_ops.NEWER_VERSION for p in problems):
+    if any(p.kind != tflite_ops.NEWER_VERSION and p.op not in ("QUANTIZE", "DEQUANTIZE") for p in problems):
         return ("the runtime has no kernel for an op of this model: cut it away (--output-names at an earlier node) "
                 "or use a newer TensorFlow tree")
     others = [m for m in ("uint8", "none") if m != quantize]
@@ -245,6 +247,9 @@ _NO_RANGE_OPS = {"Const", "Placeholder", "PlaceholderWithDefault", "Identity", "
                  "Gather", "GatherV2", "ResizeNearestNeighbor"}
 
 
+_FOLDED_FOLLOWERS = {"BiasAdd", "Add", "AddV2", "FusedBatchNorm", "FusedBatchNormV3", "Relu", "Relu6"}
+
+
 def _with_measured_ranges(graph_def, input_name: str, shape, rep_files, mean: float, std: float):
     """The graph with a FakeQuant node after every float activation that depends on the input,
     its range the min/max the float graph produced on the representative images: what a
@@ -253,6 +258,13 @@ def _with_measured_ranges(graph_def, input_name: str, shape, rep_files, mean: fl
     import tensorflow as tf
 
     consumers = gn.data_consumers(graph_def)
+    # Where a quantization-aware graph has no range: before an op the converter folds into its
+    # producer (bias, batch norm, activation). A range there would keep them apart, leaving a
+    # separate uint8 RELU or requantize op that old runtimes lack.
+    folded_into_next = {
+        name for name, users in consumers.items()
+        if len(users) == 1 and users[0].op in _FOLDED_FOLLOWERS
+    }
     downstream, todo = set(), [input_name]
     while todo:  # nodes whose value depends on the input
         name = todo.pop()
@@ -266,7 +278,8 @@ def _with_measured_ranges(graph_def, input_name: str, shape, rep_files, mean: fl
         tf.import_graph_def(graph_def, name="")
     watched = []
     for op in graph.get_operations():
-        if op.name in downstream and op.type not in _NO_RANGE_OPS and op.outputs and op.outputs[0].dtype == tf.float32:
+        if (op.name in downstream and op.type not in _NO_RANGE_OPS and op.name not in folded_into_next
+                and op.outputs and op.outputs[0].dtype == tf.float32):
             watched.append(op.name)
     lo = {n: np.inf for n in watched}
     hi = {n: -np.inf for n in watched}
@@ -314,6 +327,20 @@ def _cut_image_decoding(graph_def, app):
     cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
     for note in notes:
         console.info(f"  {note}")
+    return cut, [app.input_name]
+
+
+def _cut_normalisation(graph_def, app):
+    """(graph, input names) for uint8: a graph that normalises its own input (Sub/Mul after the
+    Placeholder) is fed after that normalisation, which the uint8 input's scale and zero point
+    then apply, as in the quantized models the demos were made for (raw pixels in, no float op)."""
+    if app.needs_cut or not (app.preprocessing and app.input_name and app.output_name and app.mean is not None):
+        return graph_def, None
+    if app.input_name == app.graph_input:
+        return graph_def, None
+    cut, notes = cut_for_app(graph_def, app.input_name, app.output_name)
+    for note in notes:
+        console.info(f"  {note} (its normalisation becomes the uint8 input's scale and zero point)")
     return cut, [app.input_name]
 
 

@@ -176,3 +176,28 @@ def test_cli_tflite_tf_version(made, cli, tmp_path):
     assert r.code == 1 and "CONV_2D version 3" in r.stderr and not out.exists()
     r = cli("model", "tflite", made["pb"], "-o", out, "--tf-version", "1.4")
     assert r.code == 1 and "no TFLite runtime in TensorFlow 1.4" in r.stderr
+
+
+def test_uint8_of_a_trained_model_with_batch_norm_and_its_own_normalisation(tmp_path):
+    """The built-in digits model (Sub/Mul normalisation, Conv2D + FusedBatchNorm + Relu): its
+    uint8 copy feeds raw pixels (the normalisation becomes the input's scale and zero point),
+    folds batch norm and Relu into the convolutions (no separate uint8 RELU, no requantize op:
+    loads in 1.7), and classifies the shipped sample images as the float model does."""
+    from PIL import Image
+
+    from mobilebuild import defaults
+
+    out = tmp_path / "digits_uint8.tflite"
+    r = tflite.convert(defaults.default_model(), out, "uint8", defaults.sample_images_dir(), tf_version="1.7")
+    assert all(op.endswith(" v1") for op in r.operators) and "RELU v1" not in r.operators
+    model = tflite_ops.read_tflite(out)
+    assert model.input_feed()["zero_point"] == 128 and model.input_feed()["std"] == pytest.approx(128.0)
+    labels = defaults.default_labels().read_text().split()
+    xs, ys = [], []
+    for d in sorted(defaults.sample_images_dir().iterdir()):
+        for f in sorted(d.iterdir()):
+            xs.append(np.asarray(Image.open(f).convert("RGB").resize((32, 32)), dtype=np.float32))
+            ys.append(labels.index(d.name))
+    x, y = np.stack(xs), np.array(ys)
+    got = tflite.TfliteRunner(out).run((x - 128.0) / 128.0)  # real values of the uint8 input = raw pixels
+    assert np.mean(got.argmax(1) == y) >= 0.9
