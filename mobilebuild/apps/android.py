@@ -692,7 +692,7 @@ def _step_apk(ctx: Context) -> None:
     apk = bazel.locate_apk(ctx.tree.root, p, ctx.result.get("build", {}).get("outputs", ()))
     ctx.apk = apk
     ctx.result["apk"] = str(apk)
-    console.info(f"APK {apk} ({apk.stat().st_size} bytes)")
+    console.info(f"APK {apk} ({console.size(apk.stat().st_size)})")
 
 
 def _planned_serial(o: AndroidOptions) -> str:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from mobilebuild import versions
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import parse_version, version_str
@@ -319,13 +320,13 @@ class TfliteRuntime:
 def bundled_runtimes() -> list[str]:
     """Tags with a bundled table, oldest first."""
     tags = [p.name[: -len(".json")] for p in TABLES_DIR.glob("v*.json") if not p.name.endswith(".meta.json")]
-    return sorted(tags, key=parse_version)
+    return sorted(tags, key=versions.sort_key)
 
 
 def before_tflite(tf_version: str) -> bool:
     """True for a TensorFlow release older than the first TFLite runtime."""
     tags = bundled_runtimes()
-    return bool(tags) and parse_version(tf_version)[:2] < parse_version(tags[0])[:2]
+    return bool(tags) and versions.older_than(parse_version(tf_version)[:2], parse_version(tags[0])[:2])
 
 
 def load_runtime(tf_version: str) -> TfliteRuntime:
@@ -343,7 +344,7 @@ def load_runtime(tf_version: str) -> TfliteRuntime:
     note = None
     if same:
         tag = same[-1]
-    elif wanted[:2] > parse_version(tags[-1])[:2]:
+    elif versions.older_than(parse_version(tags[-1])[:2], wanted[:2]):
         tag = tags[-1]
         note = (f"TensorFlow {version_str(wanted)} is newer than the newest bundled TFLite table ({tag}): "
                 "checked against that one (runtimes keep every op version they once had)")
