@@ -231,6 +231,9 @@ def run(opts: IosOptions) -> dict[str, Any]:
     if not opts.dry_run:
         for line in next_steps(tree, example, m, libs_built=opts.build, copied=opts.out is not None):
             console.info(line)
+        if gpu is not None:
+            console.info(f"  (for a build with TFLITE_USE_GPU_DELEGATE, add {p.require('ios.data_dir')}/{gpu.model_asset} too: "
+                         "the GPU delegate runs that float copy)")
     return result
 
 
@@ -262,7 +265,8 @@ def next_steps(tree, example: Path, m, *, libs_built: bool = False, copied: bool
     data = p.require("ios.data_dir")
     project = p.require("ios.project")
     pod = p.get("ios.pod")
-    lines = [f"next, on a Mac with Xcode {p.get('ios.min_xcode', '')}+:"]
+    xcode = p.get("ios.min_xcode")
+    lines = [f"next, on a Mac with Xcode {xcode}+:" if xcode else "next, on a Mac with Xcode:"]
     steps: list[str] = []
     if pod:
         # From 1.3 the example links the prebuilt CocoaPod, not the makefile libraries.
