@@ -160,6 +160,8 @@ def _tidy_help_types(command) -> None:
 def _help_type(command, param) -> str | None:
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
+    if getattr(param, "metavar", None) is not None and getattr(param, "param_type_name", "") == "option":
+        return None  # the command chose how its value is shown (e.g. its choices)
     display = getattr(param, "display_type", None)
     if display is None:
         return None

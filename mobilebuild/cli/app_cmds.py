@@ -3,15 +3,28 @@ demo apps. Core modules are imported inside the commands (no TensorFlow at --hel
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from mobilebuild.cli.options import choice_option
+from mobilebuild.graphs.quantize import MODES as GRAPH_QUANTIZE_MODES
+from mobilebuild.graphs.tflite import QUANTIZE_MODES as TFLITE_QUANTIZE_MODES
+from mobilebuild.toolchain.adb import BUILDABLE_CPUS
+
+APP_QUANTIZE_MODES = tuple(dict.fromkeys(GRAPH_QUANTIZE_MODES + TFLITE_QUANTIZE_MODES))
 
 TREE_HELP = "TensorFlow checkout to use (never has its git state changed)."
 REPO_HELP = "Repository to clone into the cache (https://, file:// or a local path); needs --tf-ref."
 REF_HELP = "Tag/branch/commit to check out from --tf-repo (e.g. v1.4.0)."
 SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk, the SDK `setup` installed)."
 NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>, the NDK `setup` installed)."
+
+
+def _text(path: Path | None) -> str | None:
+    """Path options reach the core as the text the user typed (None when not given)."""
+    return None if path is None else str(path)
 
 
 def _emit(result: dict) -> None:
@@ -64,55 +77,55 @@ def workspace_cmd(
 
 
 def android_cmd(
-    tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
-    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
-    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
-    sdk: Optional[str] = typer.Option(None, "--sdk", help=SDK_HELP),
-    ndk: Optional[str] = typer.Option(None, "--ndk", help=NDK_HELP),
-    api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform (android-N) to build against."),
-    build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version."),
-    ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef (.pb), or a .tflite for --app tflite; default: the built-in model."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model)."),
-    mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean (IMAGE_MEAN is an int in the demo)."),
-    std: Optional[float] = typer.Option(None, "--std", help="Pixel std."),
-    input_name: Optional[str] = typer.Option(None, "--input-name", help="Input node (default: from the model, e.g. Mul for retrain.py graphs)."),
-    output_name: Optional[str] = typer.Option(None, "--output-name", help="Output node (default: from the model)."),
-    optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
-    app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile)."),
-    representative_images: Optional[str] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
-    generate_only: bool = typer.Option(False, "--generate-only", help="Patch the tree and copy assets; no build/install."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, the diff and the copies; change nothing."),
-    no_install: bool = typer.Option(False, "--no-install", help="Build, but do not install."),
-    no_launch: bool = typer.Option(False, "--no-launch", help="Install, but do not start the app."),
-    device: Optional[str] = typer.Option(None, "--device", help="adb serial of the device (else ANDROID_SERIAL, else the only one)."),
-    cpu: Optional[str] = typer.Option(None, "--cpu", help="armeabi-v7a | arm64-v8a | x86 | x86_64."),
-    compilation_mode: str = typer.Option("opt", "-c", "--compilation-mode", help="Bazel compilation mode: opt | dbg | fastbuild."),
-    bazel_arg: Optional[List[str]] = typer.Option(None, "--bazel-arg", help="Extra argument for bazel build (repeatable)."),
-    bazel: Optional[str] = typer.Option(None, "--bazel", help="Bazel binary to use."),
-    remote_cache: Optional[str] = typer.Option(None, "--remote-cache", help="Bazel remote cache URL."),
-    remote_executor: Optional[str] = typer.Option(None, "--remote-executor", help="Bazel remote executor URL."),
-    remote_header: Optional[List[str]] = typer.Option(None, "--remote-header", help="K=V header for the remote cache/executor (repeatable)."),
-    ignore_bazel_version: bool = typer.Option(False, "--ignore-bazel-version", help="Use a Bazel outside the profile's range anyway (a warning stays)."),
-    bazel_startup_arg: Optional[List[str]] = typer.Option(None, "--bazel-startup-arg", help="Bazel startup option, e.g. --output_user_root=DIR (repeatable)."),
-    reinstall: bool = typer.Option(False, "--reinstall", help="If the installed app is signed differently, uninstall it first (wipes its data)."),
-    logcat: bool = typer.Option(False, "--logcat", help="After launching, follow the app's log until Ctrl-C."),
+    tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TREE_HELP, rich_help_panel='Tree'),
+    tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP, rich_help_panel='Tree'),
+    tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP, rich_help_panel='Tree'),
+    sdk: Optional[Path] = typer.Option(None, "--sdk", help=SDK_HELP, rich_help_panel='Android SDK/NDK'),
+    ndk: Optional[Path] = typer.Option(None, "--ndk", help=NDK_HELP, rich_help_panel='Android SDK/NDK'),
+    api_level: Optional[int] = typer.Option(None, "--api-level", help="SDK platform (android-N) to build against.", rich_help_panel='Android SDK/NDK'),
+    build_tools: Optional[str] = typer.Option(None, "--build-tools", help="SDK build-tools version.", rich_help_panel='Android SDK/NDK'),
+    ndk_api_level: Optional[int] = typer.Option(None, "--ndk-api-level", help="api_level of android_ndk_repository (not the NDK revision).", rich_help_panel='Android SDK/NDK'),
+    model: Optional[Path] = typer.Option(None, "--model", help="Frozen GraphDef (.pb), or a .tflite for --app tflite; default: the built-in model.", rich_help_panel='Model'),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model).", rich_help_panel='Model'),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model).", rich_help_panel='Model'),
+    mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean (IMAGE_MEAN is an int in the demo).", rich_help_panel='Model'),
+    std: Optional[float] = typer.Option(None, "--std", help="Pixel std.", rich_help_panel='Model'),
+    input_name: Optional[str] = typer.Option(None, "--input-name", help="Input node (default: from the model, e.g. Mul for retrain.py graphs).", rich_help_panel='Model'),
+    output_name: Optional[str] = typer.Option(None, "--output-name", help="Output node (default: from the model).", rich_help_panel='Model'),
+    optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy.", rich_help_panel='Model'),
+    quantize: Optional[str] = choice_option(None, "--quantize", choices=APP_QUANTIZE_MODES, help="Quantize the app's copy (tf-mobile: weights_rounded, weights, eightbit; tflite: none, dynamic, int8, uint8).", rich_help_panel='Model'),
+    app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile).", rich_help_panel='Model'),
+    representative_images: Optional[Path] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite).", rich_help_panel='Model'),
+    generate_only: bool = typer.Option(False, "--generate-only", help="Patch the tree and copy assets; no build/install.", rich_help_panel='What to do'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, the diff and the copies; change nothing.", rich_help_panel='What to do'),
+    no_install: bool = typer.Option(False, "--no-install", help="Build, but do not install.", rich_help_panel='What to do'),
+    no_launch: bool = typer.Option(False, "--no-launch", help="Install, but do not start the app.", rich_help_panel='What to do'),
+    device: Optional[str] = typer.Option(None, "--device", "-s", "-d", envvar="ANDROID_SERIAL", help="adb serial of the device (default: the only one connected).", rich_help_panel='Device'),
+    cpu: Optional[str] = choice_option(None, "--cpu", choices=BUILDABLE_CPUS, help="CPU the app is built for (default: the device's, else the profile's).", rich_help_panel='Bazel'),
+    compilation_mode: str = choice_option("opt", "-c", "--compilation-mode", choices=("opt", "dbg", "fastbuild"), help="Bazel compilation mode.", rich_help_panel='Bazel'),
+    bazel_arg: Optional[List[str]] = typer.Option(None, "--bazel-arg", help="Extra argument for bazel build (repeatable).", rich_help_panel='Bazel'),
+    bazel: Optional[str] = typer.Option(None, "--bazel", help="Bazel binary to use.", rich_help_panel='Bazel'),
+    remote_cache: Optional[str] = typer.Option(None, "--remote-cache", help="Bazel remote cache URL.", rich_help_panel='Remote cache / execution'),
+    remote_executor: Optional[str] = typer.Option(None, "--remote-executor", help="Bazel remote executor URL.", rich_help_panel='Remote cache / execution'),
+    remote_header: Optional[List[str]] = typer.Option(None, "--remote-header", help="K=V header for the remote cache/executor (repeatable).", rich_help_panel='Remote cache / execution'),
+    ignore_bazel_version: bool = typer.Option(False, "--ignore-bazel-version", help="Use a Bazel outside the profile's range anyway (a warning stays).", rich_help_panel='Bazel'),
+    bazel_startup_arg: Optional[List[str]] = typer.Option(None, "--bazel-startup-arg", help="Bazel startup option, e.g. --output_user_root=DIR (repeatable).", rich_help_panel='Bazel'),
+    reinstall: bool = typer.Option(False, "--reinstall", help="If the installed app is signed differently, uninstall it first (wipes its data).", rich_help_panel='What to do'),
+    logcat: bool = typer.Option(False, "--logcat", help="After launching, follow the app's log until Ctrl-C.", rich_help_panel='What to do'),
 ) -> None:
     """Set up, build, install and launch the TensorFlow Android demo for a model."""
     from mobilebuild.apps import android
 
     opts = android.AndroidOptions(
-        tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, sdk=sdk, ndk=ndk, api_level=api_level,
-        build_tools=build_tools, ndk_api_level=ndk_api_level, model=model, labels=labels,
+        tf_src=_text(tf_src), tf_repo=tf_repo, tf_ref=tf_ref, sdk=_text(sdk), ndk=_text(ndk), api_level=api_level,
+        build_tools=build_tools, ndk_api_level=ndk_api_level, model=_text(model), labels=_text(labels),
         input_size=input_size, mean=mean, std=std, input_name=input_name, output_name=output_name,
         optimize=optimize, quantize=quantize, generate_only=generate_only, dry_run=dry_run,
         no_install=no_install, no_launch=no_launch, device=device, cpu=cpu,
         compilation_mode=compilation_mode, bazel_args=list(bazel_arg or []), bazel=bazel,
         remote_cache=remote_cache, remote_executor=remote_executor, remote_headers=list(remote_header or []),
         allow_any_bazel=ignore_bazel_version, bazel_startup_args=list(bazel_startup_arg or []),
-        reinstall=reinstall, logcat=logcat, app=app, representative_images=representative_images,
+        reinstall=reinstall, logcat=logcat, app=app, representative_images=_text(representative_images),
     )
     result = android.run(opts)
     _emit(result)
@@ -122,22 +135,22 @@ def android_cmd(
 
 
 def ios_cmd(
-    tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
+    tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TREE_HELP),
     tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
     tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help=REF_HELP),
-    model: Optional[str] = typer.Option(None, "--model", help="Frozen GraphDef or memmapped package; default: the built-in model."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Frozen GraphDef or memmapped package; default: the built-in model."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file, one class per line (with --model)."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Input width = height (default: from the model)."),
     mean: Optional[float] = typer.Option(None, "--mean", help="Pixel mean."),
     std: Optional[float] = typer.Option(None, "--std", help="Pixel std."),
     input_name: Optional[str] = typer.Option(None, "--input-name", help="Input layer (default: from the model)."),
     output_name: Optional[str] = typer.Option(None, "--output-name", help="Output layer (default: from the model)."),
     optimize: bool = typer.Option(False, "--optimize", help="Run optimize-for-inference on the app's copy."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
+    quantize: Optional[str] = choice_option(None, "--quantize", choices=APP_QUANTIZE_MODES, help="Quantize the app's copy: weights_rounded | weights | eightbit (tf-mobile); none | dynamic | int8 | uint8 (tflite)."),
     memmap: bool = typer.Option(False, "--memmap", help="The app's copy optimized, quantized (--quantize, default weights_rounded) and memory-mapped (model_uses_memory_mapping = true)."),
     app: Optional[str] = typer.Option(None, "--app", help="tf-mobile | tflite (default: tflite for a .tflite model or a 2.4+ tree, else tf-mobile)."),
-    representative_images: Optional[str] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
+    representative_images: Optional[Path] = typer.Option(None, "--representative-images", help="Folder of typical images: calibrates --quantize uint8/int8 (tflite)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write a patched copy of the camera example here; the tree is not touched."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff and the copies; change nothing."),
     build: bool = typer.Option(False, "--build", help="Then build the iOS libraries (macOS only; same as `mobilebuild ios-libs`)."),
     archs: Optional[List[str]] = typer.Option(None, "--archs", help="With --build: archs to build (ARMV7 ARMV7S ARM64 I386 X86_64)."),
@@ -146,10 +159,10 @@ def ios_cmd(
     from mobilebuild.apps import ios
 
     opts = ios.IosOptions(
-        tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, model=model, labels=labels, input_size=input_size,
+        tf_src=_text(tf_src), tf_repo=tf_repo, tf_ref=tf_ref, model=_text(model), labels=_text(labels), input_size=input_size,
         mean=mean, std=std, input_name=input_name, output_name=output_name, optimize=optimize,
-        quantize=quantize, out=out, dry_run=dry_run, build=build, archs=list(archs or []),
-        app=app, representative_images=representative_images, memmap=memmap,
+        quantize=quantize, out=_text(out), dry_run=dry_run, build=build, archs=list(archs or []),
+        app=app, representative_images=_text(representative_images), memmap=memmap,
     )
     _emit(ios.run(opts))
 

@@ -28,7 +28,7 @@ def ios_libs_cmd(
     skip_deps: bool = typer.Option(False, "--skip-deps", help="Do not fetch the makefile deps (downloads/ already filled)."),
     offline: bool = typer.Option(False, "--offline", help="Fetch deps from the download cache only."),
     force_host: bool = typer.Option(
-        False, "--force-host", help="Run on a non-macOS host anyway (testing; also MOBILEBUILD_IOS_FORCE_HOST=1)."
+        False, "--force-host", envvar="MOBILEBUILD_IOS_FORCE_HOST", help="Run on a non-macOS host anyway (testing)."
     ),
 ) -> None:
     """Build libtensorflow-core.a for iOS (build_all_ios.sh's makefile flow), resumable per arch."""

@@ -18,7 +18,7 @@ devices_app = typer.Typer(
 )
 
 SDK_OPTION = typer.Option(None, "--sdk", help="Android SDK whose platform-tools/adb to use (default: ANDROID_HOME, then PATH).")
-DEVICE_OPTION = typer.Option(None, "--device", "-s", help="Serial of the device to use (default: ANDROID_SERIAL, then the only device).")
+DEVICE_OPTION = typer.Option(None, "--device", "-s", "-d", envvar="ANDROID_SERIAL", help="Serial of the device to use (default: the only device).")
 DEFAULT_PROFILE_VERSION = "1.4"
 
 

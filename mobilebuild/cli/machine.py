@@ -11,6 +11,8 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
+from mobilebuild.apps.doctor import TARGETS as DOCTOR_TARGETS
+from mobilebuild.cli.options import choice_option
 from mobilebuild.errors import ToolchainError
 
 MIRROR_HELP = "Mirror base tried after the original URLs (BASE/host/path layout; URL or directory). Repeatable."
@@ -69,7 +71,7 @@ def setup_cmd(
     accept_licenses: bool = typer.Option(False, "--accept-licenses", help="Accept the Android SDK licences (sdkmanager --licenses)."),
     mirror: List[str] = typer.Option([], "--mirror", help=MIRROR_HELP),
     offline: bool = typer.Option(False, "--offline", help="Use only the download cache and local mirrors."),
-    pins: Optional[str] = typer.Option(None, "--pins", help="Release pins file replacing toolchains/pins.toml (also MOBILEBUILD_PINS)."),
+    pins: Optional[str] = typer.Option(None, "--pins", envvar="MOBILEBUILD_PINS", help="Release pins file replacing toolchains/pins.toml."),
     bazel_sha256: Optional[str] = typer.Option(None, "--bazel-sha256", help="sha256 of the Bazel release when none is pinned."),
     ndk_sha256: Optional[str] = typer.Option(None, "--ndk-sha256", help="sha256 of the NDK archive when none is pinned."),
 ) -> None:
@@ -106,7 +108,7 @@ def setup_cmd(
 
 
 def doctor_cmd(
-    target: str = typer.Option("android", "--target", help="What you want to build: android, ios, pi or model."),
+    target: str = choice_option("android", "--target", choices=DOCTOR_TARGETS, help="What you want to build."),
     tf_ref: Optional[str] = typer.Option(None, "--tf-ref", help="TensorFlow tag to check against (default: mobilebuild.toml)."),
     tf_src: Optional[str] = typer.Option(None, "--tf-src", help="TensorFlow tree to check against."),
     sdk: Optional[str] = typer.Option(None, "--sdk", help="Android SDK directory to check."),

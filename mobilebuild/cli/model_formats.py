@@ -12,6 +12,10 @@ from typing import List, Optional
 
 import typer
 
+from mobilebuild.cli.options import choice_option
+from mobilebuild.graphs.quantize import MODES as QUANTIZE_GRAPH_MODES
+from mobilebuild.graphs.tflite import QUANTIZE_MODES as TFLITE_MODES
+
 from mobilebuild import console
 from mobilebuild.cli.model import TF_SRC_HELP, _check_tf_src, _default_model_if, _human, _names, _ratio
 
@@ -26,7 +30,7 @@ def _report_rewrites(changes, tf_version: str) -> None:
 def quantize_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb) or memmapped package; default: the built-in model."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the quantized .pb."),
-    mode: str = typer.Option(..., "--mode", help="weights_rounded | weights | eightbit"),
+    mode: str = choice_option(..., "--mode", choices=QUANTIZE_GRAPH_MODES, help="How to quantize (see docs/model-formats.md)."),
     bitdepth: int = typer.Option(8, "--bitdepth", help="Levels = 2^bitdepth (weights_rounded: 1-16; others: 8)."),
     tf_version: Optional[str] = typer.Option(
         None, "--tf-version", help="Fit the result to this TF runtime's op set (e.g. 1.1); checked after."
@@ -126,7 +130,7 @@ def memmap_cmd(
 def tflite_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or SavedModel directory; default: the built-in model."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .tflite file."),
-    quantize: str = typer.Option("none", "--quantize", help="none | dynamic | int8 | uint8 (uint8 input and tensors, version-1 kernels)"),
+    quantize: str = choice_option("none", "--quantize", choices=TFLITE_MODES, help="int8: int8 kernels, float input; uint8: uint8 input and tensors, version-1 kernels."),
     representative_images: Optional[Path] = typer.Option(
         None, "--representative-images", help="Folder of typical images (needed for int8 and uint8)."
     ),

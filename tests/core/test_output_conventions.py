@@ -87,3 +87,30 @@ def test_shell_completion_is_typers():
         env=dict(os.environ, _MOBILEBUILD_COMPLETE="complete_bash", COMP_WORDS="mobilebuild mod", COMP_CWORD="1"),
     )
     assert proc.stdout.split() == ["model"]
+
+
+def test_help_shows_choices_env_vars_and_groups(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # help lines unwrapped
+    android = cli("android", "--help").stdout
+    assert "[armeabi-v7a|arm64-v8a|x86|x86_64]" in android and "[opt|dbg|fastbuild]" in android
+    assert "env var: ANDROID_SERIAL" in android and "-s,-d" in android
+    for panel in ("Tree", "Android SDK/NDK", "Model", "Bazel", "Device", "Remote cache"):
+        assert f"─ {panel}" in android, panel
+    assert "[weights_rounded|weights|eightbit]" in cli("model", "quantize", "--help").stdout
+    assert "[none|dynamic|int8" in cli("model", "tflite", "--help").stdout
+    assert "[android|ios|pi|model]" in cli("doctor", "--help").stdout
+    assert "env var: MOBILEBUILD_PINS" in cli("setup", "--help").stdout
+    assert "env var: ANDROID_SERIAL" in cli("devices", "install", "--help").stdout
+
+
+def test_choices_complete_in_the_shell():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mobilebuild"], capture_output=True, text=True,
+        env=dict(os.environ, _MOBILEBUILD_COMPLETE="complete_bash", COMP_WORDS="mobilebuild doctor --target i", COMP_CWORD="3"),
+    )
+    assert proc.stdout.split() == ["ios"]
+
+
+def test_a_bad_choice_is_still_one_error_with_the_valid_values(cli):
+    r = cli("doctor", "--target", "windows-phone")
+    assert r.code == 1 and "android, ios, pi, model" in r.stderr and "hint:" in r.stderr
