@@ -278,6 +278,31 @@ def _check_inputs(opts: PiOptions) -> None:
     for what, p in (("--model", opts.model), ("--labels", opts.labels)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{what} {p}: no such file", f"give the path of your {what[2:]} file")
+    if opts.model is not None:
+        for line in model_warnings(opts):
+            console.warn(line)
+
+
+def model_warnings(opts: PiOptions) -> list[str]:
+    """The Pi examples link the makefile build of the tree: a model using an op that build has
+    no kernel for (or attrs it does not know) fails on the Pi at run time. Said before the long
+    build; not refused, since the model may be meant for another program on the Pi."""
+    from mobilebuild.graphs import io, runtime_ops
+
+    p = opts.profile
+    own = opts.tree if opts.tree is not None and (Path(opts.tree) / runtime_ops.OP_FILES_LIST).is_file() else None
+    try:
+        graph_def = io.load_graph_def(opts.model)
+    except UserError as exc:
+        return [f"{opts.model} was not checked against the Pi's op set: {exc.message}"]
+    opset = runtime_ops.load_opset(p.version_text, own, runtime="makefile")
+    problems = runtime_ops.check_graph(graph_def, opset)
+    if not problems:
+        return []
+    return [f"{opts.model} would not load in the Pi's TF {opset.tag} (makefile build):",
+            *[f"  {line}" for line in runtime_ops.summarize(problems)],
+            f"  `mobilebuild model downgrade {opts.model} -o OUT.pb --tf-version {p.version_text} --runtime makefile` "
+            "rewrites what can be rewritten"]
 
 
 def _run_local(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -> None:

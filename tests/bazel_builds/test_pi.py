@@ -197,3 +197,27 @@ def test_ssh_version_read_from_the_pi_and_bad_port(cli, make_tree, ssh_server, t
     r = cli("pi", *closed, "--tf-version", "1.1", "--remote-dir", "tf", "--skip-deps", "--skip-protobuf")
     assert r.code == 1
     assert "error: ssh to the Pi failed" in r.stderr and "ssh-copy-id" in r.stderr
+
+
+def test_a_model_the_pis_makefile_build_cannot_run_is_named_before_the_build(cli, make_tree, tmp_path):
+    """The Pi examples link the tree's makefile build: a TF 2.x graph (AddV2, new attrs) would
+    fail there at run time. Said before the build, with the rewrite that fixes it; the
+    downgraded copy passes."""
+    from helpers.graphs import build_keras3_bn_graph
+
+    # The stand-in tf_op_files.txt of this tree names a few test sources, not TF's kernels:
+    # without it the check uses the bundled makefile set of the tree's tag (v1.1.0).
+    (make_tree / "tensorflow/contrib/makefile/tf_op_files.txt").unlink()
+    g = build_keras3_bn_graph(tmp_path, size=16, classes=3, name="k3")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    args = ("pi", "--tf-src", make_tree, "--local", "--dry-run", "--labels", labels)
+    r = cli(*args, "--model", g.path)
+    assert r.code == 0, r.stderr
+    said = " ".join(r.stderr.split())
+    assert "would not load in the Pi's TF v1.1.0 (makefile build)" in said and "AddV2" in said
+    assert "--runtime makefile" in said
+    fixed = tmp_path / "k3_v11.pb"
+    assert cli("model", "downgrade", g.path, "-o", fixed, "--tf-version", "1.1", "--runtime", "makefile").code == 0
+    r = cli(*args, "--model", fixed)
+    assert r.code == 0 and "would not load" not in r.stderr
