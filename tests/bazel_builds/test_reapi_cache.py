@@ -13,6 +13,18 @@ from helpers import bazelws
 
 pytestmark = pytest.mark.slow
 
+_DERIVED_ASSETS_BUILD = '''package(default_visibility = ["//visibility:public"])
+
+genrule(name = "model_digest", srcs = glob(["*.pb"]), outs = ["derived/model_digest.txt"], cmd = "sha256sum $(SRCS) > $@")
+genrule(name = "labels_count", srcs = glob(["*.txt"]), outs = ["derived/labels_count.txt"], cmd = "cat $(SRCS) | wc -l > $@")
+genrule(name = "manifest", srcs = [":model_digest", ":labels_count"], outs = ["derived/manifest.txt"], cmd = "cat $(SRCS) > $@")
+
+filegroup(
+    name = "asset_files",
+    srcs = glob(["**/*"], exclude = ["BUILD"]) + [":manifest"],
+)
+'''
+
 
 @pytest.fixture(scope="module")
 def reapi_rig(tmp_path_factory, buildgrid_cache):
@@ -25,6 +37,8 @@ def reapi_rig(tmp_path_factory, buildgrid_cache):
 
     base = tmp_path_factory.mktemp("reapi")
     ws = bazelws.make_bazel_workspace(base / "tensorflow", "1.1")
+    # Derived assets: a chain of genrules before the APK, so the cache serves several actions.
+    (ws / "tensorflow/examples/android/assets/BUILD").write_text(_DERIVED_ASSETS_BUILD)
     sdk, ndk = bazelws.make_sdk_ndk(base)
     g = tf.Graph()
     with g.as_default():
@@ -40,6 +54,11 @@ def reapi_rig(tmp_path_factory, buildgrid_cache):
     yield {"b2": b2, "ws": ws, "sdk": sdk, "ndk": ndk, "model": model, "labels": labels, "server": server, "roots": roots}
     for startup in roots:
         bazelws.shutdown(b2, startup, ws)
+
+
+def built_processes(build: dict) -> int:
+    """Processes Bazel ran or fetched for the build (its internal ones aside)."""
+    return sum(n for kind, n in build["processes"].items() if kind != "internal")
 
 
 def _android(f, startup, *extra):
@@ -68,7 +87,8 @@ def test_clean_rebuild_takes_every_cacheable_action_from_buildgrid(cli, reapi_ri
     rebuilt = json.loads(second.stdout)["build"]
     executed = {k: v for k, v in rebuilt["processes"].items() if k != "internal"}
     assert executed == {"remote cache hit": rebuilt["remote_cache_hits"]}, rebuilt["processes"]
-    assert rebuilt["remote_cache_hits"] >= 1 and rebuilt["remote_cache_hit_ratio"] == 1.0
+    # The three genrules and the APK: every one of them from the cache, none run again.
+    assert rebuilt["remote_cache_hits"] == built_processes(built) == 4 and rebuilt["remote_cache_hit_ratio"] == 1.0
     assert "remote cache hits (100%)" in second.stderr
     apk = json.loads(second.stdout)["apk"]
     assert apk.endswith("tensorflow_demo.apk")
