@@ -389,7 +389,7 @@ const std::string output_layer_name = "softmax1";
 @implementation CameraExampleViewController
 @end
 '''
-    if vt >= (1, 13):
+    if vt >= (1, 7):
         tail = '''
 @implementation CameraExampleViewController
 

@@ -163,6 +163,8 @@ def test_ios_tflite_example(cli, tmp_path, inputs, version, kind):
     assert (tree / cam / "data" / "flowers_labels.txt").exists()
     assert 'model_file_type = @"tflite";' in text and 'labels_file_name = @"flowers_labels";' in text
     assert "wanted_input_width = 24;" in text and "wanted_input_channels = 3;" in text
+    # the interpreter's input is resized to the model's shape, not the stock 224
+    assert "    std::vector<int> sizes = {1, 24, 24, 3};\n" in text and "224" not in text
     if version == "1.7":
         assert 'static NSString* model_file_name = @"flowers";' in text
     else:
@@ -177,8 +179,6 @@ def test_ios_tflite_example(cli, tmp_path, inputs, version, kind):
         assert 'const std::string input_layer_name = "input";' in text
         assert 'const std::string output_layer_name = "output";' in text
         assert "const float input_mean = " in text
-        # the interpreter's input is resized to the model's shape, not the stock 224
-        assert "    std::vector<int> sizes = {1, 24, 24, 3};\n" in text and "224" not in text
     mtimes = tree_mtimes(tree)
     r = cli("ios", "--app", "tflite", "--tf-src", tree, *_model_args(inputs, kind))
     assert r.code == 0 and "nothing rewritten" in r.stderr
