@@ -12,8 +12,9 @@
    patch, build, APK steps) against bare Bazel; it needs a Bazel with Android rules for the
    WORKSPACE the flow writes (Bazel 2.1.0: $MOBILEBUILD_TEST_BAZEL2), a fake SDK/NDK layout
    suffices because the genrule target never evaluates them.
-2. Remote cache: nginx as the HTTP cache; build in output base A (uploads), then in a fresh
-   output base B: share of executed actions that were remote cache hits. Target: 100 %.
+2. Remote cache: nginx as the HTTP cache, and BuildGrid (`bgd`, a gRPC REAPI server) as the
+   gRPC cache; build in output base A (uploads), then in a fresh output base B: share of
+   executed actions that were remote cache hits. Target: 100 % for both.
 
 Run: python benchmarks/bench_android.py [--runs N] [--full-flow] [--json]
 Uses Debian's /usr/bin/bazel (or --bazel PATH); every Bazel server is shut down at the end.
@@ -44,11 +45,26 @@ from mobilebuild.profiles import load_profile  # noqa: E402
 FLAGS = ["-c", "opt"]
 
 
-def _nginx_module():
-    spec = importlib.util.spec_from_file_location("_bench_nginx", ROOT / "tests/bazel_builds/nginx.py")
+def _test_server_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / f"tests/bazel_builds/{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _nginx_module():
+    return _test_server_module("nginx")
+
+
+def _cache_server(kind: str, work: Path):
+    """A started cache server ('http': nginx, 'grpc': BuildGrid), or a reason it cannot run."""
+    if kind == "http":
+        nginx = _nginx_module()
+        return nginx.NginxCache(work / "nginx").start() if nginx.nginx_path() else "nginx not installed"
+    buildgrid = _test_server_module("buildgrid")
+    if not buildgrid.bgd_path():
+        return "BuildGrid's bgd not installed (.ci/run puts it in /opt/mbci/bgd-venv)"
+    return buildgrid.BuildGridCache(work / "bgd").start()
 
 
 def _timed(argv, cwd, env=None) -> float:
@@ -146,18 +162,17 @@ def full_flow(bazel2: str, work: Path, runs: int) -> dict:
     }
 
 
-def remote_cache_share(bazel_bin: str, ws: Path, work: Path) -> dict:
-    nginx = _nginx_module()
-    if not nginx.nginx_path():
-        return {"skipped": "nginx not installed"}
-    server = nginx.NginxCache(work / "nginx").start()
+def remote_cache_share(bazel_bin: str, ws: Path, work: Path, kind: str = "http") -> dict:
+    server = _cache_server(kind, work)
+    if isinstance(server, str):
+        return {"skipped": server}
     profile = load_profile("1.1.0")
     base = bazel.resolve_bazel(profile, bazel_path=bazel_bin, tree=ws, allow_any_version=True)
     roots = []
     try:
         rc = bazel.write_bazelrc_fragment(ws, remote_cache=server.url)
         results = []
-        for name in ("root-cache-a", "root-cache-b"):
+        for name in (f"root-{kind}-cache-a", f"root-{kind}-cache-b"):
             startup = bazelws.bazel_startup(work, name)
             roots.append(startup)
             bz = dataclasses.replace(base, startup_options=startup)
@@ -165,6 +180,7 @@ def remote_cache_share(bazel_bin: str, ws: Path, work: Path) -> dict:
         fresh = results[1]
         executed = sum(v for k, v in fresh.processes.items() if k != "internal")
         return {
+            "server": server.url,
             "actions": fresh.actions,
             "executed_processes": executed,
             "remote_cache_hits": fresh.remote_cache_hits,
@@ -197,7 +213,8 @@ def main() -> int:
         report = {
             "bazel": args.bazel,
             "overhead": overhead(args.bazel, ws, work, args.runs),
-            "remote_cache": remote_cache_share(args.bazel, ws, work),
+            "remote_cache": remote_cache_share(args.bazel, ws, work, "http"),
+            "remote_cache_grpc": remote_cache_share(args.bazel, ws, work, "grpc"),
         }
         if args.full_flow:
             b2 = bazelws.bazel2_path()
@@ -212,12 +229,13 @@ def main() -> int:
               f"overhead {o['overhead_process_s']:+.3f} s (target <= 1 s)")
         print(f"  bazel.build() in-process         {o['mobilebuild_inprocess_build_s']:.3f} s  "
               f"overhead {o['overhead_inprocess_s']:+.3f} s")
-        if "skipped" in c:
-            print(f"remote cache: skipped ({c['skipped']})")
-        else:
-            print(f"remote cache, fresh output base: {c['remote_cache_hits']}/{c['executed_processes']} executed "
-                  f"actions were cache hits = {c['hit_share_pct']} % (target 100 %); "
-                  f"{c['fresh_build_s']:.2f} s vs {c['uncached_build_s']:.2f} s uncached")
+        for what, c in (("remote cache (nginx, HTTP)", c), ("remote cache (BuildGrid, gRPC)", report["remote_cache_grpc"])):
+            if "skipped" in c:
+                print(f"{what}: skipped ({c['skipped']})")
+            else:
+                print(f"{what}, fresh output base: {c['remote_cache_hits']}/{c['executed_processes']} executed "
+                      f"actions were cache hits = {c['hit_share_pct']} % (target 100 %); "
+                      f"{c['fresh_build_s']:.2f} s vs {c['uncached_build_s']:.2f} s uncached")
         f = report.get("full_flow")
         if f and "skipped" in f:
             print(f"full flow: skipped ({f['skipped']})")
