@@ -124,15 +124,27 @@ def test_action_env_tree_with_a_hand_written_rule_is_refused(cli, tf_tree, sdk, 
     assert "beside android_workspace()" in r.stderr
 
 
+def _installed_bazel(base, version: str):
+    """Bazel as `mobilebuild setup` installs it (PREFIX/bin/bazel + PREFIX/VERSION), standing in
+    at the PATH boundary: the dry run only asks it for its version."""
+    exe = base / f"bazel-{version}" / "bin" / "bazel"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\nexit 2\n")  # releases before 0.24 have no --version
+    exe.chmod(0o755)
+    (exe.parent.parent / "VERSION").write_text(version + "\n")
+    return exe
+
+
 @pytest.mark.parametrize("version,bazel", [("1.15", "0.26.1"), ("2.3", "3.1.0"), ("1.9", "0.10.0")])
-def test_dry_run_prints_the_bazel_of_the_era_and_the_bazelrc(cli, tf_tree, sdk, ndk, version, bazel):
+def test_dry_run_prints_the_bazel_of_the_era_and_the_bazelrc(cli, tf_tree, sdk, ndk, tmp_path, version, bazel):
     tree = tf_tree(version)
     before = tree_digest(tree)
-    r = cli("android", "--dry-run", "--no-install", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    exe = _installed_bazel(tmp_path, bazel)
+    r = cli("android", "--dry-run", "--no-install", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--bazel", exe)
     assert r.code == 0, r.stderr
-    assert f"bazel {bazel} (" in r.stdout
+    assert f"bazel {bazel} ({exe}, via flag); TensorFlow {version}.0 builds with Bazel " in r.stdout
     argv = [ln for ln in r.stdout.splitlines() if ln.startswith("$ ") and " build " in ln]
-    assert len(argv) == 1 and "//tensorflow/examples/android:tensorflow_demo" in argv[0]
+    assert len(argv) == 1 and "//tensorflow/examples/android:tensorflow_demo" in argv[0] and argv[0].startswith(f"$ {exe}")
     if version == "1.9":
         assert "--bazelrc" not in argv[0]
     else:
@@ -140,6 +152,18 @@ def test_dry_run_prints_the_bazel_of_the_era_and_the_bazelrc(cli, tf_tree, sdk, 
         assert f"bazelrc {rc} (--action_env ANDROID_NDK_HOME, " in r.stdout
         assert f"--bazelrc={rc}" in argv[0] and argv[0].index("--bazelrc") < argv[0].index(" build ")
     assert tree_digest(tree) == before
+
+
+def test_dry_run_without_the_eras_bazel_names_it(cli, tf_tree, sdk, ndk):
+    """No Bazel of the era here (only a newer one may be on PATH): the plan is still shown with
+    the era's Bazel, and the missing Bazel is one of the problems (exit 1)."""
+    tree = tf_tree("2.3")
+    r = cli("android", "--dry-run", "--no-install", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk,
+            "--bazel-startup-arg=--max_idle_secs=5")
+    assert "the dry run shows the command with Bazel 3.1.0" in r.stdout + r.stderr
+    argv = [ln for ln in r.stdout.splitlines() if ln.startswith("$ ") and " build " in ln]
+    assert len(argv) == 1 and argv[0].startswith("$ bazel-3.1.0 ")
+    assert r.code == 1 and "missing Bazel" in r.stderr
 
 
 @pytest.mark.parametrize("version", ["2.4", "2.5"])
