@@ -29,6 +29,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from mobilebuild.fsutil import write_if_changed
+from mobilebuild.templating import render
+
 FILENAME = "mobilebuild.toml"
 ENV_VAR = "MOBILEBUILD_CONFIG"
 
@@ -192,8 +195,6 @@ def _key_name(key: str) -> str:
 
 
 def render_config(values: Mapping[str, Any]) -> str:
-    from mobilebuild.templating import render
-
     entries = []
     for key in [*KNOWN_KEYS, *sorted(k for k in values if k not in KNOWN_KEYS)]:
         if key not in values or values[key] is None:
@@ -211,7 +212,6 @@ def update_config(path: str | os.PathLike, updates: Mapping[str, Any]) -> bool:
     lines and other keys stay as they were. A new file is rendered from the template. Written atomically, and only
     when the content changes: returns True when the file was (re)written.
     """
-    from mobilebuild.fsutil import write_if_changed
 
     path = Path(path)
     if path.is_dir():

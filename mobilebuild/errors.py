@@ -8,6 +8,7 @@ escaping to the CLI is a bug: exit 3 with the traceback in a log file.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 from typing import Iterator, Sequence
 
@@ -34,6 +35,11 @@ def check_cancelled() -> None:
     """Raise KeyboardInterrupt in a worker thread once Ctrl-C was pressed."""
     if CANCELLED.is_set():
         raise KeyboardInterrupt
+
+
+def format_argv(argv: Sequence[str]) -> str:
+    """A command as a user would type it (quoted where needed): how messages and logs name it."""
+    return shlex.join(str(a) for a in argv)
 
 
 class UserError(Exception):
@@ -86,8 +92,6 @@ class CommandError(UserError):
         self.returncode = returncode
         self.output = output
         self.log_path = log_path
-        from mobilebuild.runner import format_argv  # local: runner imports errors
-
         msg = message or f"command failed with exit code {returncode}: {format_argv(self.argv)}"
         super().__init__(msg, hint)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import platformdirs
@@ -64,6 +65,5 @@ def log_dir() -> Path:
 def new_log_path(kind: str, suffix: str = ".log") -> Path:
     """A fresh log file name in ``log_dir()``: ``KIND-YYYYmmdd-HHMMSS-PID.log`` (the pid keeps two
     runs started in the same second apart; the time sorts them)."""
-    from datetime import datetime
 
     return log_dir() / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}{suffix}"

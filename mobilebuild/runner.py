@@ -11,7 +11,6 @@ build or a ``logcat`` followed for hours must not grow without limit; the log fi
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from collections import deque
@@ -20,15 +19,10 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from mobilebuild import console
-from mobilebuild.errors import CommandError, ToolchainError
-
+from mobilebuild.errors import CommandError, ToolchainError, format_argv
 
 # Lines of streamed output kept for the result and error reports (the last ones).
 TAIL_LINES = 2000
-
-
-def format_argv(argv: Sequence[str]) -> str:
-    return shlex.join(str(a) for a in argv)
 
 
 @dataclass

@@ -6,16 +6,17 @@ applied atomically -> [build -> locate APK -> install -> launch].
 
 ``plan()`` returns the steps; ``run()`` executes them in order. With ``dry_run`` the same steps
 run in their read-only form: the patch step prints the unified diff and the copies instead of
-applying them, and later steps print the command they would run. A dry run on a machine that
-lacks a prerequisite (SDK, NDK, Bazel, adb) still shows the whole plan: each missing one is
-marked where it is needed, the commands name a placeholder, and ``result["problems"]`` lists
-them all (``problems_error`` turns that into the command's failure). The build/install/launch steps
-are added by ``build_steps()`` (hook point for the Bazel and adb modules); ``--generate-only``
-stops after the patch.
+applying them, and later steps name the command they would run (through ``show``: the command
+prints them). A dry run on a machine that lacks a prerequisite (SDK, NDK, Bazel, adb) still shows
+the whole plan: each missing one is marked where it is needed, the commands name a placeholder,
+and ``result["problems"]`` lists them all (``problems_error`` turns that into the command's
+failure). ``--generate-only`` plans no build, install or launch step.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import tempfile
 import time
 from contextlib import ExitStack
@@ -23,11 +24,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mobilebuild import console, versions
-from mobilebuild.apps import tflite_demo
-from mobilebuild.apps.appmodel import ModelOptions
-from mobilebuild.errors import ToolchainError, UserError
+from mobilebuild import console, runner, versions
+from mobilebuild.apps import appmodel, tflite_demo
+from mobilebuild.apps.appmodel import (
+    ModelOptions,
+    asset_name,
+    check_asset_names,
+    check_constants,
+    check_model_options,
+    refuse_overwriting_the_source,
+    refuse_removed_demo,
+    report_model,
+)
+from mobilebuild.config import load_config
+from mobilebuild.errors import ModelError, ToolchainError, UserError
+from mobilebuild.graphs.label import read_labels
 from mobilebuild.graphs.preprocess import check_normalisation
+from mobilebuild.paths import cache_dir
+from mobilebuild.tf.patching import (
+    Originals,
+    PatchSet,
+    apply_patch,
+    declarations_for,
+    read_text_exact,
+    set_declarations,
+    tree_lock,
+)
+from mobilebuild.tf.tree import require_file, resolve
+from mobilebuild.tf.workspace import plan_workspace, report_toolchain
+from mobilebuild.toolchain import adb, bazel
+from mobilebuild.toolchain import sdk as sdkmod
+from mobilebuild.toolchain.bazel import cpu_flags, remote_options
 
 
 @dataclass
@@ -46,7 +73,7 @@ class AndroidOptions(ModelOptions):
     # tflite for a .tflite model or a tree without the TF-Mobile demo, else tf-mobile.
     app: str | None = None
     representative_images: str | None = None  # calibration images for --quantize uint8/int8 (tflite)
-    # Build / deploy (issue 5); used by build_steps().
+    # Build / deploy.
     no_install: bool = False
     no_launch: bool = False
     device: str | None = None
@@ -69,6 +96,9 @@ class Context:
 
     opts: AndroidOptions
     staging: Path
+    conf: dict = field(default_factory=dict)  # mobilebuild.toml, read once by the command
+    show: Callable[[str], None] = console.info  # result lines: planned commands, the followed log
+    show_patch: Callable[[dict], None] = lambda patch: None  # the diff of a --dry-run patch
     tree: Any = None
     workspace: Any = None
     workspace_cpu: str | None = None  # the --cpu the WORKSPACE block was planned for
@@ -86,7 +116,7 @@ class Context:
     def missing(self, step: str, exc, what: str) -> None:
         """Note a missing prerequisite (``what``) in a dry run, marked in the plan where it is needed."""
         self.problems.append({"step": step, "what": what, "message": exc.message, "hint": exc.hint})
-        _say(f"[missing] {exc.message}")
+        self.show(f"[missing] {exc.message}")
 
 
 @dataclass
@@ -123,14 +153,23 @@ def plan(opts: AndroidOptions) -> list[Step]:
     return steps
 
 
-def run(opts: AndroidOptions) -> dict[str, Any]:
-    """Run every planned step; returns the machine-readable result (``--json``)."""
-    from mobilebuild.tf.patching import tree_lock
-    from mobilebuild.paths import cache_dir
+def run(opts: AndroidOptions, *, conf: dict | None = None, show: Callable[[str], None] | None = None,
+        show_patch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run every planned step; returns the machine-readable result (``--json``).
+
+    ``conf``: mobilebuild.toml's settings (read here when None); ``show`` receives the result
+    lines (planned commands of a dry run, the followed log), ``show_patch`` the patch result of
+    a dry run (its diff and copies), when the patch step has run."""
+    if conf is None:
+        conf = load_config()
 
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=cache_dir()) as staging:
-        ctx = Context(opts=opts, staging=Path(staging))
+        ctx = Context(opts=opts, staging=Path(staging), conf=conf)
+        if show is not None:
+            ctx.show = show
+        if show_patch is not None:
+            ctx.show_patch = show_patch
         timings: dict[str, float] = {}
         ctx.result = {"dry_run": opts.dry_run, "steps": [], "timings": timings, "apk": None, "device": None}
         if opts.dry_run:
@@ -142,7 +181,7 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
                 console.detail(f"step {step.name}: {step.title}")
                 t0 = time.monotonic()
                 if opts.dry_run:
-                    _say(f"# {step.name}: {step.title}")
+                    ctx.show(f"# {step.name}: {step.title}")
                 if opts.dry_run and step.name in _PREREQUISITE_STEPS:
                     try:
                         step.action(ctx)
@@ -157,31 +196,25 @@ def run(opts: AndroidOptions) -> dict[str, Any]:
                 if step.name == "source" and not opts.dry_run:
                     stack.enter_context(tree_lock(ctx.tree.root))  # one command per tree at a time
         if opts.dry_run:
-            _say_problems(ctx)
+            _show_problems(ctx)
         return ctx.result
 
 
 def _without_toolchain(ctx: Context, exc: UserError) -> None:
     """The SDK or NDK is missing: the WORKSPACE block cannot be planned; say whether the NDK
     is missing too (the SDK search fails first and would hide it)."""
-    from mobilebuild.toolchain import sdk as sdkmod
-
     ctx.workspace = None
     ctx.workspace_cpu = ctx.opts.cpu
     if "NDK" in exc.message:
         return
     p = ctx.tree.profile
     try:
-        found = sdkmod.find_ndk(ctx.opts.ndk, None, recommended=p.get("ndk.recommended"))
+        ndk, seen = sdkmod.select_ndk(ctx.opts.ndk, None, ctx.conf, p)
     except UserError as ndk_exc:
         ctx.missing("toolchain", ndk_exc, "Android NDK")
         return
-    if found is None:
-        ctx.missing("toolchain", ToolchainError(
-            "no Android NDK found",
-            f"the demo compiles TensorFlow's C++ with the NDK: `mobilebuild setup` installs {p.get('ndk.recommended')}, "
-            "or pass --ndk DIR",
-        ), "Android NDK")
+    if ndk is None:
+        ctx.missing("toolchain", sdkmod.no_ndk_error(p, None, seen), "Android NDK")
 
 
 def _without_bazel(ctx: Context, exc: UserError) -> None:
@@ -215,24 +248,22 @@ def problems_error(result: dict[str, Any]) -> UserError | None:
     )
 
 
-def _say_problems(ctx: Context) -> None:
+def _show_problems(ctx: Context) -> None:
     if not ctx.problems:
         return
-    _say(f"problems ({len(ctx.problems)}):")
+    ctx.show(f"problems ({len(ctx.problems)}):")
     for p in ctx.problems:
-        _say(f"  {p['step']}: {p['message']}")
+        ctx.show(f"  {p['step']}: {p['message']}")
         if p["hint"]:
-            _say(f"    fix: {p['hint']}")
+            ctx.show(f"    fix: {p['hint']}")
 
 
 # ---- steps ------------------------------------------------------------------------------------
 
 
 def _step_source(ctx: Context) -> None:
-    from mobilebuild.tf.tree import open_tree
-
     o = ctx.opts
-    ctx.tree = open_tree(o.tf_src, o.tf_repo, o.tf_ref)
+    ctx.tree = resolve(tf_src=o.tf_src, tf_repo=o.tf_repo, tf_ref=o.tf_ref, conf=ctx.conf).tree
     ctx.app = tflite_demo.choose_app(o.app, ctx.tree, o.model)
     if ctx.app == "tflite":
         ctx.tree = tflite_demo.app_tree(ctx.tree)
@@ -244,82 +275,13 @@ def _step_source(ctx: Context) -> None:
         refuse_removed_demo(t, "Android")
 
 
-def refuse_removed_demo(tree, which: str) -> None:
-    """A tree from after the TF-Mobile demos were removed upstream: say so, and where to go."""
-    from mobilebuild.errors import UserError
-
-    p = tree.profile
-    if p.get("removed.since"):
-        raise UserError(
-            f"TensorFlow {tree.version_text} has no TF-Mobile {which} demo: {p.require('removed.why')}",
-            p.require("removed.hint"),
-        )
-
-
-def check_constants(tree, section: str, rel: str) -> None:
-    """Every constant of the profile declared exactly once with its type (before model work)."""
-    from mobilebuild.tf.patching import check_declarations, read_text_exact
-    from mobilebuild.tf.tree import require_file
-
-    p = tree.profile
-    path = require_file(tree, rel, f"{section} file to patch")
-    check_declarations(
-        read_text_exact(path),
-        p.require(f"{section}.constants"),
-        pattern=p.require(f"{section}.declaration"),
-        file_label=rel,
-        expected=f"the {p.family} profile for TensorFlow {tree.version_text}",
-    )
-
-
-def check_model_options(o) -> None:
-    """Option values that are wrong whatever the model is: refused before any model work."""
-    from mobilebuild.apps.appmodel import resolve_inputs
-
-    resolve_inputs(o.model, o.labels)  # --model without --labels, missing files, reserved names
-
-    if o.quantize:
-        from mobilebuild.graphs.quantize import check_mode  # no TensorFlow at import
-
-        check_mode(o.quantize)
-    # nan/inf have no Java or C literal: the patched source would not compile.
-    check_normalisation(o.mean, o.std, o.input_size)
-
-
-def check_asset_names(profile, paths) -> None:
-    """Asset file names the demo's Bazel can turn into labels (profile ``android.asset_name_pattern``)."""
-    import re
-    from pathlib import PurePath
-
-    from mobilebuild.errors import UserError
-
-    pattern = profile.get("android.asset_name_pattern")
-    if not pattern:
-        return
-    for path in paths:
-        if not path:
-            continue
-        name = PurePath(path).name
-        if not re.match(pattern, name):
-            safe = re.sub(r"[^A-Za-z0-9_@+,=~.-]", "_", name)
-            raise UserError(
-                f"the file name {name!r} cannot be an Android asset of TensorFlow {profile.version_text}: "
-                "Bazel rejects it as a label (spaces, quotes and similar are not allowed)",
-                f"copy or rename it, e.g. to {safe!r}, and pass that path",
-            )
-
-
 def _step_files(ctx: Context) -> None:
-    from mobilebuild.tf.patching import declarations_for
-
     p = ctx.tree.profile
     if ctx.app == "tflite":
         _tflite_files(ctx)
         return
     check_constants(ctx.tree, "android", p.require("android.activity"))
     check_model_options(ctx.opts)
-    from mobilebuild.apps.appmodel import asset_name, refuse_overwriting_the_source
-
     check_asset_names(p, [ctx.opts.model and asset_name(ctx.opts.model), ctx.opts.labels])
     if ctx.opts.model:
         target = ctx.tree.path(p.require("android.asset_dir")) / asset_name(ctx.opts.model)
@@ -332,11 +294,9 @@ def _step_files(ctx: Context) -> None:
 
 def _tflite_files(ctx: Context) -> None:
     """The TFLite demo's files, the options, the names our files get beside its BUILD."""
-    from mobilebuild.apps.appmodel import resolve_inputs
-
     o, tree = ctx.opts, ctx.tree
     tflite_demo.check_android_tree(tree)
-    resolve_inputs(o.model, o.labels)
+    appmodel.resolve_inputs(o.model, o.labels)
     tflite_demo.check_options(o)
     check_normalisation(o.mean, o.std, o.input_size)
     tflite_demo.check_android_values(tree, o)
@@ -346,8 +306,6 @@ def _tflite_files(ctx: Context) -> None:
 
 
 def _step_toolchain(ctx: Context) -> None:
-    from mobilebuild.tf.workspace import plan_workspace
-
     o = ctx.opts
     ws = plan_workspace(
         ctx.tree,
@@ -358,6 +316,7 @@ def _step_toolchain(ctx: Context) -> None:
         ndk_api_level=o.ndk_api_level,
         require_ndk=True,
         cpu=o.cpu,
+        conf=ctx.conf,
     )
     ctx.workspace = ws
     ctx.workspace_cpu = o.cpu
@@ -365,18 +324,7 @@ def _step_toolchain(ctx: Context) -> None:
     ctx.result["workspace"] = ws.as_dict()
 
 
-def report_toolchain(ws) -> None:
-    s = ws.sdk
-    console.info(f"SDK {s.path} ({s.source}): android-{s.api_level}, build-tools {s.build_tools}, adb {'yes' if s.adb else 'missing'}")
-    if ws.ndk:
-        console.info(f"NDK {ws.ndk.path} ({ws.ndk.source}): {ws.ndk.describe()}, api_level {ws.ndk_api_level}")
-    for w in ws.edit.warnings:
-        console.warn(w)
-
-
 def _step_model(ctx: Context) -> None:
-    from mobilebuild.apps import appmodel
-
     if ctx.app == "tflite":
         p = ctx.tree.profile
         m = tflite_demo.prepare(ctx.tree, ctx.staging, ctx.opts, runtime=tflite_demo.runtime_version(ctx.tree, "tflite"),
@@ -389,8 +337,6 @@ def _step_model(ctx: Context) -> None:
 
     m = appmodel.prepare_from(ctx.tree, ctx.staging, ctx.opts, whole_mean=mean_is_int(ctx.tree.profile))
     if m.memory_mapped:
-        from mobilebuild.errors import ModelError
-
         raise ModelError(
             f"{m.source_model.name} is a memory-mapped package: the Android demo loads a plain GraphDef",
             "pass the frozen .pb (memory mapping is for the iOS example: `mobilebuild ios`)",
@@ -406,20 +352,7 @@ def mean_is_int(profile) -> bool:
     return any(spec.get("value") == "mean" and spec.get("type") == "int" for spec in constants.values())
 
 
-def report_model(m) -> None:
-    what = "built-in default model" if m.is_default else m.source_model.name
-    classes = f", {m.num_classes} classes" if m.num_classes else ""
-    console.info(
-        f"model {what}: input {m.input_name} {m.input_size}x{m.input_size}x{m.channels}, "
-        f"mean {m.mean:g}, std {m.std:g}, output {m.output_name}{classes}"
-    )
-    for note in m.notes:
-        console.info(f"  {note}")
-
-
 def android_values(tree, m) -> dict[str, Any]:
-    from mobilebuild.graphs.label import read_labels
-
     p = tree.profile
     suffix = p.get("android.tensor_suffix", "") or ""
     prefix = p.require("android.asset_url_prefix")
@@ -441,9 +374,6 @@ def android_values(tree, m) -> dict[str, Any]:
 
 def build_patch(tree, ws, m):
     """One PatchSet with every change of the android command."""
-    from mobilebuild.tf.patching import Originals, PatchSet, declarations_for, read_text_exact, set_declarations
-    from mobilebuild.tf.tree import require_file
-
     p = tree.profile
     ps = PatchSet(tree.root)
     if ws is not None:
@@ -472,8 +402,6 @@ def build_patch(tree, ws, m):
 
 
 def _step_patch(ctx: Context) -> None:
-    from mobilebuild.tf.patching import apply_or_show
-
     if ctx.opts.cpu != ctx.workspace_cpu:
         # The device step chose another --cpu (a 64-bit phone): its NDK api_level may differ.
         _step_toolchain(ctx)
@@ -488,17 +416,14 @@ def _step_patch(ctx: Context) -> None:
     if ctx.workspace is not None:
         console.detail(f"{ctx.workspace.rel}: {ctx.workspace.edit.how}")
     else:  # dry run without SDK/NDK
-        _say("[missing] the SDK/NDK settings of the tree (android_sdk_repository, android_ndk_repository) need the SDK and NDK")
+        ctx.show("[missing] the SDK/NDK settings of the tree (android_sdk_repository, android_ndk_repository) need the SDK and NDK")
     ctx.patch = ps
-    ctx.result["patch"] = apply_or_show(ps, ctx.opts.dry_run)
+    ctx.result["patch"] = apply_patch(ps, ctx.opts.dry_run)
+    ctx.show_patch(ctx.result["patch"])
     if ctx.workspace is not None and ctx.workspace.mechanism == "action_env" and not ctx.opts.dry_run:
-        from mobilebuild.toolchain.bazel import fragment_mode
-
         # Remote headers often carry tokens: then only the owner may read the file.
-        ctx.tree.path(ctx.workspace.rel).chmod(fragment_mode(_remote_options(ctx) if ctx.bazel is not None else []))
+        ctx.tree.path(ctx.workspace.rel).chmod(bazel.fragment_mode(_remote_options(ctx) if ctx.bazel is not None else []))
     if ctx.opts.generate_only and not ctx.opts.dry_run:
-        import shlex
-
         # The same flags the build step passes: without them the demo may not compile.
         p = ctx.tree.profile
         rc = _android_bazelrc(ctx)
@@ -515,51 +440,33 @@ def _android_bazelrc(ctx: Context):
 
 
 def _remote_options(ctx: Context) -> list[str]:
-    from mobilebuild.toolchain import bazel
-
     return bazel.remote_options(*ctx.remote, bazel_version=ctx.bazel.version) if ctx.remote else []
 
 
-# ---- build / deploy (issue 5) ------------------------------------------------------------------
-
-
-def _say(line: str) -> None:
-    """A planned command in --dry-run (stdout, like the diff) or with --json (stderr)."""
-    import sys
-
-    if console.settings.json:
-        console.info(line)
-    else:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+# ---- build / deploy ----------------------------------------------------------------------------
 
 
 def _check_build_options(ctx: Context) -> None:
     """Bad build options fail before anything is patched or built."""
-    from mobilebuild.toolchain import bazel
-    from mobilebuild.errors import UserError
 
     o = ctx.opts
     if o.compilation_mode not in ("opt", "dbg", "fastbuild"):
         raise UserError(f"-c {o.compilation_mode} is not a Bazel compilation mode", "use -c opt, -c dbg or -c fastbuild")
     bazel.cpu_flags(ctx.tree.profile, o.cpu)
     if not o.generate_only:  # --generate-only uses -c and --cpu only in the printed bazel command
-        ctx.remote = _remote_settings(o)
+        ctx.remote = _remote_settings(o, ctx.conf)
 
 
 def _bazel_flags(profile, o: AndroidOptions) -> list[str]:
     """-c, the profile's flags and the --cpu flags the demo needs (before the user's own)."""
-    from mobilebuild.toolchain.bazel import cpu_flags
 
     return ["-c", o.compilation_mode, *(profile.get("android.bazel_flags") or []), *cpu_flags(profile, o.cpu)]
 
 
-def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[str]]:
+def _remote_settings(o: AndroidOptions, conf: dict) -> tuple[str | None, str | None, list[str]]:
     """--remote-* flags, else mobilebuild.toml's remote_cache / remote_executor / remote_headers."""
-    from mobilebuild.toolchain.bazel import remote_options
-    from mobilebuild.config import load_config
 
-    cfg = load_config() if not (o.remote_cache or o.remote_executor) else {}
+    cfg = conf if not (o.remote_cache or o.remote_executor) else {}
     cache = o.remote_cache or cfg.get("remote_cache")
     executor = o.remote_executor or cfg.get("remote_executor")
     headers = list(o.remote_headers) or [f"{k}={v}" for k, v in (cfg.get("remote_headers") or {}).items()]
@@ -569,13 +476,12 @@ def _remote_settings(o: AndroidOptions) -> tuple[str | None, str | None, list[st
 
 def _step_device(ctx: Context) -> None:
     """Pick the device before building, so a missing phone fails in seconds, not after the build."""
-    from mobilebuild.toolchain import adb
 
     o = ctx.opts
     adb_path = adb.find_adb(ctx.workspace.sdk.path if ctx.workspace is not None else None)
     ctx.result["adb"] = adb_path
     if o.dry_run:
-        _say(f"$ {adb_path} devices -l")
+        ctx.show(f"$ {adb_path} devices -l")
         ctx.result["device"] = o.device
         return
     device = adb.select_device(adb.list_devices(adb_path), o.device)
@@ -590,7 +496,6 @@ def _cpu_for_device(ctx: Context, adb_path: str, device) -> None:
     """Without --cpu, build for a CPU the phone runs: the profile's default when the phone
     lists it among its ABIs, else the phone's own ABI (an x86 emulator gets an x86 APK instead
     of an install failing with INSTALL_FAILED_NO_MATCHING_ABIS after the build)."""
-    from mobilebuild.toolchain import adb
 
     default = ctx.tree.profile.get("android.default_cpu")
     info = adb.device_info(adb_path, device.serial)
@@ -604,12 +509,11 @@ def _cpu_for_device(ctx: Context, adb_path: str, device) -> None:
 
 
 def _step_bazel(ctx: Context) -> None:
-    from mobilebuild.toolchain import bazel
-
     o = ctx.opts
     p = ctx.tree.profile
     try:
-        bz = bazel.resolve_bazel(p, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel)
+        bz = bazel.resolve_bazel(p, bazel_path=o.bazel, tree=ctx.tree.root, allow_any_version=o.allow_any_bazel,
+                                conf=ctx.conf)
     except ToolchainError as exc:
         if not o.dry_run:
             raise
@@ -617,13 +521,13 @@ def _step_bazel(ctx: Context) -> None:
         want = bazel.bazelversion_file(ctx.tree.root) or p.require("bazel.recommended")
         bz = bazel.Bazel(f"bazel-{want}", versions.release(want), "not installed")
         ctx.missing("bazel", exc, "Bazel")
-        _say(f"the dry run shows the command with Bazel {want} "
-             f"(`mobilebuild setup --tf-ref v{ctx.tree.version_text}` installs it)")
+        ctx.show(f"the dry run shows the command with Bazel {want} "
+                 f"(`mobilebuild setup --tf-ref v{ctx.tree.version_text}` installs it)")
     ctx.bazel = bz
     lo, hi = p.get("bazel.min") or "any", p.get("bazel.max") or "any"
     era = f"TensorFlow {ctx.tree.version_text} builds with Bazel {lo} - {hi}"
     if o.dry_run:
-        _say(f"bazel {bz.version_text} ({bz.path}, via {bz.via}); {era}")
+        ctx.show(f"bazel {bz.version_text} ({bz.path}, via {bz.via}); {era}")
     else:
         console.detail(f"bazel {bz.path} ({bz.version_text}, via {bz.via}); {era}")
     # The remote flags this Bazel understands: a setting it cannot use fails before the patch.
@@ -632,10 +536,6 @@ def _step_bazel(ctx: Context) -> None:
 
 
 def _step_build(ctx: Context) -> None:
-    from mobilebuild import runner
-    from mobilebuild.toolchain import bazel
-    from mobilebuild.tf.patching import Originals
-
     o = ctx.opts
     tree = ctx.tree
     p = tree.profile
@@ -651,24 +551,24 @@ def _step_build(ctx: Context) -> None:
         # Written by the patch step, with the remote settings too (see _step_patch).
         env = ", ".join(name for name, _ in ctx.workspace.android_env)
         extra = f" + {len(options)} remote settings" if options else ""
-        _say(f"bazelrc {rc} (--action_env {env}{extra}) passed with --bazelrc")
+        ctx.show(f"bazelrc {rc} (--action_env {env}{extra}) passed with --bazelrc")
     elif options:
         rc_rel = bazel.BAZELRC_NAME
         if o.dry_run:
             rc = tree.root / rc_rel
             if bazel.fragment_is_current(tree.root, options):
-                _say(f"unchanged {rc_rel} (remote cache/executor settings for bazel --bazelrc)")
+                ctx.show(f"unchanged {rc_rel} (remote cache/executor settings for bazel --bazelrc)")
             else:
-                _say(f"write {rc_rel} (remote cache/executor settings for bazel --bazelrc):")
+                ctx.show(f"write {rc_rel} (remote cache/executor settings for bazel --bazelrc):")
                 for option in options:
-                    _say(f"    build {bazel.masked_option(option)}")
+                    ctx.show(f"    build {bazel.masked_option(option)}")
         else:
             Originals(tree.root).record([rc_rel], [])  # so `mobilebuild restore` removes it again
             rc = bazel.write_bazelrc_fragment(tree.root, cache, executor, headers, bazel_version=bz.version)
     target = p.require("android.bazel_target")
     startup = list(o.bazel_startup_args)
     if o.dry_run:
-        _say("$ " + runner.format_argv(bazel.build_argv(bz, target, flags=flags, bazelrc=rc, startup_flags=startup))
+        ctx.show("$ " + runner.format_argv(bazel.build_argv(bz, target, flags=flags, bazelrc=rc, startup_flags=startup))
              + f"  (in {tree.root})")
         return
     result = bazel.build(bz, tree.root, target, flags=flags, bazelrc=rc, startup_flags=startup)
@@ -683,8 +583,6 @@ def _step_build(ctx: Context) -> None:
 
 
 def _step_apk(ctx: Context) -> None:
-    from mobilebuild.toolchain import bazel
-
     p = ctx.tree.profile
     if ctx.opts.dry_run:
         ctx.result["apk"] = str(ctx.tree.root / p.require("android.apk"))
@@ -697,19 +595,16 @@ def _step_apk(ctx: Context) -> None:
 
 def _planned_serial(o: AndroidOptions) -> str:
     """The device a dry run names: --device, else ANDROID_SERIAL, else a placeholder."""
-    import os
 
     return o.device or os.environ.get("ANDROID_SERIAL") or "<device>"
 
 
 def _step_install(ctx: Context) -> None:
-    from mobilebuild.toolchain import adb
-
     o = ctx.opts
     p = ctx.tree.profile
     package = p.require("android.package")
     if o.dry_run:
-        _say(f"$ {ctx.result['adb']} -s {_planned_serial(o)} install -r -g {ctx.result['apk']}")
+        ctx.show(f"$ {ctx.result['adb']} -s {_planned_serial(o)} install -r -g {ctx.result['apk']}")
         return
     res = adb.install(ctx.result["adb"], ctx.device.serial, ctx.apk, reinstall=o.reinstall, package=package)
     ctx.result["install"] = res.to_json()
@@ -717,13 +612,11 @@ def _step_install(ctx: Context) -> None:
 
 
 def _step_launch(ctx: Context) -> None:
-    from mobilebuild.toolchain import adb
-
     o = ctx.opts
     p = ctx.tree.profile
     comp = adb.component(p.require("android.package"), p.require("android.launcher_activity"))
     if o.dry_run:
-        _say(f"$ {ctx.result['adb']} -s {_planned_serial(o)} shell am start -n {comp}")
+        ctx.show(f"$ {ctx.result['adb']} -s {_planned_serial(o)} shell am start -n {comp}")
         return
     res = adb.launch(ctx.result["adb"], ctx.device.serial, comp)
     ctx.result["launch"] = res.to_json()
@@ -735,4 +628,4 @@ def _step_launch(ctx: Context) -> None:
         console.warn(f"--logcat is not followed with --json; run `mobilebuild devices logcat --device {ctx.device.serial}`")
     elif o.logcat:
         console.info("following the app's log (Ctrl-C to stop)")
-        adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), _say)  # stdout, as `devices logcat`
+        adb.logcat(ctx.result["adb"], ctx.device.serial, p.require("android.package"), ctx.show)  # the command shows it, as `devices logcat`

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from mobilebuild import __version__, console
+from mobilebuild.defaults import default_labels, default_model
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.fsutil import atomic_write_text, copy_if_changed, mark_used
-from mobilebuild.graphs import freeze, io as model_io
-from mobilebuild.graphs.label import labels_dir_error
-from mobilebuild.tf.patching import sha256_file
+from mobilebuild.graphs import freeze
+from mobilebuild.graphs import io as model_io
+from mobilebuild.graphs.label import check_labels, labels_dir_error
+from mobilebuild.graphs.prepare import prepare_for_app
+from mobilebuild.graphs.preprocess import check_normalisation
+from mobilebuild.graphs.quantize import check_mode
+from mobilebuild.paths import PACKAGE_DIR, TOOLCHAINS_DIR, cache_dir
+from mobilebuild.tf.patching import check_declarations, read_text_exact, sha256_file
+from mobilebuild.tf.tree import require_file
 
 RESERVED_ASSET_NAMES = {"BUILD", "BUILD.bazel"}
 OP_FILES_LIST = "tensorflow/contrib/makefile/tf_op_files.txt"
@@ -104,8 +113,6 @@ def resolve_inputs(model: str | None, labels: str | None) -> tuple[Path, Path, b
     if labels and not model:
         raise UserError(f"--labels {labels} was given without --model", "pass --model too, or neither for the built-in default model")
     if not model:
-        from mobilebuild.defaults import default_labels, default_model
-
         return Path(default_model()), Path(default_labels()), True
     m, lab = Path(model).expanduser(), Path(labels).expanduser()  # type: ignore[arg-type]
     if lab.is_dir():
@@ -199,8 +206,6 @@ def prepare(
         notes = ["reused the copy prepared by an earlier run (same model, options and TF version):"]
         notes += [f"  {n}" for n in info.get("notes", [])]
     else:
-        from mobilebuild.graphs.prepare import prepare_for_app
-
         prepared = prepare_for_app(
             model_path,
             staging / asset_name(model_path),
@@ -268,8 +273,6 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
 
 def _graph_code_digest() -> str:
     """mobilebuild's graph code: a changed rewrite rule must not reuse an old prepared file."""
-    from mobilebuild import __version__
-    from mobilebuild.paths import PACKAGE_DIR, TOOLCHAINS_DIR
 
     h = hashlib.sha256(__version__.encode())
     for src in sorted((PACKAGE_DIR / "graphs").glob("*.py")) + sorted(TOOLCHAINS_DIR.rglob("*")):
@@ -294,8 +297,6 @@ def _cache_key(model_path: Path, tree, runtime: str, own_ops: bool, args: dict) 
 
 
 def _cache_dir(key: str) -> Path:
-    from mobilebuild.paths import cache_dir
-
     return cache_dir() / "prepared" / key
 
 
@@ -327,6 +328,72 @@ def _store_cached(key: str, prepared: Path, info: dict) -> Path:
 def check_labels_fit(labels: Path, num_classes: int | None) -> None:
     """The demo shows labels[i] for output i: a count mismatch means wrong names on screen.
     (The model toolkit's own check: the same rule and message as `mobilebuild model label`.)"""
-    from mobilebuild.graphs.label import check_labels  # no TensorFlow at import
 
     check_labels(labels, num_classes)
+
+
+# ---- checks shared by the app flows (android, ios) ----------------------------------------------
+
+
+def check_constants(tree, section: str, rel: str) -> None:
+    """Every constant of the profile declared exactly once with its type (before model work)."""
+
+    p = tree.profile
+    path = require_file(tree, rel, f"{section} file to patch")
+    check_declarations(
+        read_text_exact(path),
+        p.require(f"{section}.constants"),
+        pattern=p.require(f"{section}.declaration"),
+        file_label=rel,
+        expected=f"the {p.family} profile for TensorFlow {tree.version_text}",
+    )
+
+
+def check_model_options(o) -> None:
+    """Option values that are wrong whatever the model is: refused before any model work."""
+    resolve_inputs(o.model, o.labels)  # --model without --labels, missing files, reserved names
+
+    if o.quantize:
+        check_mode(o.quantize)
+    # nan/inf have no Java or C literal: the patched source would not compile.
+    check_normalisation(o.mean, o.std, o.input_size)
+
+
+def check_asset_names(profile, paths) -> None:
+    """Asset file names the demo's Bazel can turn into labels (profile ``android.asset_name_pattern``)."""
+
+    pattern = profile.get("android.asset_name_pattern")
+    if not pattern:
+        return
+    for path in paths:
+        if not path:
+            continue
+        name = PurePath(path).name
+        if not re.match(pattern, name):
+            safe = re.sub(r"[^A-Za-z0-9_@+,=~.-]", "_", name)
+            raise UserError(
+                f"the file name {name!r} cannot be an Android asset of TensorFlow {profile.version_text}: "
+                "Bazel rejects it as a label (spaces, quotes and similar are not allowed)",
+                f"copy or rename it, e.g. to {safe!r}, and pass that path",
+            )
+
+
+def report_model(m) -> None:
+    what = "built-in default model" if m.is_default else m.source_model.name
+    classes = f", {m.num_classes} classes" if m.num_classes else ""
+    console.info(
+        f"model {what}: input {m.input_name} {m.input_size}x{m.input_size}x{m.channels}, "
+        f"mean {m.mean:g}, std {m.std:g}, output {m.output_name}{classes}"
+    )
+    for note in m.notes:
+        console.info(f"  {note}")
+
+
+def refuse_removed_demo(tree, which: str) -> None:
+    """A tree from after the TF-Mobile demos were removed upstream: say so, and where to go."""
+    p = tree.profile
+    if p.get("removed.since"):
+        raise UserError(
+            f"TensorFlow {tree.version_text} has no TF-Mobile {which} demo: {p.require('removed.why')}",
+            p.require("removed.hint"),
+        )

@@ -16,9 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mobilebuild import config as configmod
 from mobilebuild import console, runner
-from mobilebuild.toolchain import machine
 from mobilebuild.errors import ToolchainError, UserError
+from mobilebuild.net.downloads import cache_size, downloads_root
+from mobilebuild.paths import cache_dir
+from mobilebuild.tf.tree import resolve
+from mobilebuild.toolchain import machine
+from mobilebuild.toolchain import sdk as sdkmod
+from mobilebuild.toolchain.adb import find_adb, parse_devices
+from mobilebuild.toolchain.machine import Finding
 
 TARGETS = ("android", "ios", "pi", "model")
 PACKAGES = ("typer", "rich", "requests", "jinja2", "GitPython", "numpy", "pillow", "tensorflow", "ai-edge-litert")
@@ -34,13 +41,8 @@ FREE_WARN = 10 * 1024**3
 FREE_MISSING = 2 * 1024**3
 
 
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | warning | missing | skipped
-    detail: str
-    fix: str | None = None
-    needed: bool = False
+# One finding type for doctor and setup (machine.Finding); doctor calls its findings checks.
+Check = Finding
 
 
 @dataclass
@@ -87,12 +89,7 @@ def _check_tool(checks: list[Check], name: str, argv: list[str], pattern: str, f
 
 
 def _check_jdk(checks: list[Check]) -> None:
-    java = machine.find_java()
-    if java.path:
-        checks.append(Check("jdk", "ok", f"Java {java.version} ({java.path}, {java.source})"))
-    else:
-        cmd = machine.jdk_install_command()
-        checks.append(Check("jdk", "missing", "no java (JAVA_HOME, PATH)", runner.format_argv(cmd) if cmd else "install a JDK and set JAVA_HOME"))
+    checks.append(machine.probe_jdk()[0])
 
 
 def _check_bazel(checks: list[Check], profile, conf: dict, tree: Path | None) -> None:
@@ -100,48 +97,44 @@ def _check_bazel(checks: list[Check], profile, conf: dict, tree: Path | None) ->
         exe = runner.which("bazelisk") or runner.which("bazel")
         checks.append(Check("bazel", "warning" if exe else "missing", f"{exe or 'no bazel on PATH'} (no TF version chosen: pass --tf-ref to check the range)", "mobilebuild setup --tf-ref vX.Y.Z"))
         return
-    found = machine.find_bazel(profile, conf, tree)
-    lo, hi = profile.get("bazel.min") or None, profile.get("bazel.max") or None  # "": no limit
-    rng = f"{lo}..{hi}" if hi else f">= {lo}"
-    if found.path:
-        note = f" (bazelisk, USE_BAZEL_VERSION={found.extra['want']})" if found.extra.get("bazelisk") else ""
-        checks.append(Check("bazel", "ok", f"Bazel {found.version} at {found.path} ({found.source}){note}; TF {profile.version_text} needs {rng}"))
-    else:
-        tried = "; ".join(found.extra.get("tried", [])) or "none found"
-        checks.append(Check("bazel", "missing", f"no Bazel in {rng} for TF {profile.version_text}: {tried}", f"mobilebuild setup --tf-ref v{profile.version_text}"))
+    checks.append(machine.probe_bazel(profile, conf, tree)[0])
 
 
 def _check_sdk(checks: list[Check], profile, conf: dict, sdk_flag: str | None) -> Path | None:
-    found = machine.find_sdk(sdk_flag, conf)
-    setup_fix = "mobilebuild setup --accept-licenses" + (f" --tf-ref v{profile.version_text}" if profile else "")
-    if not found.path or not Path(found.path).is_dir():
-        where = f"{found.path} ({found.source}) does not exist" if found.path else "no SDK found (--sdk, mobilebuild.toml, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Android/Sdk, /usr/lib/android-sdk)"
-        checks.append(Check("android-sdk", "missing", where, setup_fix))
+    # The SDK the app commands would use, or their refusal (one search: toolchain.sdk).
+    try:
+        sdk, source = sdkmod.find_sdk(sdk_flag, conf)
+    except ToolchainError as exc:
+        checks.append(Check("android-sdk", "missing", exc.message, exc.hint))
         return None
-    sdk = Path(found.path)
-    checks.append(Check("android-sdk", "ok", f"{sdk} (found via {found.source})"))
     if profile is None:
+        checks.append(Check("android-sdk", "ok", f"{sdk} (found via {source})", path=str(sdk)))
         return sdk
     api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
-    have = machine.sdk_packages(sdk, api, bt)
-    sdkmgr = machine.sdkmanager_in(sdk)
+    try:  # what the app commands refuse in it (no platform, no build-tools at all)
+        sdkmod.inspect_sdk(sdk, profile_api_level=api, profile_build_tools=bt, source=source)
+        checks.append(Check("android-sdk", "ok", f"{sdk} (found via {source})", path=str(sdk)))
+    except ToolchainError as exc:
+        checks.append(Check("android-sdk", "missing", f"{sdk} (found via {source}): {exc.message}", exc.hint, path=str(sdk)))
+    have = sdkmod.sdk_packages(sdk, api, bt)
+    sdkmgr = sdkmod.sdkmanager_in(sdk)
     cmd = f"{sdkmgr} --sdk_root={sdk}" if sdkmgr else None
 
     def fix(arg: str) -> str:
         # Without sdkmanager in this SDK, setup installs the command-line tools first.
         # Debian's SDK belongs to the package manager: setup then fills its own prefix.
-        where = "" if found.source == "Debian android-sdk package" else f" --sdk {sdk}"
+        where = "" if source == sdkmod.DEBIAN_SOURCE else f" --sdk {sdk}"
         return f"{cmd} {arg}" if cmd else f"mobilebuild setup{where} --accept-licenses --tf-ref v{profile.version_text}"
 
     plat = f"platforms;android-{api}"
     checks.append(Check("sdk-platform", "ok" if have[plat] else "missing", f"{plat} {'installed' if have[plat] else 'not installed'}", None if have[plat] else fix(f'"{plat}"')))
     btk = f"build-tools;{bt}"
-    others = [v for v in machine.installed_build_tools(sdk) if v != bt]
+    others = [v for v in sdkmod.installed_build_tools(sdk) if v != bt]
     detail = f"{btk} {'installed' if have[btk] else 'not installed'}" + (f" (also: {', '.join(others)})" if others else "")
     checks.append(Check("sdk-build-tools", "ok" if have[btk] else "missing", detail, None if have[btk] else fix(f'"{btk}"')))
     pt = have["platform-tools"]
     checks.append(Check("sdk-platform-tools", "ok" if pt else "missing", f"platform-tools {'installed' if pt else 'not installed'}", None if pt else fix('"platform-tools"')))
-    lic = machine.sdk_licenses_accepted(sdk)
+    lic = sdkmod.sdk_licenses_accepted(sdk)
     checks.append(Check("sdk-licenses", "ok" if lic else "warning", "Android SDK licence accepted" if lic else f"no accepted licence in {sdk / 'licenses'}", None if lic else fix("--licenses")))
     return sdk
 
@@ -150,35 +143,34 @@ def _check_ndk(checks: list[Check], profile, conf: dict, sdk: Path | None, ndk_f
     if profile is None:
         checks.append(Check("android-ndk", "skipped", "no TF version chosen (pass --tf-ref) to know which NDK", "mobilebuild doctor --tf-ref v1.4.0"))
         return
-    found = machine.find_ndk(ndk_flag, conf, sdk, profile)
     rec = profile.require("ndk.recommended")
-    if found.path:
-        name = found.extra["name"]
-        status = "ok" if name == rec else "warning"
+    setup_fix = f"mobilebuild setup --tf-ref v{profile.version_text}"
+    try:
+        ndk, seen = sdkmod.select_ndk(ndk_flag, sdk, conf, profile)  # the NDK the app commands would use
+    except ToolchainError as exc:
+        checks.append(Check("android-ndk", "missing", exc.message, f"{exc.hint} (or without --ndk: {setup_fix} installs {rec})"))
+        return
+    if ndk is not None:
+        status = "ok" if ndk.revision == rec else "warning"
         note = "" if status == "ok" else f" (accepted; {rec} is recommended)"
-        checks.append(Check("android-ndk", status, f"NDK {name} ({found.version}) at {found.path} ({found.source}){note}; api_level {profile.get('ndk.api_level')}"))
+        checks.append(Check("android-ndk", status, f"NDK {ndk.revision} ({ndk.pkg_revision or ndk.revision}) at {ndk.path} ({ndk.source}){note}; api_level {profile.get('ndk.api_level')}", path=str(ndk.path)))
     else:
-        seen = "; ".join(found.extra.get("seen", [])) or "none found"
-        lo, hi = found.extra["range"]
-        checks.append(Check("android-ndk", "missing", f"no NDK r{lo}..r{hi} (recommended {rec}); seen: {seen}", f"mobilebuild setup --tf-ref v{profile.version_text}"))
+        checks.append(Check("android-ndk", "missing", sdkmod.no_ndk_error(profile, sdk, seen).message, setup_fix))
+
+
+def android_checks(checks: list[Check], profile, conf: dict, sdk_flag: str | None, ndk_flag: str | None) -> Path | None:
+    """The SDK and NDK checks (the SDK's path, None when there is none): the same SDK and NDK the
+    app commands would use, or the same refusal, and the profile's packages in that SDK."""
+    sdk = _check_sdk(checks, profile, conf, sdk_flag)
+    _check_ndk(checks, profile, conf, sdk, ndk_flag)
+    return sdk
 
 
 def _check_xcode(checks: list[Check], profile) -> None:
-    if sys.platform != "darwin":
-        checks.append(Check("xcode", "skipped", "not macOS (the iOS path needs a Mac)", "build the iOS app on a Mac with Xcode"))
-        return
-    x = machine.find_xcode()
-    if not x.path:
-        checks.append(Check("xcode", "missing", "Xcode / command-line tools not found", "xcode-select --install  (and Xcode from the App Store)"))
-    elif min_x := machine.xcode_too_old(x, profile):
-        checks.append(Check("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode"))
-    else:
-        checks.append(Check("xcode", "ok", f"Xcode {x.version or '?'} at {x.path}"))
+    checks.append(machine.probe_xcode(profile))
 
 
 def _check_adb(checks: list[Check], sdk: Path | None) -> None:
-    from mobilebuild.toolchain.adb import find_adb, parse_devices  # the device commands' own lookup and parser
-
     try:
         adb = find_adb(sdk)
     except ToolchainError:
@@ -210,8 +202,6 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_cache(checks: list[Check]) -> None:
-    from mobilebuild.net.downloads import cache_size, downloads_root
-
     root = downloads_root()
     probe = _nearest_existing(root)
     if not (probe.is_dir() and os.access(probe, os.W_OK)):
@@ -237,24 +227,22 @@ def _redact(url: str) -> str:
 
 
 def _check_disk(checks: list[Check]) -> None:
-    from mobilebuild.paths import cache_dir
-
     probe = _nearest_existing(cache_dir())
     free = shutil.disk_usage(probe).free
     status = "ok" if free >= FREE_WARN else ("warning" if free >= FREE_MISSING else "missing")
     checks.append(Check("disk", status, f"{console.size(free)} free at {probe}", None if status == "ok" else "free some space: a TF build needs ~10 GB"))
 
 
-def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None, ndk: str | None = None) -> DoctorReport:
-    from mobilebuild import config as configmod
-    from mobilebuild.apps.setup import choose_profile
-
+def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: str | None = None, sdk: str | None = None,
+               ndk: str | None = None, conf: dict | None = None) -> DoctorReport:
+    """Every check; ``conf``: mobilebuild.toml's settings (read when None)."""
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
-    conf = configmod.load_config()
+    conf = configmod.load_config() if conf is None else conf
     why_none = "no TF version chosen (no --tf-ref/--tf-src, no mobilebuild.toml)"
     try:
-        profile, tree, how = choose_profile(tf_ref, tf_src, conf)
+        found = resolve(tf_ref=tf_ref, tf_src=tf_src, conf=conf, need_tree=False)
+        profile, tree, how = found.profile, found.root, found.how
     except UserError as exc:
         if tf_ref or tf_src:
             raise
@@ -270,8 +258,7 @@ def run_doctor(*, target: str = "android", tf_ref: str | None = None, tf_src: st
     _check_tool(checks, "git", ["git", "--version"], r"git version \S+", "apt-get install git  (macOS: xcode-select --install)")
     _check_jdk(checks)
     _check_bazel(checks, profile, conf, tree)
-    sdk_path = _check_sdk(checks, profile, conf, sdk)
-    _check_ndk(checks, profile, conf, sdk_path, ndk)
+    sdk_path = android_checks(checks, profile, conf, sdk, ndk)
     _check_xcode(checks, profile)
     _check_tool(checks, "make", ["make", "--version"], r"GNU Make \S+", "apt-get install make")
     _check_adb(checks, sdk_path)

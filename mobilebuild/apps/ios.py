@@ -15,12 +15,32 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from mobilebuild import console
-from mobilebuild.apps import tflite_demo
-from mobilebuild.apps.appmodel import ModelOptions
+from mobilebuild.apps import appmodel, tflite_demo
+from mobilebuild.apps.appmodel import (
+    ModelOptions,
+    check_constants,
+    check_model_options,
+    refuse_removed_demo,
+    report_model,
+)
+from mobilebuild.apps.ios_libs import build_libraries, check_host
+from mobilebuild.config import load_config
 from mobilebuild.errors import UserError
+from mobilebuild.graphs.preprocess import check_normalisation
+from mobilebuild.paths import cache_dir
+from mobilebuild.tf.patching import (
+    Originals,
+    PatchSet,
+    apply_patch,
+    declarations_for,
+    read_text_exact,
+    set_declarations,
+    tree_lock,
+)
+from mobilebuild.tf.tree import require_file, resolve
 
 
 @dataclass
@@ -56,8 +76,6 @@ def ios_values(m) -> dict[str, Any]:
 
 def patched_controller(tree, m) -> tuple[str, str]:
     """(relative path of the controller in the tree, its new text)."""
-    from mobilebuild.tf.patching import declarations_for, read_text_exact, set_declarations
-    from mobilebuild.tf.tree import require_file
 
     p = tree.profile
     camera = p.require("ios.camera_dir")
@@ -99,8 +117,6 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
     """The PatchSet for the tree's example, or (``out_root``, checked by ``_out_dir``) for a copy.
     ``controller``: (path, text) of the patched controller when the caller made it (TFLite);
     ``extra``: another prepared model to put beside the first (TFLite's GPU-branch float copy)."""
-    from mobilebuild.tf.patching import Originals, PatchSet
-
     p = tree.profile
     camera_rel = p.require("ios.camera_dir")
     data = p.require("ios.data_dir")
@@ -146,23 +162,17 @@ def build_patch(tree, m, out_root: Path | None, controller: tuple[str, str] | No
     return ps, out_root
 
 
-def run(opts: IosOptions) -> dict[str, Any]:
-    from mobilebuild.apps import appmodel
-    from mobilebuild.apps.android import check_constants, check_model_options, refuse_removed_demo, report_model
-    from mobilebuild.tf.patching import apply_or_show, tree_lock
-    from mobilebuild.paths import cache_dir
-    from mobilebuild.tf.tree import open_tree
-
+def run(opts: IosOptions, *, conf: dict | None = None, show_patch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Set up the example (or its copy); ``conf``: mobilebuild.toml's settings (read when None),
+    ``show_patch`` receives the patch result of a dry run (its diff and copies)."""
     if opts.memmap:
         apply_memmap_defaults(opts)
     if opts.build and opts.app == "tflite":
         raise UserError("--build makes the TF-Mobile makefile libraries; the TFLite example links its pod",
                         "drop --build and run `pod install` in the example (the next steps say how)")
     if opts.build:
-        from mobilebuild.apps.ios_libs import check_host
-
         check_host()  # refuse before touching (or cloning) anything
-    tree = open_tree(opts.tf_src, opts.tf_repo, opts.tf_ref)
+    tree = resolve(tf_src=opts.tf_src, tf_repo=opts.tf_repo, tf_ref=opts.tf_ref, conf=load_config() if conf is None else conf).tree
     app = tflite_demo.choose_app(opts.app, tree, opts.model)
     if app == "tflite":
         if opts.memmap:
@@ -178,8 +188,6 @@ def run(opts: IosOptions) -> dict[str, Any]:
     result: dict[str, Any] = {"tree": tree.as_dict(), "dry_run": opts.dry_run, "app": app}
     p = tree.profile
     if app == "tflite":
-        from mobilebuild.graphs.preprocess import check_normalisation
-
         tflite_demo.check_ios_tree(tree)
         appmodel.resolve_inputs(opts.model, opts.labels)
         tflite_demo.check_options(opts)
@@ -218,13 +226,13 @@ def run(opts: IosOptions) -> dict[str, Any]:
         result["model"] = m.as_dict()
         ps, example = build_patch(tree, m, out_root, controller, gpu)
         if opts.out is None:
-            result["patch"] = apply_or_show(ps, opts.dry_run)
+            result["patch"] = apply_patch(ps, opts.dry_run)
         else:
             result["patch"] = _apply_out(ps, opts.dry_run)
+        if show_patch is not None:
+            show_patch(result["patch"])
     result["example"] = str(example)
     if opts.build and not opts.dry_run:
-        from mobilebuild.apps.ios_libs import build_libraries
-
         libs = build_libraries(tree.root, tree.profile, archs=opts.archs or None)
         result["libraries"] = libs.as_json()
         console.success(f"iOS libraries: {libs.library}")
@@ -252,12 +260,10 @@ def apply_memmap_defaults(opts: IosOptions) -> None:
 
 
 def _apply_out(ps, dry_run: bool) -> dict[str, Any]:
-    from mobilebuild.tf.patching import apply_or_show
-
     if not dry_run:
         ps.root.mkdir(exist_ok=True)
     # A copy of our own making: no user git state to report on.
-    return apply_or_show(ps, dry_run, check_git=False)
+    return apply_patch(ps, dry_run, check_git=False)
 
 
 def next_steps(tree, example: Path, m, *, libs_built: bool = False, copied: bool = False) -> list[str]:

@@ -25,7 +25,10 @@ from typing import Sequence
 
 from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.fsutil import write_if_changed
+from mobilebuild.paths import log_dir
 from mobilebuild.profiles import Profile
+from mobilebuild.tf import deps
 from mobilebuild.tf.deps import require_makefile
 
 FORCE_HOST_ENV = "MOBILEBUILD_IOS_FORCE_HOST"
@@ -140,8 +143,6 @@ def build_libraries(
     logs.mkdir(parents=True, exist_ok=True)
 
     if fetch_deps:
-        from mobilebuild.tf import deps
-
         deps.fetch_deps(tree, profile, offline=offline)
     protobuf = _ensure_protobuf(tree, profile, logs)
 
@@ -247,8 +248,6 @@ def _up_to_date(output: Path, argv: list[str], newest_input_ns: int) -> bool:
 
 
 def _write_stamp(output: Path, argv: list[str]) -> None:
-    from mobilebuild.fsutil import write_if_changed
-
     write_if_changed(output.with_name(output.name + STAMP_SUFFIX), "\n".join(argv) + "\n")
 
 
@@ -280,6 +279,4 @@ def _rel(path: Path, tree: Path) -> str:
 
 
 def _log_dir() -> Path:
-    from mobilebuild.paths import log_dir
-
     return log_dir()

@@ -25,12 +25,16 @@ from typing import Any, Sequence
 
 from mobilebuild import console, runner
 from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.fsutil import copy_if_changed
+from mobilebuild.graphs import io, runtime_ops
 from mobilebuild.paths import new_log_path
 from mobilebuild.profiles import Profile
+from mobilebuild.tf import deps
 from mobilebuild.tf.deps import require_makefile
+from mobilebuild.tf.patching import sha256_file
+from mobilebuild.tf.tree import VERSION_H, parse_version_h, resolve
 
 DEVICE_MODEL = Path("/proc/device-tree/model")
-VERSION_H = "tensorflow/core/public/version.h"
 _SAFE_REMOTE_PATH = re.compile(r"^[A-Za-z0-9_./~+-]+$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+$")
 SSH_FAILED_HINT = "check --host/--port and that your key is authorised on the Pi (ssh-copy-id); mobilebuild never asks for passwords"
@@ -47,7 +51,7 @@ class PiStep:
 
 @dataclass
 class PiOptions:
-    profile: Profile
+    profile: Profile | None = None  # None: ``resolve`` finds it from tf_src / tf_version / the Pi's tree
     pi_model: str = "3"
     tree: Path | None = None  # local tree (local mode)
     host: str | None = None
@@ -65,6 +69,22 @@ class PiOptions:
     protobuf: bool = True
     dry_run: bool = False
     log_path: Path | None = None
+    tf_src: str | None = None  # the local tree (--tf-src); becomes ``tree``
+    tf_version: str | None = None  # overrides the version the tree reports
+
+    def resolve(self, conf: dict | None = None) -> None:
+        """Profile and tree through the one resolver: over ssh the Pi's version.h (unless
+        --tf-version names one), locally the tree of --tf-src (or mobilebuild.toml)."""
+        if self.host:
+            where = f"{self.remote_dir}/{VERSION_H} on {self.host}"
+            found = resolve(tf_version=self.tf_version, conf={}, need_tree=False,
+                            read_version=lambda: remote_version(self), read_where=where)
+        else:
+            if not self.tf_src and not (conf or {}).get("tf_src"):
+                raise UserError("no TensorFlow tree given", "pass --tf-src DIR, or --host user@pi to build on a Pi over ssh")
+            found = resolve(tf_src=self.tf_src, tf_version=self.tf_version, conf=conf)
+            self.tree = found.root
+        self.profile = found.profile
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -249,8 +269,6 @@ def remote_version(opts: PiOptions) -> tuple[int, int, int]:
             f"cannot read {remote_dir}/{VERSION_H} on {opts.host} (ssh exit {res.returncode}): {_last_line(res.output)}",
             "check --host/--remote-dir (the TensorFlow checkout on the Pi), or give --tf-version",
         )
-    from mobilebuild.tf.tree import parse_version_h
-
     version = parse_version_h(res.stdout)
     if version is None:
         raise UserError(f"{remote_dir}/{VERSION_H} on {opts.host} has no TF_*_VERSION defines", "give --tf-version")
@@ -287,7 +305,6 @@ def model_warnings(opts: PiOptions) -> list[str]:
     """The Pi examples link the makefile build of the tree: a model using an op that build has
     no kernel for (or attrs it does not know) fails on the Pi at run time. Said before the long
     build; not refused, since the model may be meant for another program on the Pi."""
-    from mobilebuild.graphs import io, runtime_ops
 
     p = opts.profile
     own = opts.tree if opts.tree is not None and (Path(opts.tree) / runtime_ops.OP_FILES_LIST).is_file() else None
@@ -314,8 +331,6 @@ def _run_local(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) ->
         if opts.dry_run:
             console.info(f"would copy {f} -> {dst}")
         else:
-            from mobilebuild.fsutil import copy_if_changed
-
             data_dir.mkdir(parents=True, exist_ok=True)
             changed = copy_if_changed(f, dst)
             console.info(f"pi: {'copied' if changed else 'unchanged'} {dst}")
@@ -332,7 +347,6 @@ def _run_local(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) ->
                 console.info("would fetch the makefile deps with mobilebuild's verified downloader (`mobilebuild deps`)")
                 result["steps"].append({"name": "deps", "status": "planned", "via": "mobilebuild deps"})
                 continue
-            from mobilebuild.tf import deps
 
             start = time.monotonic()
             report = deps.fetch_deps(tree, opts.profile)
@@ -391,7 +405,6 @@ def _run_remote(opts: PiOptions, steps: list[PiStep], log: Path, result: dict) -
 def _files_to_copy(opts: PiOptions, files: list[Path], data_dir: str) -> list[Path]:
     """Create the data dir on the Pi and return the files whose sha256 differs there (so a
     re-run copies nothing and leaves the Pi's files untouched)."""
-    from mobilebuild.tf.patching import sha256_file
 
     names = " ".join(shlex.quote(f.name) for f in files)
     probe = f"mkdir -p {shlex.quote(data_dir)} && cd {shlex.quote(data_dir)} && {{ sha256sum -- {names} 2>/dev/null || true; }}"

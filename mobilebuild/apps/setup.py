@@ -22,30 +22,35 @@ from typing import Any, Iterable
 
 from mobilebuild import config as configmod
 from mobilebuild import console, runner
-from mobilebuild.toolchain import machine
-from mobilebuild.net.downloads import Artifact, fetch
 from mobilebuild.errors import CommandError, ToolchainError, UserError
+from mobilebuild.net.downloads import Artifact, fetch
 from mobilebuild.paths import TOOLCHAINS_DIR
-from mobilebuild.profiles import load_profile
-from mobilebuild.versions import release as parse_version, version_str
+from mobilebuild.tf.tree import resolve
+from mobilebuild.toolchain import machine
+from mobilebuild.toolchain import sdk as sdkmod
+from mobilebuild.toolchain.machine import Finding
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from mobilebuild.net.archives import extract
+
 PINS_ENV = "MOBILEBUILD_PINS"
 # The string keys each kind of pin must have (the steps read them).
 PIN_KEYS = {"bazel": ("version", "os", "url"), "ndk": ("revision", "os", "url"), "sdk_tools": ("file", "os", "url", "layout")}
 
 
-@dataclass
-class Step:
-    name: str
-    status: str  # present | installed | missing | skipped
-    detail: str
-    fix: str | None = None
-    path: str | None = None
+# One finding type for doctor and setup (machine.Finding); setup calls its findings steps.
+Step = Finding
+
+
+def _present(finding: Finding) -> Finding:
+    """A shared probe's finding in setup's words: what doctor calls ok is present here."""
+    if finding.status == "ok":
+        finding.status = "present"
+    return finding
 
 
 @dataclass
@@ -114,51 +119,32 @@ def pin_artifact(pin: dict[str, Any], user_sha256: str | None, what: str, flag: 
 # ---------------------------------------------------------------------------- profile
 
 
-def choose_profile(tf_ref: str | None, tf_src: str | None, conf: dict) -> tuple[Any, Path | None, str]:
-    """(profile, tree, how the version was chosen)."""
-    from mobilebuild.tf.deps import tree_version
-
-    if tf_ref and tf_src:
-        raise UserError("give either --tf-ref or --tf-src, not both", "--tf-src DIR reads the version from the tree")
-    src = tf_src or (None if tf_ref else conf.get("tf_src"))
-    if src:
-        tree = Path(src).expanduser().resolve()
-        v, how = tree_version(tree)
-        return load_profile(v), tree, f"TF {version_str(v)} from {how} in {tree}"
-    ref = tf_ref or conf.get("tf_ref")
-    if ref:
-        return load_profile(ref), None, f"TF {version_str(parse_version(ref))} from {'--tf-ref' if tf_ref else 'mobilebuild.toml'}"
-    raise UserError(
-        "which TensorFlow version? none given and no mobilebuild.toml names one",
-        "pass --tf-ref v1.4.0 or --tf-src PATH_TO_TENSORFLOW_TREE",
-    )
-
-
 # ---------------------------------------------------------------------------- steps
 
 
 def step_jdk(yes: bool) -> tuple[Step, machine.Found]:
-    java = machine.find_java()
+    step, java = machine.probe_jdk()
     if java.path:
-        return Step("jdk", "present", f"Java {java.version} ({java.path}, {java.source})", path=java.extra.get("java_home")), java
+        return _present(step), java
     cmd = machine.jdk_install_command()
     cmd_text = runner.format_argv(cmd) if cmd else None
     if cmd and yes:
         console.info(f"installing a JDK: {cmd_text}")
         runner.run(cmd, hint="install a JDK yourself and set JAVA_HOME")
-        java = machine.find_java()
+        step, java = machine.probe_jdk()
         if java.path:
-            return Step("jdk", "installed", f"Java {java.version} ({java.path})", path=java.extra.get("java_home")), java
-    fix = f"{cmd_text}   (or rerun setup with --yes to run it)" if cmd_text else "install a JDK (8 or newer) and set JAVA_HOME"
-    return Step("jdk", "missing", "no java found (JAVA_HOME, PATH)", fix), java
+            step.status = "installed"
+            return step, java
+    if cmd_text:
+        step.fix = f"{cmd_text}   (or rerun setup with --yes to run it)"
+    return step, java
 
 
 def step_bazel(profile, tree: Path | None, conf: dict, pins: dict, bazel_sha256: str | None, mirrors: list[str], offline: bool) -> Step:
-    found = machine.find_bazel(profile, conf, tree)
+    step, found = machine.probe_bazel(profile, conf, tree)
     want, why = found.extra["want"], found.extra["why"]
     if found.path:
-        note = f" with USE_BAZEL_VERSION={want}" if found.extra.get("bazelisk") else ""
-        return Step("bazel", "present", f"Bazel {found.version} ({found.path}, {found.source}{note}); wanted {want} by {why}", path=found.path)
+        return _present(step)
     os_, arch = machine.os_name(), machine.arch_name()
     pin = next((p for p in pins.get("bazel", []) if p["version"] == want and p["os"] == os_ and p.get("arch", "x86_64") == arch), None)
     tried = "; ".join(found.extra.get("tried", [])) or "none on PATH"
@@ -214,21 +200,21 @@ def _licence_consent(accept_licenses: bool) -> bool:
 
 
 def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machine.Found, accept_licenses: bool, mirrors: list[str], offline: bool) -> Step:
-    found = machine.find_sdk(sdk_flag, conf)
-    sdk = Path(found.path) if found.path else machine.managed_prefix() / "android-sdk"
-    source = found.source or "managed prefix"
+    # The SDK the app commands use, when it has the profile's packages; else the one to fill
+    # (the one named, else the first found, else the managed prefix; never Debian's).
     api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
-    have = machine.sdk_packages(sdk, api, bt)
+    try:
+        sdk, source = sdkmod.find_sdk(sdk_flag, conf)
+    except ToolchainError:
+        sdk, source = None, ""
+    if sdk is None or not all(sdkmod.sdk_packages(sdk, api, bt).values()):
+        sdk, source = sdkmod.install_target(sdk_flag, conf)
+    have = sdkmod.sdk_packages(sdk, api, bt)
     missing = [pkg for pkg, ok in have.items() if not ok]
-    if missing and found.source == "Debian android-sdk package":
-        # The package manager owns that tree: install into our own prefix instead.
-        sdk, source = machine.managed_prefix() / "android-sdk", "managed prefix (Debian's SDK lacks packages)"
-        have = machine.sdk_packages(sdk, api, bt)
-        missing = [pkg for pkg, ok in have.items() if not ok]
     if not missing:
-        lic = "" if machine.sdk_licenses_accepted(sdk) else " (licence file not found; packages present anyway)"
+        lic = "" if sdkmod.sdk_licenses_accepted(sdk) else " (licence file not found; packages present anyway)"
         return Step("android-sdk", "present", f"{sdk} ({source}): {', '.join(have)}{lic}", path=str(sdk))
-    sdkmanager = machine.sdkmanager_in(sdk)
+    sdkmanager = sdkmod.sdkmanager_in(sdk)
     installed_tools = ""
     if sdkmanager is None and (on_path := runner.which("sdkmanager")):
         sdkmanager = Path(on_path)
@@ -236,7 +222,7 @@ def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machin
         if not java.path:
             return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} and the SDK tools need a JDK", "install the JDK first (see the jdk line), then rerun setup", str(sdk))
         sdkmanager, installed_tools = install_sdk_tools(sdk, pins, java, mirrors, offline)
-    if not machine.sdk_licenses_accepted(sdk):
+    if not sdkmod.sdk_licenses_accepted(sdk):
         if not _licence_consent(accept_licenses):
             return Step(
                 "android-sdk", "missing",
@@ -249,15 +235,13 @@ def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machin
         return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} (offline: sdkmanager needs the network)", "rerun setup without --offline", str(sdk))
     console.info(f"sdkmanager: installing {', '.join(missing)} into {sdk}")
     runner.run([sdkmanager, f"--sdk_root={sdk}", *missing], input="y\n" * 20, hint="sdkmanager failed; see its output above")
-    still = [pkg for pkg, ok in machine.sdk_packages(sdk, api, bt).items() if not ok]
+    still = [pkg for pkg, ok in sdkmod.sdk_packages(sdk, api, bt).items() if not ok]
     if still:
         raise ToolchainError(f"sdkmanager ran but {sdk} still lacks {', '.join(still)}", f"run {sdkmanager} --sdk_root={sdk} {' '.join(still)} yourself to see why")
     return Step("android-sdk", "installed", f"{installed_tools}{', '.join(missing)} into {sdk} ({source})", path=str(sdk))
 
 
 def install_sdk_tools(sdk: Path, pins: dict, java: machine.Found, mirrors: list[str], offline: bool) -> tuple[Path, str]:
-    from mobilebuild.net.archives import extract
-
     major = int(java.extra.get("major") or 0)
     usable = [
         p for p in pins.get("sdk_tools", [])
@@ -281,13 +265,11 @@ def install_sdk_tools(sdk: Path, pins: dict, java: machine.Found, mirrors: list[
 
 
 def step_ndk(profile, ndk_flag: str | None, conf: dict, sdk: Path | None, pins: dict, ndk_sha256: str | None, mirrors: list[str], offline: bool) -> Step:
-    from mobilebuild.net.archives import extract
-
-    found = machine.find_ndk(ndk_flag, conf, sdk, profile)
-    if found.path:
-        return Step("android-ndk", "present", f"NDK {found.extra['name']} ({found.version}) at {found.path} ({found.source})", path=found.path)
+    ndk, seen_list = sdkmod.select_ndk(ndk_flag, sdk, conf, profile)  # a named NDK out of range is refused
+    if ndk is not None:
+        return Step("android-ndk", "present", f"NDK {ndk.revision} ({ndk.pkg_revision or ndk.revision}) at {ndk.path} ({ndk.source})", path=str(ndk.path))
     rec = profile.require("ndk.recommended")
-    seen = "; ".join(found.extra.get("seen", [])) or "none found"
+    seen = "; ".join(seen_list) or "none found"
     pin = next((p for p in pins.get("ndk", []) if p["revision"] == rec and p["os"] == machine.os_name()), None)
     if pin is None:
         return Step("android-ndk", "missing", f"NDK {rec} recommended; seen: {seen}; no pinned download for {machine.os_name()}",
@@ -298,22 +280,19 @@ def step_ndk(profile, ndk_flag: str | None, conf: dict, sdk: Path | None, pins: 
     if dest.exists():
         shutil.rmtree(dest)  # a broken earlier install (no accepted revision in it)
     extract(archive, dest, strip_components=1)
-    rev = machine.ndk_revision(dest)
-    if rev is None or machine.ndk_major(rev) != machine.ndk_major(rec.lstrip("r")):
+    try:
+        got = sdkmod.ndk_revision(dest)
+    except ToolchainError:
+        got = None
+    if got is None or got.major != sdkmod.parse_ndk_name(rec)[0]:
         shutil.rmtree(dest, ignore_errors=True)  # not the NDK we wanted: leave nothing behind
-        raise ToolchainError(f"the NDK archive {pin['url']} has revision {rev}, not {rec}", "check the [[ndk]] pin (its url and digest) in the pins file")
+        raise ToolchainError(f"the NDK archive {pin['url']} has revision {got.revision if got else None}, not {rec}", "check the [[ndk]] pin (its url and digest) in the pins file")
+    rev = got.pkg_revision or got.revision
     return Step("android-ndk", "installed", f"NDK {rec} ({rev}) from {pin['url']} ({art.describe()}) into {dest}", path=str(dest))
 
 
 def step_xcode(profile) -> Step:
-    if sys.platform != "darwin":
-        return Step("xcode", "skipped", "not macOS: the iOS path needs a Mac")
-    x = machine.find_xcode()
-    if not x.path:
-        return Step("xcode", "missing", "Xcode / command-line tools not found", "install Xcode from the App Store, then: xcode-select --install")
-    if min_x := machine.xcode_too_old(x, profile):
-        return Step("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode")
-    return Step("xcode", "present", f"Xcode {x.version or '?'} at {x.path}")
+    return _present(machine.probe_xcode(profile))
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -348,12 +327,14 @@ def run_setup(
     pins_file: str | None = None,
     bazel_sha256: str | None = None,
     ndk_sha256: str | None = None,
+    conf: dict | None = None,
 ) -> SetupReport:
     # The project's mobilebuild.toml (found from the cwd upward, as the downloader finds its
     # mirrors); without one, setup creates it in the cwd.
-    existing = configmod.find_config()
-    conf = configmod.load_config()
-    profile, tree, how = choose_profile(tf_ref, tf_src, conf)
+    conf = configmod.load_config() if conf is None else conf
+    existing = Path(conf["config_path"]) if conf.get("config_path") else None
+    found = resolve(tf_ref=tf_ref, tf_src=tf_src, conf=conf, need_tree=False)
+    profile, tree, how = found.profile, found.root, found.how
     pins = load_pins(pins_file)
     mirrors = list(mirrors)
     report = SetupReport(profile.version_text, how, str(machine.managed_prefix()))

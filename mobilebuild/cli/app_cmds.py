@@ -3,6 +3,7 @@ demo apps. Core modules are imported inside the commands (no TensorFlow at --hel
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -34,6 +35,31 @@ def _emit(result: dict) -> None:
         console.emit_json(result)
 
 
+def show(line: str) -> None:
+    """A result line of a flow (a planned command, a followed log): stdout, or stderr when
+    --json owns stdout. The flows in apps/ hand their lines here instead of printing."""
+    from mobilebuild import console
+
+    if console.settings.json:
+        console.info(line)
+    else:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def show_patch(patch: dict | None) -> None:
+    """The diff and the copies of a --dry-run patch (nothing when the patch was applied)."""
+    if not patch or "diff" not in patch:
+        return
+    from mobilebuild import console
+
+    if not console.settings.json:
+        sys.stdout.write(patch["diff"])
+        for line in patch["copies"]:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def workspace_cmd(
     tf_src: Optional[str] = typer.Option(None, "--tf-src", help=TREE_HELP),
     tf_repo: Optional[str] = typer.Option(None, "--tf-repo", help=REPO_HELP),
@@ -46,23 +72,25 @@ def workspace_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff, change nothing."),
 ) -> None:
     """Write android_sdk_repository / android_ndk_repository into the tree's WORKSPACE."""
-    from mobilebuild.apps.android import report_toolchain
-    from mobilebuild.tf.patching import PatchSet, apply_or_show, tree_lock
-    from mobilebuild import console
-    from mobilebuild.tf.tree import open_tree
-    from mobilebuild.tf.workspace import plan_workspace
+    from mobilebuild import config, console
+    from mobilebuild.tf.patching import PatchSet, apply_patch, tree_lock
+    from mobilebuild.tf.tree import resolve
+    from mobilebuild.tf.workspace import plan_workspace, report_toolchain
 
-    tree = open_tree(tf_src, tf_repo, tf_ref)
+    conf = config.load_config()
+    tree = resolve(tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, conf=conf).tree
     console.info(f"TensorFlow {tree.version_text} ({tree.version_source}) at {tree.root} — profile {tree.profile.family}")
     with tree_lock(tree.root):
         ws = plan_workspace(
-            tree, sdk_flag=sdk, ndk_flag=ndk, api_level=api_level, build_tools=build_tools, ndk_api_level=ndk_api_level
+            tree, sdk_flag=sdk, ndk_flag=ndk, api_level=api_level, build_tools=build_tools, ndk_api_level=ndk_api_level,
+            conf=conf,
         )
         report_toolchain(ws)
         ps = PatchSet(tree.root)
         ps.edit(ws.rel, ws.edit.text)
         result = {"tree": tree.as_dict(), "workspace": ws.as_dict(), "dry_run": dry_run}
-        result["patch"] = apply_or_show(ps, dry_run)
+        result["patch"] = apply_patch(ps, dry_run)
+    show_patch(result["patch"])
     # What was done, and where: the two mechanisms put the SDK/NDK in different files.
     if ws.mechanism == "action_env":
         console.info(
@@ -114,6 +142,7 @@ def android_cmd(
     logcat: bool = typer.Option(False, "--logcat", help="After launching, follow the app's log until Ctrl-C.", rich_help_panel='What to do'),
 ) -> None:
     """Set up, build, install and launch the TensorFlow Android demo for a model."""
+    from mobilebuild import config
     from mobilebuild.apps import android
 
     opts = android.AndroidOptions(
@@ -127,7 +156,7 @@ def android_cmd(
         allow_any_bazel=ignore_bazel_version, bazel_startup_args=list(bazel_startup_arg or []),
         reinstall=reinstall, logcat=logcat, app=app, representative_images=_text(representative_images),
     )
-    result = android.run(opts)
+    result = android.run(opts, conf=config.load_config(), show=show, show_patch=show_patch)
     _emit(result)
     failure = android.problems_error(result)
     if failure is not None:
@@ -156,6 +185,7 @@ def ios_cmd(
     archs: Optional[List[str]] = typer.Option(None, "--archs", help="With --build: archs to build (ARMV7 ARMV7S ARM64 I386 X86_64)."),
 ) -> None:
     """Set up the TensorFlow iOS camera example for a model (generation works on every OS)."""
+    from mobilebuild import config
     from mobilebuild.apps import ios
 
     opts = ios.IosOptions(
@@ -164,7 +194,7 @@ def ios_cmd(
         quantize=quantize, out=_text(out), dry_run=dry_run, build=build, archs=list(archs or []),
         app=app, representative_images=_text(representative_images), memmap=memmap,
     )
-    _emit(ios.run(opts))
+    _emit(ios.run(opts, conf=config.load_config(), show_patch=show_patch))
 
 
 def restore_cmd(
@@ -175,28 +205,13 @@ def restore_cmd(
     force: bool = typer.Option(False, "--force", help="Restore even files edited by hand since mobilebuild wrote them."),
 ) -> None:
     """Put a patched tree back exactly as it was before mobilebuild changed it."""
-    from pathlib import Path
-
-    from mobilebuild import console
+    from mobilebuild import config, console
     from mobilebuild.errors import UserError
     from mobilebuild.tf.patching import Originals, restore_tree, tree_lock
-    from mobilebuild.tf.tree import worktree_dir
+    from mobilebuild.tf.tree import tree_root
 
-    if tf_repo:
-        if not tf_ref:
-            raise UserError(f"--tf-repo {tf_repo} needs --tf-ref", "name the ref whose cached checkout to restore")
-        root = worktree_dir(tf_repo, tf_ref)  # never clone just to restore
-        if not (root / ".git").exists():
-            raise UserError(
-                f"there is no cached checkout of {tf_repo} at {tf_ref}: nothing to restore",
-                "restore works on the checkout `mobilebuild android/ios/workspace --tf-repo ... --tf-ref ...` made",
-            )
-    elif tf_src:
-        root = Path(tf_src).expanduser()
-        if not root.is_dir():
-            raise UserError(f"{root} is not a directory", "pass the tree mobilebuild patched with --tf-src")
-    else:
-        raise UserError("no tree given", "pass --tf-src DIR (or --tf-repo URL --tf-ref REF)")
+    # The same tree the other commands would use, but a clone is never made just to restore.
+    root = tree_root(tf_src, tf_repo, tf_ref, conf=config.load_config(), clone=False)[0]
     root = root.resolve()
     looks_like_tf = (root / "WORKSPACE").is_file() or (root / "tensorflow").is_dir()
     if not Originals(root).exists() and not looks_like_tf:

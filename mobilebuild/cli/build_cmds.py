@@ -32,12 +32,12 @@ def ios_libs_cmd(
     ),
 ) -> None:
     """Build libtensorflow-core.a for iOS (build_all_ios.sh's makefile flow), resumable per arch."""
-    from mobilebuild import console
+    from mobilebuild import config, console
     from mobilebuild.apps.ios_libs import build_libraries, check_host
-    from mobilebuild.tf.tree import open_tree
+    from mobilebuild.tf.tree import resolve
 
     check_host(force_host)  # before touching (or cloning) any tree
-    tree = open_tree(tf_src, tf_repo, tf_ref)
+    tree = resolve(tf_src=tf_src, tf_repo=tf_repo, tf_ref=tf_ref, conf=config.load_config()).tree
     result = build_libraries(
         tree.root,
         tree.profile,
@@ -88,13 +88,12 @@ def pi_cmd(
     """Build TensorFlow's makefile target for the Raspberry Pi, here or on a Pi over ssh."""
     from pathlib import Path
 
-    from mobilebuild import console
-    from mobilebuild.errors import UserError
-    from mobilebuild.apps.pi import PiOptions, remote_version, run
-    from mobilebuild.profiles import load_profile
+    from mobilebuild import config, console
+    from mobilebuild.apps.pi import PiOptions, run
 
     opts = PiOptions(
-        profile=None,  # type: ignore[arg-type]  # set below, once the tree's version is known
+        tf_src=tf_src,
+        tf_version=tf_version,
         pi_model=pi_model,
         host=host,
         port=port,
@@ -111,16 +110,7 @@ def pi_cmd(
         protobuf=not skip_protobuf,
         dry_run=dry_run,
     )
-    if host:
-        opts.profile = load_profile(tf_version) if tf_version else load_profile(remote_version(opts))
-    else:
-        from mobilebuild.tf.tree import open_tree
-
-        if not tf_src:
-            raise UserError("no TensorFlow tree given", "pass --tf-src DIR, or --host user@pi to build on a Pi over ssh")
-        tree = open_tree(tf_src)
-        opts.tree = tree.root
-        opts.profile = load_profile(tf_version) if tf_version else tree.profile
+    opts.resolve(config.load_config())
     result = run(opts)
     if not dry_run:
         console.success(f"Raspberry Pi build done ({result['mode']}, {result['optflags']}); log {result['log']}")

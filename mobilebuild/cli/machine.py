@@ -32,24 +32,13 @@ def deps_cmd(
     jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Parallel downloads."),
 ) -> None:
     """Fill tensorflow/contrib/makefile/downloads/ (as download_dependencies.sh, with checksums)."""
-    from pathlib import Path
-
     from mobilebuild import config, console
-    from mobilebuild.tf.deps import fetch_deps, tree_version
-    from mobilebuild.errors import UserError
-    from mobilebuild.profiles import load_profile
-    from mobilebuild.versions import version_str
+    from mobilebuild.tf.deps import fetch_deps
+    from mobilebuild.tf.tree import resolve
 
-    conf = config.load_config()
-    src = tf_src or conf.get("tf_src")
-    if not src:
-        raise UserError("no TensorFlow tree given", "pass --tf-src PATH (or set tf_src in mobilebuild.toml via `mobilebuild setup --tf-src PATH`)")
-    tree = Path(src).expanduser()
-    if not tree.is_dir():
-        raise UserError(f"--tf-src is not a directory: {tree}", "give the root of a TensorFlow checkout")
-    version, how = tree_version(tree)
-    profile = load_profile(version)
-    console.detail(f"TF {version_str(version)} (from {how})")
+    found = resolve(tf_src=tf_src, conf=config.load_config())
+    tree, profile = found.root, found.profile
+    console.detail(found.how)
     report = fetch_deps(tree, profile, mirrors=mirror, offline=offline, jobs=jobs)
     if console.settings.json:
         console.emit_json(report.to_dict())
@@ -79,11 +68,12 @@ def setup_cmd(
 
     A step that cannot be done is reported with its fix; the others still run (exit 1 then).
     """
-    from mobilebuild import console
-    from mobilebuild.errors import ToolchainError
+    from mobilebuild import config, console
     from mobilebuild.apps.setup import run_setup
+    from mobilebuild.errors import ToolchainError
 
     report = run_setup(
+        conf=config.load_config(),
         tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk, yes=yes, accept_licenses=accept_licenses,
         mirrors=mirror, offline=offline, pins_file=pins, bazel_sha256=bazel_sha256, ndk_sha256=ndk_sha256,
     )
@@ -118,10 +108,10 @@ def doctor_cmd(
 
     With --json: one object with every check on stdout.
     """
-    from mobilebuild import console
+    from mobilebuild import config, console
     from mobilebuild.apps.doctor import run_doctor
 
-    report = run_doctor(target=target, tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk)
+    report = run_doctor(target=target, tf_ref=tf_ref, tf_src=tf_src, sdk=sdk, ndk=ndk, conf=config.load_config())
     if console.settings.json:
         console.emit_json(report.to_dict())
     else:

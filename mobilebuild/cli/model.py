@@ -14,6 +14,14 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
+from mobilebuild.cli._render import RUNTIME_HELP, TF_SRC_HELP, TF_VERSION_HELP
+from mobilebuild.cli._render import check_tf_src as _check_tf_src
+from mobilebuild.cli._render import default_model_if as _default_model_if
+from mobilebuild.cli._render import fmt as _fmt
+from mobilebuild.cli._render import human as _human
+from mobilebuild.cli._render import names as _names
+from mobilebuild.cli._render import say as _say
+from mobilebuild.cli.model_formats import register as register_formats
 
 model_app = typer.Typer(
     name="model",
@@ -21,65 +29,10 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TF_VERSION_HELP = "TensorFlow version of the app's runtime (1.0 - 2.3), e.g. 1.15."
-TF_SRC_HELP = "A TensorFlow source tree: derive the makefile op set from its tf_op_files.txt instead of the bundled data."
-RUNTIME_HELP = ("Which build of that TensorFlow runs the graph: android (the Android demo's Bazel library; the "
-                "default) or makefile (iOS libraries, the TensorFlow-experimental pod, Raspberry Pi; the default "
-                "with --tf-src, whose tf_op_files.txt it reads). Their op sets differ.")
-
 
 def register(root: typer.Typer) -> None:
-    from mobilebuild.cli import model_formats
-
-    model_formats.register(model_app)
+    register_formats(model_app)
     root.add_typer(model_app, name="model")
-
-
-def _say(line: str = "") -> None:
-    """A line of the human result: stdout, or stderr when --json owns stdout."""
-    if console.settings.json:
-        console.info(line)
-    else:
-        print(line)
-
-
-def _names(values: Optional[List[str]]) -> list[str] | None:
-    if not values:
-        return None
-    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    return [n[:-2] if n.endswith(":0") else n for n in names] or None
-
-
-_human = console.size
-
-
-def _default_model_if(model: Optional[Path]) -> Path:
-    from mobilebuild import defaults
-
-    if model is None:
-        path = defaults.default_model()
-        console.info(f"(no model given: using the built-in default model {path.name})")
-        return path
-    return model
-
-
-def _check_tf_src(tf_version: str | None, tf_src: Path | None) -> None:
-    """--tf-src only says where the op set of --tf-version comes from: alone it would be ignored."""
-    if tf_src is not None and not tf_version:
-        from mobilebuild.errors import UserError
-
-        raise UserError("--tf-src needs --tf-version", "e.g. --tf-version 1.1 --tf-src ~/tensorflow")
-
-
-def _ratio(before: int, after: int) -> str:
-    """'3.36x smaller' or, for tiny graphs that grow (quantization adds nodes), '4.90x larger'."""
-    if not before or not after:
-        return "size unchanged"
-    return f"{before / after:.2f}x smaller" if after <= before else f"{after / before:.2f}x larger"
-
-
-def _fmt(x) -> str:
-    return "?" if x is None else f"{x:g}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 from mobilebuild import __version__, console
 from mobilebuild import errors
+from mobilebuild.config import load_config
 from mobilebuild.errors import ChecksumError, DownloadError
 from mobilebuild.fsutil import exclusive_lock, mark_used
 from mobilebuild.paths import cache_dir
@@ -150,7 +151,6 @@ def local_path(source: str) -> Path:
 
 def configured_mirrors() -> list[str]:
     """Mirrors listed in the project's mobilebuild.toml (none when there is no such file)."""
-    from mobilebuild.config import load_config
 
     # A broken mobilebuild.toml raises ConfigError (a UserError) here: better than ignoring it.
     return list(load_config().get("mirrors") or [])

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mobilebuild import console, runner
-from mobilebuild.net.archives import extract
-from mobilebuild.net.downloads import Artifact, cached, fetch_many
 from mobilebuild.errors import PatchError, UserError
+from mobilebuild.net.archives import extract
+from mobilebuild.net.downloads import Artifact, cached, fetch_many, is_local, local_path, mirror_url
 
 STAMP = ".mobilebuild-deps.json"
 ARCHIVE_RULE = re.compile(r"(^|_)http_archive$")
@@ -615,7 +615,6 @@ def install_git(dep_dir: Path, plan: "DepPlan", mirrors: Iterable[str], offline:
     """Clone as the script does (then check out its ref), from the URL or a mirror holding the
     repository at BASE/host/path; staged, patched and stamped, then swapped into place.
     Returns (patches applied, commit, where it came from)."""
-    from mobilebuild.net.downloads import is_local, local_path, mirror_url
 
     sources = [] if offline else [plan.script_url]
     sources += [mirror_url(m, plan.script_url) for m in mirrors if not offline or is_local(m)]
@@ -710,13 +709,3 @@ def fetch_deps(tf_src: str | os.PathLike, profile, mirrors: Iterable[str] = (), 
             out.append(DepResult(plan.name, "up-to-date", str(downloads_dir / plan.name), plan.artifact.sha256 or "",
                                  plan.script_url, plan.origin, stamp.get("applied", []), False, verified))
     return DepsReport(str(tf_src), str(downloads_dir), f"{profile.family} {profile.version_text}", out)
-
-
-# ---------------------------------------------------------------------------- version of a tree
-
-
-def tree_version(tf_src: str | os.PathLike) -> tuple[tuple[int, int, int], str]:
-    """(version, how it was found): version.h, else a vX.Y.Z tag (one rule, in tf.tree)."""
-    from mobilebuild.tf.tree import detect_version
-
-    return detect_version(Path(tf_src))

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +29,10 @@ from typing import Any
 
 from mobilebuild import console, errors
 from mobilebuild.errors import PatchError
-from mobilebuild.fsutil import atomic_write_bytes, write_if_changed
+from mobilebuild.fsutil import LockHeld, _same_bytes, atomic_write_bytes, exclusive_lock, write_if_changed
+from mobilebuild.paths import cache_dir
+from mobilebuild.templating import render
+from mobilebuild.tf.tree import modified_since_head
 
 STATE_DIR = ".mobilebuild"
 STATE_FILE = "state.json"
@@ -179,8 +181,6 @@ def restore_tree(root: Path, *, dry_run: bool = False, force: bool = False) -> R
 
 def tree_lock_path(root: Path) -> Path:
     """The lock file of a tree (in the cache, not in the tree)."""
-    from mobilebuild.paths import cache_dir
-
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
     return cache_dir() / "locks" / f"tree-{key}.lock"
 
@@ -189,8 +189,6 @@ def tree_lock_path(root: Path) -> Path:
 def tree_lock(root: Path):
     """Hold an exclusive lock for ``root`` while a command patches/builds it (two runs at once
     would interleave their changes). The lock file lives in the cache, not in the tree."""
-    from mobilebuild.fsutil import LockHeld, exclusive_lock
-
     try:
         with exclusive_lock(tree_lock_path(root), wait=False):
             yield
@@ -421,8 +419,6 @@ def sha256_file(path: Path) -> str:
 
 def _same(path: Path, c: Change) -> bool:
     if c.kind == "copy":
-        from mobilebuild.fsutil import _same_bytes  # the block-wise compare copy_if_changed uses
-
         assert c.src is not None
         return path.stat().st_size == c.src.stat().st_size and _same_bytes(path, c.src)
     data = c.data()
@@ -434,7 +430,6 @@ def _same(path: Path, c: Change) -> bool:
 
 def warn_user_changes(ps: "PatchSet") -> list[str]:
     """Files we are about to patch that hold uncommitted changes not made by mobilebuild."""
-    from mobilebuild.tf.tree import modified_since_head
 
     store = Originals(ps.root)
     rels = [c.rel for c in ps.pending() if c.kind == "edit" and not store.has(c.rel)]
@@ -446,18 +441,14 @@ def warn_user_changes(ps: "PatchSet") -> list[str]:
     return dirty
 
 
-def apply_or_show(ps: "PatchSet", dry_run: bool, *, check_git: bool = True) -> dict[str, Any]:
-    """Apply the PatchSet (or print its diff with --dry-run); the result for --json."""
+def apply_patch(ps: "PatchSet", dry_run: bool, *, check_git: bool = True) -> dict[str, Any]:
+    """Apply the PatchSet; with ``dry_run`` only compute its diff and copies (``diff``,
+    ``copies`` of the result, which the command shows). The result is also the --json one."""
     out: dict[str, Any] = {"dirty_before": warn_user_changes(ps) if check_git else []}
     if dry_run:
         diff = ps.diff()
         copies = ps.copy_lines()
         out.update({"diff": diff, "copies": copies, "changed": [c.rel for c in ps.pending()]})
-        if not console.settings.json:
-            sys.stdout.write(diff)
-            for line in copies:
-                sys.stdout.write(line + "\n")
-            sys.stdout.flush()
         if not ps.pending():
             console.info("dry run: nothing would change (the tree is up to date)")
         else:
@@ -550,7 +541,6 @@ def set_declarations(
     groups head (everything up to ``=``), type, sep (whitespace after ``=``, may hold the line
     break of a split declaration) and value. ``expected`` names the profile/version for errors.
     """
-    from mobilebuild.templating import render
 
     spans: list[tuple[int, int, str]] = []
     for d in decls:
@@ -601,7 +591,6 @@ def declarations_for(
     file_label: str,
 ) -> list[Declaration]:
     """Declarations for the profile's constants table (``name -> {type, value[, hint]}``)."""
-    from mobilebuild.templating import render
 
     out = []
     for name, spec in constants.items():

@@ -14,13 +14,14 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from mobilebuild import console
 from mobilebuild.errors import PatchError, UserError
 from mobilebuild.fsutil import exclusive_lock, mark_used
 from mobilebuild.paths import cache_dir
 from mobilebuild.profiles import Profile, load_profile
-from mobilebuild.versions import version_str
+from mobilebuild.versions import release as parse_version, version_str
 
 VERSION_H = "tensorflow/core/public/version.h"
 
@@ -117,22 +118,96 @@ def detect_version(root: Path) -> tuple[tuple[int, int, int], str]:
 
 
 # ---- opening ---------------------------------------------------------------------------------
+# The one resolver of "which tree, which version": every command taking --tf-src, --tf-repo,
+# --tf-ref or --tf-version goes through ``resolve`` (or ``tree_root`` when it must not clone).
 
 
-def open_tree(tf_src: str | None = None, tf_repo: str | None = None, tf_ref: str | None = None) -> TFTree:
-    """The tree to work on, from ``--tf-src`` or ``--tf-repo/--tf-ref``."""
+@dataclass
+class Resolved:
+    """What a command works on: a profile, the tree it came from (None when only a version was
+    named), and how the version was chosen (for the report)."""
+
+    profile: Profile
+    tree: TFTree | None
+    how: str
+
+    @property
+    def version_text(self) -> str:
+        return self.profile.version_text
+
+    @property
+    def root(self) -> Path | None:
+        return self.tree.root if self.tree is not None else None
+
+
+def resolve(
+    *,
+    tf_src: str | None = None,
+    tf_repo: str | None = None,
+    tf_ref: str | None = None,
+    tf_version: str | None = None,
+    conf: dict | None = None,
+    need_tree: bool = True,
+    read_version: Callable[[], tuple[int, int, int]] | None = None,
+    read_where: str = "",
+) -> Resolved:
+    """The tree and profile a command works on.
+
+    ``need_tree``: the app and makefile commands need a tree (``--tf-src``, ``--tf-repo/--tf-ref``,
+    else ``tf_src`` of mobilebuild.toml). Without it (setup, doctor, a Pi over ssh) a version is
+    enough: ``--tf-version``, or ``--tf-ref`` alone naming a tag, else mobilebuild.toml's
+    ``tf_src``/``tf_ref``. ``--tf-version`` overrides the version a tree reports.
+    ``conf``: the command's settings from mobilebuild.toml ({} for none). ``read_version`` reads
+    the version of a tree elsewhere (the Pi's, over ssh) when nothing else names one."""
+    conf = {} if conf is None else conf
     if tf_src and tf_repo:
         raise UserError("--tf-src and --tf-repo were both given", "use one: an existing checkout or a repository to clone")
+    named_version = tf_version or (tf_ref if not tf_repo and not need_tree else None)
+    if not need_tree and tf_ref and tf_src and not tf_version:
+        raise UserError("give either --tf-ref or --tf-src, not both", "--tf-src DIR reads the version from the tree")
+    if need_tree or tf_src or tf_repo or (not named_version and read_version is None and conf.get("tf_src")):
+        tree = open_tree(tf_src, tf_repo, tf_ref, conf=conf)
+        if tf_version:
+            return Resolved(load_profile(tf_version), tree, f"TF {version_str(parse_version(tf_version))} from --tf-version")
+        return Resolved(tree.profile, tree, f"TF {tree.version_text} from {tree.version_source} in {tree.root}")
+    if read_version is not None and not named_version:
+        version = read_version()
+        return Resolved(load_profile(version), None, f"TF {version_str(version)} from {read_where or 'the tree'}")
+    ref = named_version or conf.get("tf_ref")
+    if ref:
+        where = "--tf-version" if tf_version else ("--tf-ref" if tf_ref else "mobilebuild.toml")
+        return Resolved(load_profile(ref), None, f"TF {version_str(parse_version(ref))} from {where}")
+    raise UserError(
+        "which TensorFlow version? none given and no mobilebuild.toml names one",
+        "pass --tf-ref v1.4.0 or --tf-src PATH_TO_TENSORFLOW_TREE",
+    )
+
+
+def tree_root(tf_src: str | None, tf_repo: str | None, tf_ref: str | None, *, conf: dict | None = None,
+              clone: bool = True) -> tuple[Path, str, str | None, bool]:
+    """(root, origin, ref, managed) of the tree named by the flags or mobilebuild.toml's tf_src.
+
+    ``clone=False`` (restore) only finds a clone made earlier and never downloads."""
+    if tf_src and tf_repo:
+        raise UserError("--tf-src and --tf-repo were both given", "use one: an existing checkout or a repository to clone")
+    if tf_ref and not tf_repo:
+        raise UserError(f"--tf-ref {tf_ref} needs --tf-repo", "name the repository to clone: --tf-repo URL --tf-ref TAG")
     if tf_repo:
         if not tf_ref:
-            raise UserError(
-                f"--tf-repo {tf_repo} needs --tf-ref",
-                "name the tag to build, e.g. --tf-ref v1.4.0",
+            raise UserError(f"--tf-repo {tf_repo} needs --tf-ref", "name the tag to build, e.g. --tf-ref v1.4.0")
+        if clone:
+            return clone_at_ref(tf_repo, tf_ref), tf_repo, tf_ref, True
+        root = worktree_dir(tf_repo, tf_ref)
+        if not (root / ".git").exists():
+            raise SourceTreeError(
+                f"there is no cached checkout of {tf_repo} at {tf_ref}",
+                "it is made by `mobilebuild android --tf-repo URL --tf-ref REF` (or workspace / ios)",
             )
-        root = clone_at_ref(tf_repo, tf_ref)
-        return _tree(root, origin=tf_repo, ref=tf_ref, managed=True)
+        return root, tf_repo, tf_ref, True
     if not tf_src:
-        tf_src = _configured_tree()
+        tf_src = (conf or {}).get("tf_src")
+        if tf_src:
+            console.detail(f"TensorFlow tree from mobilebuild.toml: {tf_src}")
     if not tf_src:
         raise UserError(
             "no TensorFlow source tree given",
@@ -144,16 +219,14 @@ def open_tree(tf_src: str | None = None, tf_repo: str | None = None, tf_ref: str
             f"TensorFlow source tree not found: {root} is not a directory",
             "pass the root of a TensorFlow checkout with --tf-src, or clone one with --tf-repo URL --tf-ref TAG",
         )
-    return _tree(root.resolve(), origin=str(root), ref=None, managed=False)
+    return root.resolve(), str(root), None, False
 
 
-def _configured_tree() -> str | None:
-    from mobilebuild.config import load_config
-
-    value = load_config().get("tf_src")
-    if value:
-        console.detail(f"TensorFlow tree from mobilebuild.toml: {value}")
-    return value or None
+def open_tree(tf_src: str | None = None, tf_repo: str | None = None, tf_ref: str | None = None, *,
+              conf: dict | None = None) -> TFTree:
+    """The tree to work on, from ``--tf-src`` or ``--tf-repo/--tf-ref`` (else ``tf_src`` of ``conf``)."""
+    root, origin, ref, managed = tree_root(tf_src, tf_repo, tf_ref, conf=conf)
+    return _tree(root, origin=origin, ref=ref, managed=managed)
 
 
 def _tree(root: Path, *, origin: str, ref: str | None, managed: bool) -> TFTree:

@@ -22,9 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mobilebuild import console
 from mobilebuild.errors import PatchError, ToolchainError
 from mobilebuild.profiles import Profile
+from mobilebuild.templating import render
+from mobilebuild.tf.patching import read_text_exact
+from mobilebuild.tf.tree import require_file
 from mobilebuild.toolchain import bazel
+from mobilebuild.toolchain import sdk as sdkmod
 from mobilebuild.toolchain.sdk import NdkInfo, SdkInfo
 
 
@@ -36,8 +41,6 @@ class WorkspaceEdit:
 
 
 def render_block(profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, ndk_api_level: int, newline: str = "\n") -> str:
-    from mobilebuild.templating import render
-
     text = render(
         "WORKSPACE.tmpl",
         begin_marker=profile.require("workspace.begin_marker"),
@@ -264,9 +267,6 @@ def check_android_configure(text: str, profile: Profile) -> None:
 
 def _plan_action_env(tree, profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, level: int,
                      warnings: list[str]) -> "WorkspacePlan":
-    from mobilebuild.tf.patching import read_text_exact
-    from mobilebuild.tf.tree import require_file
-
     check_android_configure(read_text_exact(require_file(tree, "WORKSPACE", "WORKSPACE at the root")), profile)
     env = action_env_values(profile, sdk, ndk, level)
     rel = bazel.BAZELRC_NAME
@@ -289,14 +289,12 @@ def plan_workspace(
     ndk_api_level: int | None = None,
     require_ndk: bool = False,
     cpu: str | None = None,
+    conf: dict | None = None,
 ) -> WorkspacePlan:
     """Detect SDK/NDK for ``tree``'s profile and compute the new WORKSPACE text (nothing written)."""
-    from mobilebuild.toolchain import sdk as sdkmod
-    from mobilebuild.tf.patching import read_text_exact
-    from mobilebuild.tf.tree import require_file
 
     profile = tree.profile
-    sdk_path, sdk_source = sdkmod.find_sdk(sdk_flag)
+    sdk_path, sdk_source = sdkmod.find_sdk(sdk_flag, conf)
     sdk = sdkmod.inspect_sdk(
         sdk_path,
         api_level=api_level,
@@ -316,27 +314,10 @@ def plan_workspace(
         warnings.append(
             f"build-tools {profile.get('sdk.build_tools')} (what TensorFlow {tree.version_text} names) are not installed; using {sdk.build_tools}"
         )
-    found = sdkmod.find_ndk(ndk_flag, sdk.path, recommended=profile.get("ndk.recommended"))
-    ndk = None
-    if found is not None:
-        ndk = sdkmod.ndk_revision(found[0], found[1])
-        sdkmod.check_ndk_range(
-            ndk,
-            min_major=int(profile.require("ndk.min_major")),
-            max_major=int(profile.require("ndk.max_major")),
-            recommended=profile.require("ndk.recommended"),
-            recommended_pkg=profile.get("ndk.recommended_pkg_revision", "?"),
-            api_level=int(profile.require("ndk.api_level")),
-            tf_version=tree.version_text,
-        )
-    elif require_ndk:
-        raise ToolchainError(
-            "no Android NDK found (tried --ndk, ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, "
-            "SDK/ndk/<version>, the managed prefix)",
-            f"the demo compiles TensorFlow's C++ with the NDK: install {profile.get('ndk.recommended')} "
-            "(`mobilebuild setup --android`) and pass --ndk DIR",
-        )
-    else:
+    ndk, seen = sdkmod.select_ndk(ndk_flag, sdk.path, conf, profile)
+    if ndk is None and require_ndk:
+        raise sdkmod.no_ndk_error(profile, sdk.path, seen)
+    if ndk is None:
         where = "WORKSPACE gets" if mechanism_of(profile) == "block" else "the tree gets"
         warnings.append(
             f"no Android NDK given or found: {where} only android_sdk_repository; "
@@ -352,3 +333,12 @@ def plan_workspace(
     edit = update_workspace(old, profile, block)
     edit.warnings.extend(warnings)
     return WorkspacePlan(rel, old, edit, sdk, ndk, level)
+
+
+def report_toolchain(ws) -> None:
+    s = ws.sdk
+    console.info(f"SDK {s.path} ({s.source}): android-{s.api_level}, build-tools {s.build_tools}, adb {'yes' if s.adb else 'missing'}")
+    if ws.ndk:
+        console.info(f"NDK {ws.ndk.path} ({ws.ndk.source}): {ws.ndk.describe()}, api_level {ws.ndk_api_level}")
+    for w in ws.edit.warnings:
+        console.warn(w)

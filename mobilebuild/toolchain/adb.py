@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 from mobilebuild import console, runner
 from mobilebuild.errors import DeviceError, ToolchainError
+from mobilebuild.toolchain.sdk import DEBIAN_SOURCE, sdk_candidates
 
 ADB_EXE = "adb.exe" if os.name == "nt" else "adb"
 
@@ -65,8 +66,6 @@ def find_adb(sdk: Path | str | None = None, *, strict: bool = False) -> str:
     build (``sdk.sdk_candidates``: --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, the
     usual places, the managed prefix), else adb on PATH. ``strict``: ``sdk`` was named by the
     user (``devices --sdk``), so only its adb will do."""
-    from mobilebuild.toolchain.sdk import sdk_candidates
-
     candidates = sdk_candidates(str(sdk) if sdk else None)
     for source, root, _explicit in candidates:
         candidate = root / "platform-tools" / ADB_EXE
@@ -78,7 +77,8 @@ def find_adb(sdk: Path | str | None = None, *, strict: bool = False) -> str:
                 f"--sdk {root} {what}",
                 "pass the SDK directory that holds platform-tools/adb, or leave --sdk out to use ANDROID_HOME or adb on PATH",
             )
-        if not root.is_dir():
+        # Debian's SDK gets its adb from the adb package, which is on PATH as well: PATH decides.
+        if not root.is_dir() or source == DEBIAN_SOURCE:
             continue
         if runner.is_executable(candidate):
             return str(candidate)

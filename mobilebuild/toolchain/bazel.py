@@ -16,6 +16,7 @@ cache hits, and turns a failure into a short error (first error lines + log path
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -27,9 +28,12 @@ from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from mobilebuild import console, errors, runner, versions
+from mobilebuild.config import load_config
 from mobilebuild.errors import CommandError, ToolchainError, UserError
-from mobilebuild.paths import new_log_path
+from mobilebuild.fsutil import atomic_write_text, write_if_changed
+from mobilebuild.paths import cache_dir, data_dir, new_log_path
 from mobilebuild.profiles import Profile
+from mobilebuild.templating import render
 from mobilebuild.versions import version_str
 
 BAZELRC_NAME = "mobilebuild.bazelrc"
@@ -94,8 +98,10 @@ def resolve_bazel(
     bazel_path: str | os.PathLike | None = None,
     tree: str | os.PathLike | None = None,
     allow_any_version: bool = False,
+    conf: dict | None = None,
 ) -> Bazel:
-    """The Bazel to use for ``profile`` (see the module doc for the order)."""
+    """The Bazel to use for ``profile`` (see the module doc for the order). ``conf``: the
+    command's mobilebuild.toml settings; None reads the file found from the tree, else the cwd."""
     lo, hi, pin = _pins(profile)
     if bazel_path is not None:
         path = Path(bazel_path).expanduser()
@@ -107,7 +113,8 @@ def resolve_bazel(
         return _checked(str(path.resolve()), "flag", profile, allow_any_version, tree)
 
     # What `mobilebuild setup` recorded for this project wins over a search.
-    for path, via in bazel_candidates(profile, tree, _configured_bazel(tree)):
+    configured = configured_exe(conf.get("bazel")) if conf is not None else _configured_bazel(tree)
+    for path, via in bazel_candidates(profile, tree, configured):
         if via == "bazelisk":
             wanted, source = _bazelisk_version(tree, pin)
             bz = Bazel(path, _parse_or_none(wanted), "bazelisk", {"USE_BAZEL_VERSION": wanted})
@@ -148,7 +155,6 @@ def _is_bazelisk(path: str) -> bool:
 
 def managed_bazel_path(version: str) -> Path:
     """Where ``mobilebuild setup`` puts Bazel VERSION: DATA/bazel/VERSION/bin/bazel."""
-    from mobilebuild.paths import data_dir
 
     return data_dir() / "bazel" / version / "bin" / "bazel"
 
@@ -205,9 +211,7 @@ def _probe_key(path: str) -> tuple[str, list[int] | None]:
 
 
 def _probe_cache() -> dict:
-    import json
 
-    from mobilebuild.paths import cache_dir
 
     try:
         data = json.loads((cache_dir() / _PROBE_CACHE).read_text())
@@ -217,10 +221,7 @@ def _probe_cache() -> dict:
 
 
 def _remember_probe(key: str, stamp: list[int], reported: str) -> None:
-    import json
 
-    from mobilebuild.fsutil import write_if_changed
-    from mobilebuild.paths import cache_dir
 
     data = _probe_cache()
     data[key] = {"stamp": stamp, "reported": reported}
@@ -279,7 +280,6 @@ def _pins(profile: Profile) -> tuple[str | None, str | None, str | None]:
 
 def _configured_bazel(tree) -> str | None:
     """The ``bazel`` of mobilebuild.toml (found from the tree, else the working dir)."""
-    from mobilebuild.config import load_config
 
     value = load_config(tree).get("bazel") if tree is not None else None
     return configured_exe(value or load_config().get("bazel"))
@@ -412,7 +412,6 @@ def bazelrc_fragment(options: Sequence[str], android_env: Sequence[tuple[str, st
     """The text of ``mobilebuild.bazelrc`` for ``options`` (from ``remote_options``), after the
     ``--action_env NAME=value`` lines of ``android_env`` (trees whose WORKSPACE takes its Android
     rules from android_configure)."""
-    from mobilebuild.templating import render
 
     env = []
     for name, value in android_env:
@@ -473,8 +472,6 @@ def write_bazelrc_fragment(
         return None
     path = Path(tree).resolve() / BAZELRC_NAME
     if not fragment_is_current(tree, options):
-        from mobilebuild.fsutil import atomic_write_text
-
         atomic_write_text(path, bazelrc_fragment(options), mode=fragment_mode(options))
     return path
 

@@ -1,9 +1,10 @@
-"""What this machine has: JDK, Bazel, Android SDK/NDK, Xcode — found, identified, never changed.
+"""What this machine has: JDK, Bazel, Xcode — found, identified, never changed. (The Android
+SDK and NDK are the business of ``toolchain.sdk``, which every command asks.)
 
 ``setup`` installs what these probes report missing; ``doctor`` prints them. Each probe says
-where it found a tool (flag, mobilebuild.toml, environment, PATH, managed prefix, Debian's
-/usr/lib/android-sdk) because "which SDK is it using?" is the first question of every
-build failure. Probes run external programs only through the runner, with short timeouts.
+where it found a tool (mobilebuild.toml, environment, PATH, managed prefix) because "which one is
+it using?" is the first question of every build failure. Probes run external programs only
+through the runner, with short timeouts.
 """
 
 from __future__ import annotations
@@ -19,15 +20,10 @@ from typing import Any
 from mobilebuild import runner, versions
 from mobilebuild.errors import UserError
 from mobilebuild.paths import data_dir
+from mobilebuild.toolchain import bazel as bazel_search
+from mobilebuild.toolchain.bazel import bazelversion_file, managed_bazel_path, probe_version
 from mobilebuild.versions import version_str
 
-DEBIAN_SDK = Path("/usr/lib/android-sdk")
-# Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
-KNOWN_LICENSE_HASHES = (
-    "8933bad161af4178b1185d1a37fbf41ea5269c55",
-    "d56f5187479451eabf01fb78af6dfcb131a6481e",
-    "24333f8a63b6825ea9c5514f83c2829b004d1fee",
-)
 PROBE_TIMEOUT = 10.0
 
 
@@ -46,15 +42,65 @@ def managed_prefix() -> Path:
     return data_dir()
 
 
-# ---------------------------------------------------------------------------- JDK
-
-
 @dataclass
 class Found:
     path: str | None
     version: str | None = None
     source: str = ""  # where it was found
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Finding:
+    """One line of ``doctor`` (a check) or ``setup`` (a step): a tool, its state, the fix."""
+
+    name: str
+    status: str  # doctor: ok | warning | missing | skipped; setup: present | installed | missing | skipped
+    detail: str
+    fix: str | None = None
+    path: str | None = None  # what setup records in mobilebuild.toml
+    needed: bool = False  # doctor: the chosen target cannot do without it
+
+
+# ---------------------------------------------------------------------------- shared probes
+# doctor reports these findings as they are; setup starts from them and installs what is missing.
+
+
+def probe_jdk() -> tuple[Finding, Found]:
+    java = find_java()
+    if java.path:
+        return Finding("jdk", "ok", f"Java {java.version} ({java.path}, {java.source})", path=java.extra.get("java_home")), java
+    cmd = jdk_install_command()
+    fix = runner.format_argv(cmd) if cmd else "install a JDK (8 or newer) and set JAVA_HOME"
+    return Finding("jdk", "missing", "no java found (JAVA_HOME, PATH)", fix), java
+
+
+def probe_bazel(profile, config: dict, tf_src: Path | None) -> tuple[Finding, Found]:
+    found = find_bazel(profile, config, tf_src)
+    lo, hi = profile.get("bazel.min") or None, profile.get("bazel.max") or None  # "": no limit
+    rng = f"{lo}..{hi}" if hi else f">= {lo}"
+    want, why = found.extra["want"], found.extra["why"]
+    if found.path:
+        note = f" with USE_BAZEL_VERSION={want}" if found.extra.get("bazelisk") else ""
+        detail = f"Bazel {found.version} at {found.path} ({found.source}{note}); TF {profile.version_text} needs {rng}, {want} wanted by {why}"
+        return Finding("bazel", "ok", detail, path=found.path), found
+    tried = "; ".join(found.extra.get("tried", [])) or "none found"
+    detail = f"no Bazel in {rng} for TF {profile.version_text} ({want} wanted by {why}): {tried}"
+    return Finding("bazel", "missing", detail, f"mobilebuild setup --tf-ref v{profile.version_text}"), found
+
+
+def probe_xcode(profile) -> Finding:
+    if sys.platform != "darwin":
+        return Finding("xcode", "skipped", "not macOS (the iOS path needs a Mac)", "build the iOS app on a Mac with Xcode")
+    x = find_xcode()
+    if not x.path:
+        return Finding("xcode", "missing", "Xcode / command-line tools not found", "install Xcode from the App Store, then: xcode-select --install")
+    if min_x := xcode_too_old(x, profile):
+        return Finding("xcode", "missing", f"Xcode {x.version} at {x.path}; the iOS example needs {min_x}+", "update Xcode")
+    return Finding("xcode", "ok", f"Xcode {x.version or '?'} at {x.path}")
+
+
+# ---------------------------------------------------------------------------- JDK
 
 
 def find_java() -> Found:
@@ -108,7 +154,6 @@ def bazel_version_of(exe: str | os.PathLike, cwd: Path | None = None) -> str | N
     """The version ``mobilebuild.toolchain.bazel.probe_version`` finds (``--version``, a managed install's
     VERSION file, the remembered ``--batch version`` of old releases); None when the binary
     reports none (Debian's bootstrap prints 'bazel no_version') or does not answer like Bazel."""
-    from mobilebuild.toolchain.bazel import probe_version
 
     try:
         version, _reported = probe_version(str(exe), cwd=cwd)
@@ -123,7 +168,6 @@ def version_in_range(version: str, lo: str | None, hi: str | None) -> bool:
 
 def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
     """(version, why): a tree's ``.bazelversion`` wins over the profile's recommendation."""
-    from mobilebuild.toolchain.bazel import bazelversion_file
 
     text = bazelversion_file(tf_src)
     if text and re.match(r"^\d+\.\d+\.\d+", text):
@@ -132,8 +176,6 @@ def bazel_wanted(profile, tf_src: Path | None) -> tuple[str, str]:
 
 
 def managed_bazel(version: str) -> Path:
-    from mobilebuild.toolchain.bazel import managed_bazel_path  # one layout, shared with the build
-
     return managed_bazel_path(version)
 
 
@@ -149,7 +191,6 @@ def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
     """The first usable Bazel in the build's own search order (``bazel.bazel_candidates``):
     mobilebuild.toml, bazelisk, managed install, bazel on PATH; one outside the profile's range
     is noted in ``extra['tried']`` and the search goes on."""
-    from mobilebuild.toolchain import bazel as bazel_search
 
     want, why = bazel_wanted(profile, tf_src)
     lo, hi = profile.get("bazel.min") or None, profile.get("bazel.max") or None  # "": no limit
@@ -167,114 +208,6 @@ def find_bazel(profile, config: dict, tf_src: Path | None = None) -> Found:
             return Found(exe, v, source, {"want": want, "why": why})
         tried.append(f"{exe} ({v or 'unknown version'}, {note})")
     return Found(None, None, "", {"want": want, "why": why, "tried": tried, "range": (lo, hi)})
-
-
-# ---------------------------------------------------------------------------- Android SDK
-
-
-def find_sdk(flag: str | None, config: dict) -> Found:
-    """The first SDK dir that exists, in the search order the app commands use
-    (``sdk.sdk_candidates``, so doctor, setup and android agree), then Debian's package; an
-    explicit one (flag, environment, config) is returned even when it does not exist, so setup
-    fills it."""
-    from mobilebuild.toolchain import sdk as sdk_search
-
-    candidates = sdk_search.sdk_candidates(flag, config)
-    candidates.append(("Debian android-sdk package", DEBIAN_SDK, False))
-    for source, path, explicit in candidates:
-        if path.is_dir() or explicit:
-            return Found(str(path), None, source)
-    return Found(None)
-
-
-def sdkmanager_in(sdk: Path) -> Path | None:
-    for rel in ("cmdline-tools/latest/bin/sdkmanager", "tools/bin/sdkmanager"):
-        if runner.is_executable(sdk / rel):
-            return sdk / rel
-    ct = sdk / "cmdline-tools"
-    if ct.is_dir():
-        for d in sorted(ct.iterdir(), key=lambda d: versions.sort_key(d.name), reverse=True):
-            if runner.is_executable(d / "bin" / "sdkmanager"):
-                return d / "bin" / "sdkmanager"
-    return None
-
-
-def sdk_packages(sdk: Path, api_level: int, build_tools: str) -> dict[str, bool]:
-    """Which of the profile's packages this SDK has (the directories sdkmanager creates)."""
-    return {
-        f"platforms;android-{api_level}": (sdk / "platforms" / f"android-{api_level}" / "android.jar").is_file(),
-        f"build-tools;{build_tools}": (sdk / "build-tools" / build_tools).is_dir()
-        and any((sdk / "build-tools" / build_tools / t).exists() for t in ("aapt", "aapt2", "dx", "d8")),
-        "platform-tools": (sdk / "platform-tools" / "adb").is_file(),
-    }
-
-
-def sdk_licenses_accepted(sdk: Path) -> bool:
-    f = sdk / "licenses" / "android-sdk-license"
-    try:
-        lines = {line.strip() for line in f.read_text().splitlines()}
-    except OSError:
-        return False
-    return any(h in lines for h in KNOWN_LICENSE_HASHES)
-
-
-def installed_build_tools(sdk: Path) -> list[str]:
-    from mobilebuild.toolchain import sdk as sdk_search  # sorted by version, not as text
-
-    return sdk_search.installed_build_tools(sdk)
-
-
-# ---------------------------------------------------------------------------- NDK
-
-
-def ndk_revision(ndk: Path) -> str | None:
-    """'12.1.2977051' from source.properties, or 'r10e' from RELEASE.TXT (r10 and older)."""
-    props = ndk / "source.properties"
-    if props.is_file():
-        m = re.search(r"Pkg\.Revision\s*=\s*([\w.\-]+)", props.read_text(errors="replace"))
-        if m:
-            return m.group(1)
-    rel = ndk / "RELEASE.TXT"
-    if rel.is_file():
-        m = re.match(r"\s*(r\d+[a-z]?)", rel.read_text(errors="replace"))
-        if m:
-            return m.group(1)
-    return None
-
-
-def ndk_major(revision: str) -> int | None:
-    m = re.match(r"r?(\d+)", revision)
-    return int(m.group(1)) if m else None
-
-
-def ndk_letter_name(revision: str) -> str:
-    """'12.1.2977051' -> 'r12b' (the minor number counts letters: .0 = none/a, .1 = b)."""
-    if revision.startswith("r"):
-        return revision
-    parts = revision.split(".")
-    try:
-        major, minor = int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return revision
-    return f"r{major}" + ("" if minor == 0 else chr(ord("a") + minor))
-
-
-def find_ndk(flag: str | None, config: dict, sdk: Path | None, profile) -> Found:
-    """The first NDK whose revision the profile accepts; else what was seen, for the report."""
-    lo, hi = profile.get("ndk.min_major"), profile.get("ndk.max_major")
-    rec = profile.require("ndk.recommended")
-    seen = []
-    from mobilebuild.toolchain import sdk as sdk_search  # the search order the app commands use
-
-    for source, path, _explicit in sdk_search.ndk_candidates(flag, sdk, config, rec):
-        if not path.is_dir():
-            continue
-        rev = ndk_revision(path)
-        major = ndk_major(rev) if rev else None
-        if major is not None and (lo is None or major >= lo) and (hi is None or major <= hi):
-            return Found(str(path), rev, source, {"name": ndk_letter_name(rev)})
-        seen.append(f"{path} ({ndk_letter_name(rev) if rev else 'no revision'}, {source})")
-    return Found(None, None, "", {"seen": seen, "range": (lo, hi), "recommended": rec})
 
 
 # ---------------------------------------------------------------------------- Xcode

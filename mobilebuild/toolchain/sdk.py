@@ -1,10 +1,17 @@
 """The Android SDK and NDK on this machine: where they are and what they contain.
 
+This module alone knows where SDKs and NDKs are and how to read them; the app commands
+(workspace, android, devices) and the machine commands (doctor, setup) all ask it, so they accept
+and refuse the same ones.
+
 SDK search order: ``--sdk``, ``ANDROID_HOME``, ``ANDROID_SDK_ROOT``, mobilebuild.toml,
-``~/Library/Android/sdk``, ``~/Android/Sdk``, the managed prefix (where ``setup`` installs).
-NDK: ``--ndk``, ``ANDROID_NDK_HOME``, mobilebuild.toml, ``SDK/ndk-bundle``, ``SDK/ndk/<version>``
-(highest first), the managed prefix's ``android-ndk-<recommended>``. An explicitly named location
-that does not exist is an error, never silently skipped: the user meant it.
+``~/Library/Android/sdk``, ``~/Android/Sdk``, the managed prefix (where ``setup`` installs),
+Debian's ``/usr/lib/android-sdk``. NDK: ``--ndk``, ``ANDROID_NDK_HOME``, mobilebuild.toml,
+``SDK/ndk-bundle``, ``SDK/ndk/<version>`` (highest first), the managed prefix's
+``android-ndk-<recommended>``. An explicitly named location (flag, environment, mobilebuild.toml)
+is used or refused, never silently skipped: the user meant it. A place searched by default is
+skipped when it cannot be used (an SDK without platforms or build-tools, an NDK of a revision the
+TensorFlow version does not build with), and named in the "tried" list of the refusal.
 
 The NDK *revision* (r12b, ``Pkg.Revision = 12.1.2977051``) is not the NDK *api_level* (14): the
 checks name both so users stop confusing them.
@@ -18,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobilebuild import versions
+from mobilebuild.config import load_config
 from mobilebuild.errors import ToolchainError
+from mobilebuild.paths import data_dir
+from mobilebuild.runner import is_executable
 
 
 @dataclass
@@ -72,8 +82,6 @@ Candidate = tuple[str, Path, bool]  # (source, path, explicit): an explicit one 
 def _config_value(key: str, config: dict | None) -> str | None:
     """``sdk``/``ndk`` from ``config`` (else the project's mobilebuild.toml), None when unset."""
     if config is None:
-        from mobilebuild.config import load_config
-
         config = load_config()
     value = config.get(key)
     return str(value) if value else None
@@ -81,9 +89,18 @@ def _config_value(key: str, config: dict | None) -> str | None:
 
 def _managed(name: str) -> Path:
     """Where ``mobilebuild setup`` installs the SDK/NDK (the user data dir)."""
-    from mobilebuild.paths import data_dir
 
     return data_dir() / name
+
+
+DEBIAN_SDK = Path("/usr/lib/android-sdk")
+DEBIAN_SOURCE = "Debian android-sdk package"
+# Hashes sdkmanager writes into SDK/licenses/android-sdk-license once the licence is accepted.
+KNOWN_LICENSE_HASHES = (
+    "8933bad161af4178b1185d1a37fbf41ea5269c55",
+    "d56f5187479451eabf01fb78af6dfcb131a6481e",
+    "24333f8a63b6825ea9c5514f83c2829b004d1fee",
+)
 
 
 def sdk_candidates(flag: str | None = None, config: dict | None = None) -> list[Candidate]:
@@ -101,25 +118,83 @@ def sdk_candidates(flag: str | None = None, config: dict | None = None) -> list[
     out.append(("~/Library/Android/sdk", home / "Library" / "Android" / "sdk", False))
     out.append(("~/Android/Sdk", home / "Android" / "Sdk", False))
     out.append(("managed prefix", _managed("android-sdk"), False))
+    out.append((DEBIAN_SOURCE, DEBIAN_SDK, False))
     return out
 
 
+def _sdk_lacks(path: Path) -> str | None:
+    """Why an SDK found by default cannot build the demo (None: it can)."""
+    if not installed_platforms(path):
+        return "no platforms"
+    if not installed_build_tools(path):
+        return "no build-tools"
+    return None
+
+
 def find_sdk(flag: str | None = None, config: dict | None = None) -> tuple[Path, str]:
-    """The SDK directory and where it came from, or ToolchainError."""
+    """The SDK directory and where it came from, or ToolchainError naming every place tried."""
+    tried = []
     for source, path, explicit in sdk_candidates(flag, config):
-        if path.is_dir():
-            return path.resolve(), source
         if explicit:
+            if path.is_dir():
+                return path.resolve(), source
             raise ToolchainError(
                 f"Android SDK not found: {path} (from {source}) is not a directory",
                 "pass --sdk with the SDK's directory (the one holding platforms/ and build-tools/), "
-                "or install one with `mobilebuild setup --android`",
+                "or install one with `mobilebuild setup --accept-licenses`",
             )
+        if not path.is_dir():
+            tried.append(source)
+            continue
+        lacks = _sdk_lacks(path)
+        if lacks is None:
+            return path.resolve(), source
+        tried.append(f"{path} ({lacks})")
     raise ToolchainError(
-        "no Android SDK found (tried --sdk, ANDROID_HOME, ANDROID_SDK_ROOT, ~/Library/Android/sdk, ~/Android/Sdk, "
-        "the managed prefix)",
-        "pass --sdk DIR or set ANDROID_HOME, or install one with `mobilebuild setup --android`",
+        f"no Android SDK found (tried {', '.join(['--sdk', 'ANDROID_HOME', 'ANDROID_SDK_ROOT', 'mobilebuild.toml', *tried])})",
+        "pass --sdk DIR or set ANDROID_HOME, or install one with `mobilebuild setup --accept-licenses`",
     )
+
+
+def install_target(flag: str | None = None, config: dict | None = None) -> tuple[Path, str]:
+    """Where ``setup`` completes or installs an SDK: the one named (flag, environment,
+    mobilebuild.toml) even when it does not exist yet, else the first SDK directory found by
+    default, else the managed prefix. Debian's belongs to the package manager: never filled."""
+    for source, path, explicit in sdk_candidates(flag, config):
+        if explicit or (path.is_dir() and source != DEBIAN_SOURCE):
+            return path, source
+    return _managed("android-sdk"), "managed prefix"
+
+
+def sdkmanager_in(sdk: Path) -> Path | None:
+    for rel in ("cmdline-tools/latest/bin/sdkmanager", "tools/bin/sdkmanager"):
+        if is_executable(sdk / rel):
+            return sdk / rel
+    ct = sdk / "cmdline-tools"
+    if ct.is_dir():
+        for d in sorted(ct.iterdir(), key=lambda d: versions.sort_key(d.name), reverse=True):
+            if is_executable(d / "bin" / "sdkmanager"):
+                return d / "bin" / "sdkmanager"
+    return None
+
+
+def sdk_packages(sdk: Path, api_level: int, build_tools: str) -> dict[str, bool]:
+    """Which of the profile's packages this SDK has, read as ``inspect_sdk`` reads them (the
+    directories sdkmanager creates), so doctor and setup judge an SDK as the build does."""
+    return {
+        f"platforms;android-{api_level}": int(api_level) in installed_platforms(sdk),
+        f"build-tools;{build_tools}": build_tools in installed_build_tools(sdk),
+        "platform-tools": (sdk / "platform-tools" / "adb").is_file(),
+    }
+
+
+def sdk_licenses_accepted(sdk: Path) -> bool:
+    f = sdk / "licenses" / "android-sdk-license"
+    try:
+        lines = {line.strip() for line in f.read_text().splitlines()}
+    except OSError:
+        return False
+    return any(h in lines for h in KNOWN_LICENSE_HASHES)
 
 
 def ndk_candidates(flag: str | None = None, sdk_path: Path | None = None, config: dict | None = None,
@@ -174,6 +249,59 @@ def find_ndk(flag: str | None = None, sdk_path: Path | None = None, config: dict
     return None
 
 
+def select_ndk(flag: str | None, sdk_path: Path | None, config: dict | None, profile) -> tuple[NdkInfo | None, list[str]]:
+    """(the NDK to build ``profile``'s TensorFlow with, what else was seen). A named NDK
+    (flag, ANDROID_NDK_HOME, mobilebuild.toml) of a revision outside the profile's range is
+    refused (ToolchainError); one found by default is skipped and listed as seen."""
+    lo, hi = int(profile.require("ndk.min_major")), int(profile.require("ndk.max_major"))
+    seen: list[str] = []
+    for source, path, explicit in ndk_candidates(flag, sdk_path, config, profile.get("ndk.recommended")):
+        if not path.is_dir():
+            if explicit:
+                find_ndk(flag, sdk_path, config)  # raises the refusal for a named place
+            continue
+        try:
+            ndk = ndk_revision(path.resolve(), source)
+        except ToolchainError:
+            if explicit:
+                raise
+            seen.append(f"{path} (no revision, {source})")
+            continue
+        if lo <= ndk.major <= hi:
+            return ndk, seen
+        if explicit:
+            check_ndk_range(ndk, profile)
+        seen.append(f"{path} ({ndk.revision}, {source})")
+    return None, seen
+
+
+def no_ndk_error(profile, sdk_path: Path | None, seen: list[str]) -> ToolchainError:
+    """The refusal when ``select_ndk`` found none: what was wanted, where it looked, what it saw."""
+    also = f"; seen: {'; '.join(seen)}" if seen else ""
+    return ToolchainError(
+        f"no Android NDK found for TensorFlow {profile.version_text} (r{profile.require('ndk.min_major')} - "
+        f"r{profile.require('ndk.max_major')}; tried {ndk_search_text(sdk_path)}){also}",
+        f"the demo compiles TensorFlow's C++ with the NDK: install {profile.get('ndk.recommended')} "
+        f"(`mobilebuild setup --tf-ref v{profile.version_text}`) and pass --ndk DIR",
+    )
+
+
+def ndk_search_text(sdk_path: Path | None) -> str:
+    """The NDK search order as users read it in a refusal ("tried ...")."""
+    places = ["--ndk", "ANDROID_NDK_HOME", "mobilebuild.toml"]
+    if sdk_path is not None:
+        places += ["SDK/ndk-bundle", "SDK/ndk/<version>"]
+    return ", ".join(places + ["the managed prefix"])
+
+
+def parse_ndk_name(name: str) -> tuple[int, int]:
+    """'r12b' -> (12, 1), 'r21' -> (21, 0): the release name as (major, minor)."""
+    m = re.fullmatch(r"r?(\d+)([a-z]?)", name.strip())
+    if not m:
+        raise ToolchainError(f"not an NDK release name: {name!r}", "NDK releases are named like r12b or r21")
+    return int(m.group(1)), (ord(m.group(2)) - ord("a") if m.group(2) else 0)
+
+
 # ---- inspecting ---------------------------------------------------------------------------------
 
 
@@ -212,8 +340,8 @@ def inspect_sdk(
     if not platforms:
         raise ToolchainError(
             f"the Android SDK at {sdk} has no platforms installed (no platforms/android-N)",
-            f"install one: sdkmanager \"platforms;android-{profile_api_level or 23}\" "
-            "(or `mobilebuild setup --android`), or point --sdk at another SDK",
+            f"install one: sdkmanager \"platforms;android-{profile_api_level or 'N'}\" "
+            "(or `mobilebuild setup --accept-licenses`), or point --sdk at another SDK",
         )
     if api_level is not None:
         if api_level not in platforms:
@@ -233,8 +361,8 @@ def inspect_sdk(
     if not tools:
         raise ToolchainError(
             f"the Android SDK at {sdk} has no build-tools installed (no build-tools/X.Y.Z)",
-            f"install them: sdkmanager \"build-tools;{profile_build_tools or '25.0.2'}\" "
-            "(or `mobilebuild setup --android`)",
+            f"install them: sdkmanager \"build-tools;{profile_build_tools or 'X.Y.Z'}\" "
+            "(or `mobilebuild setup --accept-licenses`)",
         )
     if build_tools is not None:
         if build_tools not in tools:
@@ -290,14 +418,15 @@ def ndk_revision(ndk: Path, source: str = "") -> NdkInfo:
     )
 
 
-def check_ndk_range(ndk: NdkInfo, *, min_major: int, max_major: int, recommended: str,
-                    recommended_pkg: str, api_level: int, tf_version: str) -> None:
+def check_ndk_range(ndk: NdkInfo, profile) -> None:
     """Refuse an NDK revision outside the profile's accepted range."""
-    if min_major <= ndk.major <= max_major:
+    lo, hi = int(profile.require("ndk.min_major")), int(profile.require("ndk.max_major"))
+    if lo <= ndk.major <= hi:
         return
+    recommended = profile.require("ndk.recommended")
     raise ToolchainError(
-        f"Android NDK {ndk.describe()} at {ndk.path} is outside what TensorFlow {tf_version} builds with "
-        f"(r{min_major} - r{max_major}; recommended {recommended}, Pkg.Revision {recommended_pkg})",
+        f"Android NDK {ndk.describe()} at {ndk.path} is outside what TensorFlow {profile.version_text} builds with "
+        f"(r{lo} - r{hi}; recommended {recommended}, Pkg.Revision {profile.get('ndk.recommended_pkg_revision', '?')})",
         f"install NDK {recommended} and pass --ndk DIR. The NDK revision ({recommended}) is not the "
-        f"api_level ({api_level}, set with --ndk-api-level)",
+        f"api_level ({profile.require('ndk.api_level')}, set with --ndk-api-level)",
     )

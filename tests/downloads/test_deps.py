@@ -360,8 +360,9 @@ def test_cli_deps_succeeds_with_every_archive_cached(cli, tf_tree, server, tmp_p
 
 
 def test_not_a_tree(cli, tmp_path):
+    # The same resolver as every other command: the same refusal.
     r = cli("deps", "--tf-src", tmp_path)
-    assert r.code == 1 and "version.h" in r.stderr
+    assert r.code == 1 and "is not a TensorFlow source tree" in r.stderr
 
 
 def test_optional_patch_absent_is_fine_but_required_one_is_not(tf_tree, server):

@@ -205,20 +205,3 @@ def test_unwritable_cache_is_a_warning_with_the_fix(cli, tmp_path, adb_port, mon
     cache = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "cache")
     assert cache["status"] == "warning" and "not writable" in cache["detail"]
     assert cache["fix"] == "set MOBILEBUILD_CACHE to a writable directory"
-
-
-def test_doctor_and_android_find_the_same_sdk(tmp_path, monkeypatch):
-    """With both ANDROID_HOME and mobilebuild.toml set, doctor/setup and the app commands must
-    name the same SDK (one search order, sdk.sdk_candidates)."""
-    from mobilebuild.toolchain import machine
-    from mobilebuild.toolchain import sdk
-
-    env_sdk, conf_sdk = tmp_path / "env-sdk", tmp_path / "conf-sdk"
-    env_sdk.mkdir()
-    conf_sdk.mkdir()
-    monkeypatch.setenv("ANDROID_HOME", str(env_sdk))
-    conf = {"sdk": str(conf_sdk)}
-    found = machine.find_sdk(None, conf)
-    path, source = sdk.find_sdk(None, conf)
-    assert (found.path, found.source) == (str(env_sdk), "ANDROID_HOME")
-    assert path == env_sdk.resolve() and source == "ANDROID_HOME"

@@ -179,3 +179,83 @@ def test_ndk_revision_given_instead_of_a_path(cli, tf_tree, sdk):
 def test_ndk_api_level_confused_with_revision(cli, tf_tree, sdk, ndk):
     err = _bad(cli, tf_tree("1.1"), "--sdk", sdk, "--ndk", ndk, "--ndk-api-level", "12")
     assert "below the 14" in err and "not its api_level" in err
+
+
+# ---- doctor and the app commands accept and refuse the same SDKs and NDKs ---------------------
+
+
+def _doctor_view(profile, conf, sdk_flag=None, ndk_flag=None):
+    """(ready, sdk path, ndk path, details) from doctor's SDK/NDK checks."""
+    from mobilebuild.apps.doctor import android_checks
+
+    checks = []
+    android_checks(checks, profile, conf, sdk_flag, ndk_flag)
+    by = {c.name: c for c in checks}
+    ready = all(c.status in ("ok", "warning") for c in checks if c.name in ("android-sdk", "sdk-platform", "sdk-build-tools", "android-ndk"))
+    return ready, by["android-sdk"].path, by["android-ndk"].path, " | ".join(c.detail for c in checks)
+
+
+def _app_view(tree, conf, sdk_flag=None, ndk_flag=None):
+    """(accepted, sdk path, ndk path, refusal) from the WORKSPACE planning android runs."""
+    from mobilebuild.tf.tree import open_tree
+    from mobilebuild.tf.workspace import plan_workspace
+
+    try:
+        ws = plan_workspace(open_tree(str(tree)), sdk_flag=sdk_flag, ndk_flag=ndk_flag, require_ndk=True, conf=conf)
+    except ToolchainError as exc:
+        return False, None, None, exc.message
+    return True, str(ws.sdk.path), str(ws.ndk.path), ""
+
+
+def test_doctor_and_the_app_commands_agree_on_sdk_and_ndk(tf_tree, tmp_path, monkeypatch):
+    """One search (toolchain.sdk) for both: in every layout doctor names the SDK and NDK the app
+    commands use, and refuses when they refuse, with the same words (Debian's SDK included)."""
+    from mobilebuild.profiles import load_profile
+    from mobilebuild.tf.tree import open_tree
+
+    tree = tf_tree("1.4")
+    profile = open_tree(str(tree)).profile
+    api, bt = profile.require("sdk.api_level"), profile.require("sdk.build_tools")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    conf: dict = {}
+
+    def agree(sdk_flag=None, ndk_flag=None):
+        ready, d_sdk, d_ndk, details = _doctor_view(profile, conf, sdk_flag, ndk_flag)
+        ok, a_sdk, a_ndk, refusal = _app_view(tree, conf, sdk_flag, ndk_flag)
+        assert ready == ok, (details, refusal)
+        if ok:
+            assert (d_sdk, d_ndk) == (a_sdk, a_ndk)
+        else:
+            assert refusal in details, (refusal, details)
+        return ok, a_sdk, a_ndk
+
+    # Nothing anywhere (Debian's SDK, when installed, has no platforms: tried and named, not used).
+    ok, _, _ = agree()
+    assert not ok
+    if (sdkmod.DEBIAN_SDK / "build-tools").is_dir():
+        assert str(sdkmod.DEBIAN_SDK) in _app_view(tree, conf)[3]
+        # Named through ANDROID_HOME it is used, and both refuse it for the same reason.
+        monkeypatch.setenv("ANDROID_HOME", str(sdkmod.DEBIAN_SDK))
+        assert agree() == (False, None, None)
+        assert "no platforms installed" in _app_view(tree, conf)[3]
+        monkeypatch.delenv("ANDROID_HOME")
+    # The usual places: an empty ~/Library/Android/sdk is passed over for a usable ~/Android/Sdk.
+    (home / "Library" / "Android" / "sdk").mkdir(parents=True)
+    usual = make_sdk(home / "Android" / "Sdk", platforms=(api,), build_tools=(bt,))
+    assert not agree()[0]  # an SDK but no NDK: both refuse
+    # NDKs inside the SDK: ndk-bundle is r17 (too new for 1.4), ndk/14.1 is accepted: both pick it.
+    make_ndk(usual / "ndk-bundle", "17.2.4988734")
+    ok, sdk_used, ndk_used = agree()
+    assert not ok
+    accepted = make_ndk(usual / "ndk" / "14.1.3816874", "14.1.3816874")
+    assert agree() == (True, str(usual.resolve()), str(accepted.resolve()))
+    # A named NDK of the wrong revision is refused by both, never passed over.
+    assert not agree(ndk_flag=str(usual / "ndk-bundle"))[0]
+    # ANDROID_HOME / mobilebuild.toml naming a missing directory: refused by both.
+    conf = {"sdk": str(tmp_path / "gone")}
+    assert not agree()[0]
+    conf = {}
+    assert agree(sdk_flag=str(usual)) == (True, str(usual.resolve()), str(accepted.resolve()))
+    assert load_profile("1.4").family == profile.family
