@@ -231,10 +231,16 @@ def _remove(entry: Entry) -> bool:
 
 
 def _delete(path: Path) -> None:
+    """Remove a file, or a directory by renaming it out of the way first: a clean cut short
+    (Ctrl-C, a full disk) must not leave a half-deleted worktree or download under the name a
+    later run would reuse. A leftover ``.removing-*`` is an entry of the next clean."""
     console.detail(f"remove {path}")
     try:
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            doomed = path if path.name.startswith(_REMOVING) else path.with_name(f"{_REMOVING}{path.name}-{os.getpid()}")
+            if doomed != path:
+                os.rename(path, doomed)
+            shutil.rmtree(doomed)
         else:
             path.unlink(missing_ok=True)
     except OSError as exc:
@@ -242,6 +248,9 @@ def _delete(path: Path) -> None:
             f"cannot remove {path}: {exc.strerror}",
             "check the permissions of the cache dir (MOBILEBUILD_CACHE), or remove it by hand",
         ) from exc
+
+
+_REMOVING = ".removing-"
 
 
 def _prune_worktree_records() -> None:

@@ -88,6 +88,12 @@ def test_clean_older_than_removes_only_what_was_not_used(cli, filled_cache):
     fetch(str(f["download"]), sha256=hashlib.sha256(f["download"].read_bytes()).hexdigest())
     r = cli("--json", "cache", "clean", "downloads", "--older-than", "30d")
     assert json.loads(r.stdout)["removed"]["downloads"] == [] and f["download"].is_file()
+    # A clean that was cut short left a renamed directory: the next clean takes it.
+    leftover = cache_dir() / "prepared" / ".removing-cd-123"
+    (leftover / "sub").mkdir(parents=True)
+    _age(leftover, 40)
+    r = cli("--json", "cache", "clean", "prepared", "--older-than", "30d")
+    assert json.loads(r.stdout)["removed"]["prepared"] == [str(leftover)] and not leftover.exists()
     # Idempotent: nothing left that old, nothing removed.
     again = json.loads(cli("--json", "cache", "clean", "--older-than", "30d").stdout)
     assert again["total_freed_bytes"] == 0
