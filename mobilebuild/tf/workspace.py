@@ -269,6 +269,15 @@ def _plan_action_env(tree, profile: Profile, sdk: SdkInfo, ndk: NdkInfo | None, 
                      warnings: list[str]) -> "WorkspacePlan":
     check_android_configure(read_text_exact(require_file(tree, "WORKSPACE", "WORKSPACE at the root")), profile)
     env = action_env_values(profile, sdk, ndk, level)
+    configured = tree.path(".tf_configure.bazelrc")
+    if configured.is_file():
+        theirs = sorted(set(re.findall(r"--action_env[= ](ANDROID_[A-Z_]+)=", configured.read_text(errors="replace"))))
+        if theirs:
+            # Bazel reads the tree's .bazelrc (which imports this file) before the --bazelrc file.
+            warnings.append(
+                f".tf_configure.bazelrc (written by ./configure) also sets {', '.join(theirs)}: mobilebuild's "
+                "values come later and win when mobilebuild runs Bazel; a plain `bazel build` uses ./configure's"
+            )
     rel = bazel.BAZELRC_NAME
     path = tree.path(rel)
     old = read_text_exact(path) if path.is_file() else ""

@@ -178,3 +178,13 @@ def test_demos_removed_in_2_4(cli, tf_tree, sdk, ndk, version, command):
     assert "removed from TensorFlow in 2.4" in r.stderr and "--app tflite" in r.stderr
     assert "complete" not in r.stderr
     assert tree_digest(tree) == before
+
+
+def test_values_from_an_earlier_configure_are_pointed_out(cli, tf_tree, sdk, ndk):
+    rc = 'build --action_env ANDROID_NDK_HOME="/old/ndk"\nbuild --action_env ANDROID_SDK_HOME="/old/sdk"\nbuild --action_env PYTHON_BIN_PATH="/usr/bin/python3"\n'
+    tree = tf_tree("1.13", extra_files={".tf_configure.bazelrc": rc})
+    r = cli("workspace", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    said = " ".join(r.stderr.split())
+    assert ".tf_configure.bazelrc (written by ./configure) also sets ANDROID_NDK_HOME, ANDROID_SDK_HOME" in said
+    assert (tree / ".tf_configure.bazelrc").read_text() == rc  # never edited
