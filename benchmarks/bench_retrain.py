@@ -39,27 +39,35 @@ def verdict(name: str, ok: bool, detail: str) -> None:
     print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
 
 
-def mobilenet_v2(include_top: bool):
+def mobilenet_v2(include_top: bool, activation: str | None = "softmax"):
     import keras
 
     keras.utils.set_random_seed(14)
     inp = keras.Input((224, 224, 3), name="image")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    extra = {"classifier_activation": activation} if include_top else {}
     net = keras.applications.MobileNetV2(weights=None, include_top=include_top, pooling=None if include_top else "avg",
-                                         input_shape=(224, 224, 3))
+                                         input_shape=(224, 224, 3), **extra)
     return keras.Model(inp, net(x))
 
 
 def bench_freeze(tmp: Path) -> None:
+    compare_frozen(tmp, "softmax", target=True)
+    # Logits are not squashed into [0, 1]: a stricter look at the same numbers (figure only).
+    compare_frozen(tmp, None, target=False)
+
+
+def compare_frozen(tmp: Path, activation: str | None, target: bool) -> None:
     from PIL import Image
 
     from mobilebuild import defaults
     from mobilebuild.graphs import io
     from mobilebuild.graphs.execute import GraphRunner
 
-    print("freezing a MobileNetV2-size Keras model (random weights) ...")
-    model = mobilenet_v2(include_top=True)
-    path = tmp / "mobilenet_v2.keras"
+    what = "softmax outputs" if activation else "logits (no softmax)"
+    print(f"freezing a MobileNetV2-size Keras model (random weights), {what} ...")
+    model = mobilenet_v2(include_top=True, activation=activation)
+    path = tmp / f"mobilenet_v2_{activation or 'logits'}.keras"
     model.save(path)
     images = defaults.sample_images()
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224), Image.BILINEAR), dtype=np.float32) for p in images])
@@ -79,9 +87,11 @@ def bench_freeze(tmp: Path) -> None:
     diff = float(np.abs(got - want).max())
     params = model.count_params()
     print(f"  {params:,} parameters, {path.stat().st_size / 1e6:.1f} MB .keras; frozen in {first:.1f} s, cached load {second:.2f} s")
-    print(f"  {len(images)} shipped sample images: top-1 agreement {agreement * 100:.1f}%, max abs diff {diff:.2e}")
-    verdict("frozen == Keras top-1", agreement == 1.0, f"{agreement * 100:.1f}% agreement")
-    verdict("frozen == Keras values", diff <= 1e-5, f"max abs diff {diff:.2e} (<= 1e-5)")
+    spread = f"outputs in [{want.min():.3g}, {want.max():.3g}], {len(set(want.argmax(1)))} distinct top-1 classes"
+    print(f"  {len(images)} shipped sample images: top-1 agreement {agreement * 100:.1f}%, max abs diff {diff:.2e} ({spread})")
+    if target:
+        verdict("frozen == Keras top-1", agreement == 1.0, f"{agreement * 100:.1f}% agreement")
+        verdict("frozen == Keras values", diff <= 1e-5, f"max abs diff {diff:.2e} (<= 1e-5)")
 
 
 def write_digits(folder: Path, per_class: int) -> int:

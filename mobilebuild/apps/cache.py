@@ -5,6 +5,9 @@ Kinds of entries (each a file or directory directly in its folder):
 - downloads: verified archives (``downloads/sha256/<digest>``, ``sha1/``, ``by-url/``) and
   unfinished downloads kept for a resume (``downloads/partial``);
 - prepared: models prepared for an app (``prepared/<key>``), reused while model and options stay;
+- frozen: Keras files and SavedModels frozen into GraphDefs (``frozen/<key>``) and the built
+  feature extractors of ``retrain`` (``retrain-bases/<key>``), reused while the model's bytes stay;
+- bottlenecks: ``retrain``'s default bottleneck caches, one per base (``bottlenecks/<key>``);
 - logs: build and crash logs (``logs/*.log``);
 - worktrees: TensorFlow checkouts at a ref (``tf-src/<repo>/<ref>``) and the clones they come
   from (``tf-repos/<repo>.git``).
@@ -32,7 +35,7 @@ from mobilebuild.fsutil import LockHeld, exclusive_lock
 from mobilebuild.paths import cache_dir
 from mobilebuild.tf.patching import tree_lock_path
 
-KINDS = ("downloads", "prepared", "logs", "worktrees")
+KINDS = ("downloads", "prepared", "frozen", "bottlenecks", "logs", "worktrees")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -149,6 +152,8 @@ def _kind_roots(kind: str) -> list[Path]:
     return {
         "downloads": [root / "downloads"],
         "prepared": [root / "prepared"],
+        "frozen": [root / "frozen", root / "retrain-bases"],
+        "bottlenecks": [root / "bottlenecks"],
         "logs": [root / "logs"],
         "worktrees": [root / "tf-src", root / "tf-repos"],
     }[kind]
@@ -158,16 +163,17 @@ def entries(kind: str) -> Iterator[Entry]:
     root = cache_dir()
     if kind == "downloads":
         base = root / "downloads"
-        for group in ("sha256", "sha1", "by-url"):
+        for group in ("sha256", "sha1", "md5", "by-url"):
             for d in _children(base / group):
                 yield _entry(kind, d, d.stat().st_mtime)
         for f in _children(base / "partial"):
             if f.suffix == ".lock" or (f.suffix == ".json" and f.with_suffix(".part").exists()):
                 continue  # a download's lock and resume note go with its .part
             yield _entry(kind, f, f.stat().st_mtime, f.with_suffix(".lock"))
-    elif kind == "prepared":
-        for d in _children(root / "prepared"):
-            yield _entry(kind, d, d.stat().st_mtime)
+    elif kind in ("prepared", "frozen", "bottlenecks"):
+        for folder in _kind_roots(kind):
+            for d in _children(folder):
+                yield _entry(kind, d, d.stat().st_mtime)
     elif kind == "logs":
         for f in _children(root / "logs"):
             yield _entry(kind, f, f.stat().st_mtime)

@@ -9,7 +9,7 @@ import typer
 
 cache_app = typer.Typer(name="cache", help="What mobilebuild keeps in its cache (downloads, prepared models, logs, worktrees); clean it.")
 
-KINDS_HELP = "Which kinds: downloads, prepared, logs, worktrees (default: all)."
+KINDS_HELP = "Which kinds: downloads, prepared, frozen, bottlenecks, logs, worktrees (default: all)."
 
 
 def register(root: typer.Typer) -> None:

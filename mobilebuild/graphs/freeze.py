@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError
-from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text
+from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text, mark_used
 from mobilebuild.paths import cache_dir
 
 KERAS = "keras"
@@ -119,6 +119,7 @@ def frozen_graph(path: str | Path, fmt: str, signature: str | None = None) -> Fr
             info = json.loads(info_path.read_text())
             if info.get("sha256") == hashlib.sha256(pb.read_bytes()).hexdigest():
                 console.detail(f"{path}: frozen graph from the cache ({pb})")
+                mark_used(entry)
                 return FrozenModel(pb, info)
         except ValueError:
             pass  # a damaged entry is frozen again

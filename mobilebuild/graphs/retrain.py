@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text, check_output_path
+from mobilebuild.fsutil import atomic_write_bytes, atomic_write_text, check_output_path, mark_used
 from mobilebuild.graphs import freeze, io, memmap, nodes as gn, tflite
 from mobilebuild.graphs.appinfo import app_info
 from mobilebuild.graphs.optimize import cut_graph
@@ -242,6 +242,7 @@ def _named_base(name: str, spec: dict) -> Base:
     pb = entry / "base.pb"
     info_path = entry / "info.json"
     if pb.is_file() and info_path.is_file():
+        mark_used(entry)
         info = json.loads(info_path.read_text())
         graph_def = io.parse_graph_def(pb.read_bytes(), str(pb))
     else:
@@ -464,6 +465,7 @@ def bottleneck_dir_for(base: Base, given: Path | None) -> Path:
                 f"the bottleneck cache {d} was written by another base ({written_by.get('base', '?')}), not {base.description}",
                 f"pass another --bottleneck-dir for this base, or delete {d} to recompute it",
             )
+        mark_used(d)
     elif d.is_dir() and any(d.iterdir()):
         raise UserError(
             f"{d} is not empty and holds no mobilebuild bottleneck cache",
