@@ -302,6 +302,26 @@ def _freeze_keras(model, source: str):
     return graph_def, inputs[0], outputs[0]
 
 
+def classifier_input(graph_def, output: str) -> str:
+    """A base ending in a classifier (MatMul [+ bias] -> Softmax) gives the classifier's input
+    as the bottleneck, as retrain.py took the layer before the ImageNet classifier."""
+    nodes = gn.node_map(graph_def)
+    node = nodes[output]
+    while node.op == "Identity" and node.input:
+        node = nodes[gn.base_name(node.input[0])]
+    if node.op != "Softmax":
+        return output
+    node = nodes[gn.base_name(node.input[0])]
+    if node.op in ("BiasAdd", "Add", "AddV2"):
+        data = [gn.base_name(i) for i in node.input if gn.const_array(nodes, gn.base_name(i)) is None]
+        if len(data) != 1:
+            return output
+        node = nodes[data[0]]
+    if node.op != "MatMul" or gn.const_array(nodes, gn.base_name(node.input[1])) is None:
+        return output
+    return gn.base_name(node.input[0])
+
+
 def _file_base(path: Path, input_mean, input_std) -> Base:
     """A base given as a file: frozen like any model (cached); its own normalisation, when it
     has one, moves into the output graph's Sub/Mul (the base is cut after it)."""
@@ -317,6 +337,10 @@ def _file_base(path: Path, input_mean, input_std) -> Base:
     output = ((loaded.frozen or {}).get("output_names") or [app.output_name])[0]
     if not output or not app.input_name:
         raise UserError(f"cannot tell the input and output of the base {path}", "give a model with one image input and one feature output")
+    features = classifier_input(graph_def, output)
+    if features != output:
+        console.info(f"the base {path.name} is a classifier: its bottleneck is '{features}', the input of its last layer")
+        output = features
     normalises = app.input_name != app.graph_input and app.mean is not None
     if normalises:
         if input_mean is not None or input_std is not None:
@@ -562,7 +586,25 @@ def _softmax(z):
 
 def train(images: ImageSet, cache: dict, opts: RetrainOptions):
     """(weights, biases, log): softmax regression on the bottlenecks, SGD on class-balanced
-    random batches (retrain.py picks a random class, then a random image of it)."""
+    random batches (retrain.py picks a random class, then a random image of it).
+
+    The matrices are small (batch x features x classes): BLAS runs on one thread, since
+    OpenBLAS's thread pool costs 20-50x more than the arithmetic on a busy machine."""
+    with _one_blas_thread():
+        return _train(images, cache, opts)
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - only slower
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _train(images: ImageSet, cache: dict, opts: RetrainOptions):
     import numpy as np
 
     x_train, y_train, _ = _arrays(images, cache, "training")
@@ -571,13 +613,16 @@ def train(images: ImageSet, cache: dict, opts: RetrainOptions):
     rng = np.random.default_rng(SEED)
     weights = np.clip(rng.normal(0, 0.001, (x_train.shape[1], classes)), -0.002, 0.002)
     biases = np.zeros(classes)
-    by_class = [np.flatnonzero(y_train == c) for c in range(classes)]
+    order = np.argsort(y_train, kind="stable")  # training images grouped by class
+    counts = np.bincount(y_train, minlength=classes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     steps = opts.how_many_training_steps
     report_every = max(1, steps // 10)
     log = []
     for step in range(1, steps + 1):
         picks = rng.integers(0, classes, opts.train_batch_size)
-        idx = np.array([by_class[c][rng.integers(0, len(by_class[c]))] for c in picks])
+        within = (rng.random(opts.train_batch_size) * counts[picks]).astype(np.int64)
+        idx = order[starts[picks] + within]
         x, y = x_train[idx], y_train[idx]
         probs = _softmax(x @ weights + biases)
         grad = probs.copy()

@@ -212,3 +212,10 @@ def test_h5_with_weights_only(keras_files, tmp_path, cli):
     line = one_line_error(cli("model", "optimize", path, "-o", out))
     assert "weights only" in line or "does not load as a Keras model" in line
     assert not out.exists()
+
+
+def test_cache_info_counts_frozen_models(keras_files, cli):
+    assert cli("model", "inspect", keras_files.h5).code == 0
+    r = cli("--json", "cache", "info", "frozen")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["kinds"]["frozen"]["entries"] >= 1

@@ -249,3 +249,21 @@ def test_named_base_weights_are_verified(folder, tmp_path, cli, monkeypatch):
         monkeypatch.setenv("MOBILEBUILD_RETRIES", "1")
         line = _bad(cli, tmp_path, folder, "tiny")
     assert "md5" in line or "tiny_no_top.h5" in line
+
+
+def test_a_classifier_as_base_gives_its_last_layer_input(photos, tmp_path, cli):
+    """The built-in digits classifier (a frozen .pb normalising with Sub/Mul itself) as base:
+    its bottleneck is the input of its final MatMul, its own mean/std move into the new graph."""
+    from mobilebuild import defaults
+    from mobilebuild.graphs import io as model_io, nodes as gn
+
+    r = cli("--json", "retrain", "--image-dir", photos, "--base", defaults.default_model(), "--output-graph", tmp_path / "g.pb",
+            "--output-labels", tmp_path / "l.txt", "--bottleneck-dir", tmp_path / "b", *FAST)
+    assert r.code == 0, r.stderr
+    assert "its bottleneck is 'AvgPool'" in r.stderr
+    data = json.loads(r.stdout)
+    assert (data["base"]["size"], data["base"]["mean"], data["base"]["std"]) == (32, 128.0, 128.0)
+    gd = model_io.load_graph_def(tmp_path / "g.pb")
+    nodes = gn.node_map(gd)
+    assert "base/final_result" not in nodes and nodes["final_result"].op == "Softmax"
+    assert gn.tensor_specs(gd)["bottleneck"][0] == [1, 64]
