@@ -6,11 +6,12 @@ the final result looks like. Settings are process-wide because they come from gl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from rich import filesize
 from rich.console import Console
@@ -43,6 +44,7 @@ def out() -> Console:
     --json stdout belongs to the JSON object and these go to stderr. Colour only at a terminal
     and never under NO_COLOR / --no-color (rich leaves a pipe plain by itself)."""
     global _out
+    end_spinner()  # results come after the work: the spinner line must not draw over them
     target = sys.stderr if settings.json else sys.stdout
     if _out is None or _out.file is not target:
         no_color = settings.no_color or "NO_COLOR" in os.environ
@@ -68,10 +70,13 @@ def result(message: str = "") -> None:
     out().print(message, markup=False)
 
 
+_pinned = False  # live_to() points the stderr console elsewhere for a while: keep it
+
+
 def err() -> Console:
     """The stderr console (created on first use so tests can swap sys.stderr)."""
     global _err
-    if _err is None or _err.file is not sys.stderr:
+    if _err is None or (_err.file is not sys.stderr and not _pinned):
         no_color = settings.no_color or "NO_COLOR" in os.environ
         _err = Console(
             file=sys.stderr,
@@ -190,3 +195,106 @@ def progress(**kwargs: Any):
         disable=not is_interactive(),
         **kwargs,
     )
+
+
+# ---- feedback on long work: a spinner (status line) and a per-item bar, only at a terminal
+
+_status: Any = None  # the running rich Status, if any: nested spinners update its text
+
+
+@contextlib.contextmanager
+def spinner(message: str, interactive: bool | None = None) -> Iterator[None]:
+    """A spinner with ``message`` on stderr while the block runs (nothing when not interactive
+    or --quiet; ``interactive`` decided by the caller when fd 2 is redirected). Nested: the
+    inner message shows, then the outer one again."""
+    global _status
+    if not (is_interactive() if interactive is None else interactive) or settings.quiet:
+        yield
+        return
+    if _status is not None:
+        outer = _status.status
+        _status.update(message)
+        try:
+            yield
+        finally:
+            _status.update(outer)
+        return
+    from rich.live import Live
+    from rich.spinner import Spinner
+
+    # Live, not Console.status: a status redirects sys.stdout into the stderr console while it
+    # runs, and results printed meanwhile must still reach stdout (a pipe).
+    live = Live(Spinner("dots", text=message), console=err(), transient=True, refresh_per_second=12.5,
+                redirect_stdout=False, redirect_stderr=False)
+    status = _SpinnerStatus(live, message)
+    with live:
+        live.refresh()  # the first frame now: a long import may hold the GIL from here on
+        _status = status
+        try:
+            yield
+        finally:
+            _status = None
+
+
+class _SpinnerStatus:
+    def __init__(self, live, message: str):
+        self.live, self.status = live, message
+
+    def update(self, message: str) -> None:
+        from rich.spinner import Spinner
+
+        self.status = message
+        self.live.update(Spinner("dots", text=message), refresh=True)  # drawn now: a long import may hold the GIL
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def start(self) -> None:
+        self.live.start()
+
+
+def end_spinner() -> None:
+    """Stop the running spinner for good (its block may go on printing results)."""
+    if _status is not None:
+        _status.stop()
+
+
+@contextlib.contextmanager
+def live_to(fd: int, interactive: bool) -> Iterator[None]:
+    """Keep spinners and messages drawing on file descriptor ``fd`` while fd 2 is redirected
+    (TensorFlow's native start-up noise is captured during its import). ``interactive``: as
+    it was before the redirection (a file on fd 2 is no terminal)."""
+    global _pinned
+    if not interactive:
+        yield
+        return
+    console = err()
+    stream = os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="replace")
+    previous, console.file, _pinned = console.file, stream, True
+    try:
+        yield
+    finally:
+        console.file, _pinned = previous, False
+        stream.close()
+
+
+@contextlib.contextmanager
+def counter(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar counting ``total`` items (images, files); yields advance(n). Silent when not
+    interactive; a running spinner pauses meanwhile (one live display at a time)."""
+    if not is_interactive() or settings.quiet or total <= 0:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    paused = _status
+    if paused is not None:
+        paused.stop()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err(), transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(task, n)
+    finally:
+        if paused is not None:
+            paused.start()

@@ -18,6 +18,7 @@ RUNTIME_HELP = ("Which build of that TensorFlow runs the graph: android (the And
 
 def say(line: str = "") -> None:
     """A line of the human result: stdout, or stderr when --json owns stdout."""
+    console.end_spinner()  # the work is done: its spinner must not draw over the result
     if console.settings.json:
         console.info(line)
     else:

@@ -22,6 +22,7 @@ from mobilebuild.cli._render import human as _human
 from mobilebuild.cli._render import names as _names
 from mobilebuild.cli._render import say as _say
 from mobilebuild.cli.model_formats import register as register_formats
+from mobilebuild.cli.options import working
 
 model_app = typer.Typer(
     name="model",
@@ -40,6 +41,7 @@ def register(root: typer.Typer) -> None:
 
 
 @model_app.command("inspect")
+@working('reading the model')
 def inspect_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or .tflite. Default: the built-in model."),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " Lists what its runtime lacks."),
@@ -128,6 +130,7 @@ def _print_tflite(info: dict) -> None:
 
 
 @model_app.command("optimize")
+@working('optimizing')
 def optimize_cmd(
     model: Path = typer.Argument(..., help="Frozen GraphDef (.pb) or memmapped package."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the optimized .pb."),
@@ -182,6 +185,7 @@ def optimize_cmd(
 
 
 @model_app.command("check")
+@working('checking the graph')
 def check_cmd(
     model: Optional[Path] = typer.Argument(None, help="Frozen GraphDef (.pb), memmapped package or .tflite. Default: the built-in model."),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " For a .tflite: the TFLite runtime of that release."),
@@ -266,6 +270,7 @@ def _check_tflite(path: Path, runtime_version: str | None) -> None:
 
 
 @model_app.command("downgrade")
+@working('rewriting the graph')
 def downgrade_cmd(
     model: Path = typer.Argument(..., help="Frozen GraphDef (.pb) or memmapped package."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the downgraded graph."),
@@ -310,6 +315,7 @@ def _rewrite_memmapped(loaded, new_graph, output: Path) -> None:
 
 
 @model_app.command("label")
+@working('labelling')
 def label_cmd(
     model: Optional[Path] = typer.Argument(None, help="Model (.pb, memmapped, .tflite). Default: the built-in model."),
     image: Optional[List[Path]] = typer.Option(None, "--image", "-i", help="Image(s) to label (JPEG/PNG); repeatable."),
@@ -360,6 +366,7 @@ def label_cmd(
 
 
 @model_app.command("compare")
+@working('comparing the models')
 def compare_cmd(
     model_a: Optional[Path] = typer.Argument(None, help="Model A (the reference). Default: the built-in model."),
     model_b: Optional[Path] = typer.Argument(None, help="Model B. Default (with A omitted too): an eightbit-quantized copy of the built-in model."),

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from mobilebuild.cli.options import choice_option
+from mobilebuild.cli.options import choice_option, working
 from mobilebuild.graphs.quantize import MODES as QUANTIZE_GRAPH_MODES
 from mobilebuild.graphs.tflite import QUANTIZE_MODES as TFLITE_MODES
 
@@ -185,6 +185,6 @@ def tflite_cmd(
 
 def register(model_app: typer.Typer) -> None:
     """Add this module's commands to the `model` group."""
-    model_app.command("quantize")(quantize_cmd)
-    model_app.command("memmap")(memmap_cmd)
-    model_app.command("tflite")(tflite_cmd)
+    model_app.command("quantize")(working("quantizing")(quantize_cmd))
+    model_app.command("memmap")(working("writing the memmapped package")(memmap_cmd))
+    model_app.command("tflite")(working("converting to TensorFlow Lite")(tflite_cmd))

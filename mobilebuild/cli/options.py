@@ -4,9 +4,12 @@ naming the valid values) rather than by click's usage error."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import functools
+from typing import Any, Callable, Iterable
 
 import typer
+
+from mobilebuild import console
 
 
 def choice_option(default: Any, *decls: str, choices: Iterable[str], help: str, **kwargs: Any) -> Any:
@@ -17,3 +20,18 @@ def choice_option(default: Any, *decls: str, choices: Iterable[str], help: str, 
         return [v for v in values if v.startswith(incomplete)]
 
     return typer.Option(default, *decls, metavar="[" + "|".join(values) + "]", autocompletion=complete, help=help, **kwargs)
+
+
+def working(message: str) -> Callable:
+    """Run the command under a spinner saying ``message`` (at a terminal only): loading
+    TensorFlow and model work take seconds. It ends when the command prints its result."""
+
+    def wrap(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with console.spinner(message):
+                return command(*args, **kwargs)
+
+        return run
+
+    return wrap

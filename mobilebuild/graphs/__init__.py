@@ -36,11 +36,16 @@ class _QuietLoader(importlib.abc.Loader):
             self.inner.exec_module(module)
             return
         sys.stderr.flush()
+        interactive = console.is_interactive()  # asked before fd 2 becomes a file
+        if interactive:
+            console.err()  # made now, while it can still see that stderr is a terminal
         saved = os.dup(2)
         with tempfile.TemporaryFile() as capture:
             os.dup2(capture.fileno(), 2)
             try:
-                self.inner.exec_module(module)
+                # The import takes seconds: a spinner says so, drawn on the real stderr.
+                with console.live_to(saved, interactive), console.spinner("loading TensorFlow", interactive):
+                    self.inner.exec_module(module)
             except Exception:
                 # A failed import: its chatter may say why. Ctrl-C (KeyboardInterrupt) is no
                 # failure of TensorFlow, so its noise stays hidden then.

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mobilebuild import console
 from mobilebuild.errors import ModelError
 from mobilebuild.graphs import preprocess
 from mobilebuild.graphs.execute import open_model
@@ -45,17 +46,19 @@ class CompareReport:
         return asdict(self)
 
 
-def _run_all(runner, files, size, mean, std, channels):
+def _run_all(runner, files, size, mean, std, channels, tag: str = ""):
     import numpy as np
 
     batches = [load_batch(files[i : i + BATCH], size, mean, std, channels) for i in range(0, len(files), BATCH)]
     runner.run(batches[0])  # warm-up: the first run builds kernels / allocates
     outputs, elapsed = [], 0.0
-    for batch in batches:
-        start = time.perf_counter()
-        out = runner.run(batch)
-        elapsed += time.perf_counter() - start
-        outputs.append(np.asarray(out, dtype=np.float32).reshape(len(batch), -1))
+    with console.counter(f"model {tag}: images", len(files)) as advance:
+        for batch in batches:
+            start = time.perf_counter()
+            out = runner.run(batch)
+            elapsed += time.perf_counter() - start
+            outputs.append(np.asarray(out, dtype=np.float32).reshape(len(batch), -1))
+            advance(len(batch))
     return np.concatenate(outputs), elapsed * 1000.0 / len(files)
 
 
@@ -87,8 +90,8 @@ def compare_models(
             raise
         runner_b = open_model(model_b, input_size=input_size, mean=mean, std=std, reference=runner_a)
     figures, outputs = [], []
-    for path, runner in ((model_a, runner_a), (model_b, runner_b)):
-        out, latency = _run_all(runner, files, runner.input_size, runner.mean, runner.std, runner.channels)
+    for tag, path, runner in (("A", model_a, runner_a), ("B", model_b, runner_b)):
+        out, latency = _run_all(runner, files, runner.input_size, runner.mean, runner.std, runner.channels, tag)
         outputs.append(out)
         figures.append(
             ModelFigures(str(path), runner.format, runner.size_bytes, runner.input_name, runner.output_name, round(latency, 3))

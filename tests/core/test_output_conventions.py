@@ -9,6 +9,8 @@ import select
 import subprocess
 import sys
 
+import pytest
+
 from helpers.cli import run_subprocess
 
 
@@ -114,3 +116,41 @@ def test_choices_complete_in_the_shell():
 def test_a_bad_choice_is_still_one_error_with_the_valid_values(cli):
     r = cli("doctor", "--target", "windows-phone")
     assert r.code == 1 and "android, ios, pi, model" in r.stderr and "hint:" in r.stderr
+
+
+def _stderr_at_terminal(args):
+    """stdin and stderr on a pseudo-terminal (interactive), stdout a pipe; -> (code, out, err)."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(TERM="xterm-256color", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "mobilebuild", *args], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 300)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read().decode()
+    return proc.wait(timeout=60), out, b"".join(chunks).decode("utf-8", "replace")
+
+
+
+@pytest.mark.slow
+def test_spinners_for_the_tensorflow_import_and_the_model_work(tmp_path):
+    code, out, err = _stderr_at_terminal(["model", "quantize", "-o", str(tmp_path / "q.pb"), "--mode", "weights_rounded"])
+    assert code == 0, err
+    assert "loading TensorFlow" in err and "quantizing" in err
+    assert out == ""  # the spinner never leaks into stdout
+    code, out, err = _stderr_at_terminal(["model", "compare"])
+    assert code == 0, err
+    assert "model A: images" in err and "30/30" in err  # a bar per model, counting images
+    assert out.startswith("30 images\n") and "\x1b" not in out
