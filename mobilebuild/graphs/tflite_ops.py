@@ -16,6 +16,8 @@ needed). The tables of the runtimes, per TensorFlow tag, are data in ``toolchain
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -44,14 +46,17 @@ def _schema() -> dict:
     return json.loads((TABLES_DIR / "schema.json").read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=None)
+def _names(table: str) -> dict[int, str]:
+    return {v: k for k, v in _schema()[table].items()}
+
+
 def builtin_name(code: int) -> str:
-    names = {v: k for k, v in _schema()["builtin_operators"].items()}
-    return names.get(code, f"BUILTIN_{code}")
+    return _names("builtin_operators").get(code, f"BUILTIN_{code}")
 
 
 def tensor_type_name(code: int) -> str:
-    names = {v: k for k, v in _schema()["tensor_types"].items()}
-    return names.get(code, f"TYPE_{code}")
+    return _names("tensor_types").get(code, f"TYPE_{code}")
 
 
 def current_name(name: str) -> str:
@@ -233,16 +238,22 @@ class TfliteModel:
 
 
 def read_tflite(path_or_bytes, label: str | None = None) -> TfliteModel:
-    """The operator codes, op counts and input/output tensors of a .tflite file."""
+    """The operator codes, op counts and input/output tensors of a .tflite file. A file is
+    memory-mapped: only the pages holding the tables are read, not the weights."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
-        data, path = bytes(path_or_bytes), label or "<bytes>"
-    else:
-        p = Path(path_or_bytes)
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read {p}: {exc.strerror or exc}", "check the path") from exc
-        path = str(p)
+        return _read(bytes(path_or_bytes), label or "<bytes>", label)
+    p = Path(path_or_bytes)
+    try:
+        with open(p, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return _read(b"", str(p), label)
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _read(data, str(p), label)
+    except OSError as exc:
+        raise ModelError(f"cannot read {p}: {exc.strerror or exc}", "check the path") from exc
+
+
+def _read(data, path: str, label: str | None) -> TfliteModel:
     buf = _Buf(data, label or path)
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise buf.damaged("no TFL3 file identifier")
