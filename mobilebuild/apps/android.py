@@ -407,7 +407,12 @@ def _step_patch(ctx: Context) -> None:
         _step_toolchain(ctx)
     if ctx.bazel is not None and ctx.remote and ctx.workspace is not None:
         # Trees configured through --action_env get one bazelrc with everything the build passes.
-        ctx.workspace = ctx.workspace.with_options(ctx.tree.root, _remote_options(ctx))
+        options = _remote_options(ctx)
+        if ctx.opts.dry_run:  # the diff is printed: header values (tokens) are not shown
+            from mobilebuild.toolchain.bazel import masked_option
+
+            options = [masked_option(o) for o in options]
+        ctx.workspace = ctx.workspace.with_options(options)
     if ctx.app == "tflite":
         ps = tflite_demo.build_android_patch(ctx.tree, ctx.workspace, ctx.model)
         ctx.result["classifier"] = ps.chosen_classifier

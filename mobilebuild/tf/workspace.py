@@ -204,7 +204,7 @@ class WorkspacePlan:
             "ndk_api_level": self.ndk_api_level,
         }
 
-    def with_options(self, tree_root, options) -> "WorkspacePlan":
+    def with_options(self, options) -> "WorkspacePlan":
         """An action_env plan whose bazelrc also carries ``options`` (remote cache settings of a
         build): the file is written once, by the patch, with everything the build passes."""
         if self.mechanism != "action_env" or not options:

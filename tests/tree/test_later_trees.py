@@ -188,3 +188,17 @@ def test_values_from_an_earlier_configure_are_pointed_out(cli, tf_tree, sdk, ndk
     said = " ".join(r.stderr.split())
     assert ".tf_configure.bazelrc (written by ./configure) also sets ANDROID_NDK_HOME, ANDROID_SDK_HOME" in said
     assert (tree / ".tf_configure.bazelrc").read_text() == rc  # never edited
+
+
+def test_remote_cache_settings_join_the_action_env_bazelrc(cli, tf_tree, sdk, ndk, tmp_path):
+    """One bazelrc carries everything the build passes: the five values and the remote cache
+    settings (a dry run shows it with header values hidden)."""
+    tree = tf_tree("1.15")
+    exe = _installed_bazel(tmp_path, "0.26.1")
+    r = cli("android", "--dry-run", "--no-install", "--tf-src", tree, "--sdk", sdk, "--ndk", ndk, "--bazel", exe,
+            "--remote-cache", "http://127.0.0.1:9/cache", "--remote-header", "Authorization=Bearer s3cret")
+    assert r.code == 0, r.stderr
+    assert "+build --action_env ANDROID_SDK_HOME=" in r.stdout and "+build --remote_cache=http://127.0.0.1:9/cache\n" in r.stdout
+    assert "Authorization=***" in r.stdout and "s3cret" not in r.stdout + r.stderr
+    assert "(--action_env ANDROID_NDK_HOME, ANDROID_NDK_API_LEVEL, ANDROID_BUILD_TOOLS_VERSION, ANDROID_SDK_API_LEVEL, ANDROID_SDK_HOME + " in r.stdout
+    assert not (tree / "mobilebuild.bazelrc").exists()
