@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Model-format benchmark: size, accuracy, latency of every quantize mode, memmap conversion
-speed, and CLI start-up time. Prints figures and PASS/FAIL against the targets of issue 2:
+speed, and CLI start-up time. Prints figures and PASS/FAIL against these targets:
 
 - weights mode >= 3.95x smaller on a MobileNet-size graph (keras.applications.MobileNet,
   weights=None, frozen: random weights, so size and speed only);

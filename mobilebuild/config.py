@@ -3,8 +3,9 @@ user config (``~/.config/mobilebuild/config.toml`` on Linux) for mirrors and the
 shared by every project.
 
 Found from the current directory upward (as git finds ``.git``), or named by
-``MOBILEBUILD_CONFIG``. ``setup`` writes it; ``tree``, ``build`` and the downloader read it, so a
-user types the SDK path once. The file is rendered from a template (one commented line per key)
+``MOBILEBUILD_CONFIG``, read once per command and passed down. ``setup`` writes it; the tree
+resolver (``tf.tree``), the SDK/NDK and Bazel searches and the downloader read it, so a user
+types the SDK path once. The file is rendered from a template (one commented line per key)
 and written atomically, and only when its content changes.
 """
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from mobilebuild import config as configmod
 from mobilebuild import console, runner
+from mobilebuild.choices import DOCTOR_TARGETS
 from mobilebuild.errors import ToolchainError, UserError
 from mobilebuild.net.downloads import cache_size, downloads_root
 from mobilebuild.paths import cache_dir
@@ -27,7 +28,7 @@ from mobilebuild.toolchain import sdk as sdkmod
 from mobilebuild.toolchain.adb import find_adb, parse_devices
 from mobilebuild.toolchain.machine import Finding
 
-TARGETS = ("android", "ios", "pi", "model")
+TARGETS = DOCTOR_TARGETS
 PACKAGES = ("typer", "rich", "requests", "jinja2", "GitPython", "numpy", "pillow", "tensorflow", "ai-edge-litert")
 # Which checks each target cannot do without (the others are informational there).
 NEEDED = {

@@ -22,7 +22,8 @@ try:  # typer >= 0.20 vendors click; its exceptions are not click's
 except ImportError:  # pragma: no cover - older typer uses click itself
     import click
 
-from mobilebuild import __version__, console, errors, fsutil
+import mobilebuild
+from mobilebuild import console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
 from mobilebuild.graphs import freeze
 
@@ -45,7 +46,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        print(f"mobilebuild {__version__}")
+        print(f"mobilebuild {mobilebuild.__version__}")
         raise typer.Exit()
 
 
@@ -191,7 +192,7 @@ def _write_crash_log(exc: BaseException) -> str:
     try:
         path = new_log_path("crash")
         path.write_text(
-            f"mobilebuild {__version__}\nargv: {sys.argv!r}\n\n"
+            f"mobilebuild {mobilebuild.__version__}\nargv: {sys.argv!r}\n\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         )
         return str(path)

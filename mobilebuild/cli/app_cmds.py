@@ -9,10 +9,8 @@ from typing import List, Optional
 
 import typer
 
+from mobilebuild.choices import ANDROID_CPUS, GRAPH_QUANTIZE_MODES, TFLITE_QUANTIZE_MODES
 from mobilebuild.cli.options import choice_option
-from mobilebuild.graphs.quantize import MODES as GRAPH_QUANTIZE_MODES
-from mobilebuild.graphs.tflite import QUANTIZE_MODES as TFLITE_QUANTIZE_MODES
-from mobilebuild.toolchain.adb import BUILDABLE_CPUS
 
 APP_QUANTIZE_MODES = tuple(dict.fromkeys(GRAPH_QUANTIZE_MODES + TFLITE_QUANTIZE_MODES))
 
@@ -129,7 +127,7 @@ def android_cmd(
     no_install: bool = typer.Option(False, "--no-install", help="Build, but do not install.", rich_help_panel='What to do'),
     no_launch: bool = typer.Option(False, "--no-launch", help="Install, but do not start the app.", rich_help_panel='What to do'),
     device: Optional[str] = typer.Option(None, "--device", "-s", "-d", envvar="ANDROID_SERIAL", help="adb serial of the device (default: the only one connected).", rich_help_panel='Device'),
-    cpu: Optional[str] = choice_option(None, "--cpu", choices=BUILDABLE_CPUS, help="CPU the app is built for (default: the device's, else the profile's).", rich_help_panel='Bazel'),
+    cpu: Optional[str] = choice_option(None, "--cpu", choices=ANDROID_CPUS, help="CPU the app is built for (default: the device's, else the profile's).", rich_help_panel='Bazel'),
     compilation_mode: str = choice_option("opt", "-c", "--compilation-mode", choices=("opt", "dbg", "fastbuild"), help="Bazel compilation mode.", rich_help_panel='Bazel'),
     bazel_arg: Optional[List[str]] = typer.Option(None, "--bazel-arg", help="Extra argument for bazel build (repeatable).", rich_help_panel='Bazel'),
     bazel: Optional[str] = typer.Option(None, "--bazel", help="Bazel binary to use.", rich_help_panel='Bazel'),

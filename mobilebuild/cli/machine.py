@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
-from mobilebuild.apps.doctor import TARGETS as DOCTOR_TARGETS
+from mobilebuild.choices import DOCTOR_TARGETS
 from mobilebuild.cli.options import choice_option
 from mobilebuild.errors import ToolchainError
 

@@ -181,7 +181,7 @@ def optimize_cmd(
 
 
 # ---------------------------------------------------------------------------------------------
-# check / downgrade (issue 6)
+# check / downgrade (against the op set of an app's TensorFlow runtime)
 
 
 @model_app.command("check")

@@ -12,17 +12,16 @@ from typing import List, Optional
 
 import typer
 
-from mobilebuild.cli.options import choice_option, working
-from mobilebuild.graphs.quantize import MODES as QUANTIZE_GRAPH_MODES
-from mobilebuild.graphs.tflite import QUANTIZE_MODES as TFLITE_MODES
-
 from mobilebuild import console
+from mobilebuild.choices import GRAPH_QUANTIZE_MODES as QUANTIZE_GRAPH_MODES
+from mobilebuild.choices import TFLITE_QUANTIZE_MODES as TFLITE_MODES
 from mobilebuild.cli._render import TF_SRC_HELP
 from mobilebuild.cli._render import check_tf_src as _check_tf_src
 from mobilebuild.cli._render import default_model_if as _default_model_if
 from mobilebuild.cli._render import human as _human
 from mobilebuild.cli._render import names as _names
 from mobilebuild.cli._render import ratio as _ratio
+from mobilebuild.cli.options import choice_option, working
 
 
 def _report_rewrites(changes, tf_version: str) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mobilebuild import console, runner
+from mobilebuild.choices import ANDROID_CPUS
 from mobilebuild.errors import DeviceError, ToolchainError
 from mobilebuild.toolchain.sdk import DEBIAN_SOURCE, sdk_candidates
 
 ADB_EXE = "adb.exe" if os.name == "nt" else "adb"
 
 # The ABIs the TF-Mobile demo can be built for (the values of --cpu).
-BUILDABLE_CPUS = ("armeabi-v7a", "arm64-v8a", "x86", "x86_64")
 
 _CONNECT_HINT = (
     "connect a phone with USB debugging on (Settings > About phone: tap 'Build number' 7 times, "
@@ -367,7 +367,7 @@ def device_info(adb: str, serial: str) -> dict:
 
 def cpu_for_abi(abi: str) -> str | None:
     """The --cpu value whose APK runs on a device whose primary ABI is ``abi``."""
-    return abi if abi in BUILDABLE_CPUS else None
+    return abi if abi in ANDROID_CPUS else None
 
 
 # --- install -------------------------------------------------------------------------------
@@ -520,7 +520,7 @@ def translate_failure(
         if cpu:
             fix = f"rebuild for the phone's CPU with --cpu {cpu}"
         elif abi:
-            fix = f"the demo cannot be built for this CPU ({abi}); use a phone with one of: {', '.join(BUILDABLE_CPUS)}"
+            fix = f"the demo cannot be built for this CPU ({abi}); use a phone with one of: {', '.join(ANDROID_CPUS)}"
         else:
             fix = f"rebuild with the --cpu matching `adb -s {serial} shell getprop ro.product.cpu.abi`"
         return DeviceError(

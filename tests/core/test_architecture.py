@@ -12,7 +12,7 @@ PACKAGE = Path(mobilebuild.__file__).resolve().parent
 # Lowest first. A module may import its own layer and the layers below it, never one above.
 LAYERS = [
     ("base", {"mobilebuild", "errors", "console", "runner", "fsutil", "paths", "config", "templating",
-              "profiles", "defaults", "versions"}),
+              "profiles", "defaults", "versions", "choices"}),
     ("net", {"net"}),
     ("toolchain", {"toolchain"}),
     ("graphs", {"graphs"}),
@@ -95,3 +95,56 @@ def test_graphs_and_the_tree_do_not_know_each_other_beyond_the_rule():
     for name, imports in edges.items():
         if name.startswith("mobilebuild.graphs"):
             assert not [t for t, _, _ in imports if t.split(".")[1:2] in (["tf"], ["apps"], ["toolchain"])], name
+
+
+# Function-local imports of our own modules outside cli/ (module -> the one-line reason). Only
+# TensorFlow, numpy, PIL and LiteRT are imported lazily below cli/; our own modules load at the
+# top, so an import cycle cannot hide inside a function. Keep this a handful at most.
+LOCAL_IMPORTS_ALLOWED: dict[str, str] = {}
+MAX_LOCAL_IMPORTS_OUTSIDE_CLI = 5
+
+
+def test_no_import_cycles_counting_imports_inside_functions():
+    _, edges = _graph()
+    graph = {name: {t for t, _, _ in imports if t != "mobilebuild"} for name, imports in edges.items()}
+    index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_function_local_imports_of_our_modules_are_rare_outside_cli():
+    mods, edges = _graph()
+    local = [
+        f"{mods[name].relative_to(PACKAGE.parent)}:{line} {target}"
+        for name, imports in edges.items()
+        if not name.startswith("mobilebuild.cli")
+        for target, is_local, line in imports
+        if is_local and name not in LOCAL_IMPORTS_ALLOWED
+    ]
+    assert not local, "import these at module top (or add the module with its reason to LOCAL_IMPORTS_ALLOWED):\n" + "\n".join(local)
+    assert len(LOCAL_IMPORTS_ALLOWED) <= MAX_LOCAL_IMPORTS_OUTSIDE_CLI

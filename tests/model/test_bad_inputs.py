@@ -1,4 +1,4 @@
-"""Every bad input of issue 2 for the model commands: one-line error + hint, exit 1, nothing written."""
+"""Every bad input of the model commands: one-line error + hint, exit 1, nothing written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 6: graphs checked against every bundled TF 1.x mobile op set, downgraded without changing
+"""Graphs checked against every bundled TF 1.x mobile op set, downgraded without changing
 their numbers, and refused (one clear line, nothing written) when that is impossible."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 6 inside the app flows: every model put into an app is checked against the op set of
+"""The runtime op-set check inside the app flows: every model put into an app is checked against the op set of
 the runtime the app links, and downgraded when needed, with a line saying what was rewritten."""
 
 from __future__ import annotations
