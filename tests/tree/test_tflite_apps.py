@@ -185,3 +185,24 @@ def test_ios_tflite_example(cli, tmp_path, inputs, version, kind):
     assert tree_mtimes(tree) == mtimes
     assert cli("restore", "--tf-src", tree).code == 0
     assert tree_digest(tree) == before
+
+
+def test_app_choice_errors_and_ios_copy(cli, tmp_path, sdk_ndk, inputs):
+    from helpers.tftrees import make_tf_tree
+
+    old = make_tf_tree(tmp_path / "tf14", "1.4")
+    r = _android(cli, old, sdk_ndk, "--app", "tflite")
+    assert r.code == 1 and "no TFLite demo apps" in r.stderr and "ship from TensorFlow 1.5" in r.stderr
+    tree = TT.make_tflite_tree(tmp_path / "tf", "2.0")
+    before = tree_digest(tree)
+    r = _android(cli, tree, sdk_ndk, "--app", "tflight")
+    assert r.code == 1 and "unknown --app 'tflight'" in r.stderr
+    r = _android(cli, tree, sdk_ndk, "--app", "tflite", "--quantize", "eightbit")
+    assert r.code == 1 and "unknown --quantize value 'eightbit'" in r.stderr
+    # --out: a patched copy of the iOS example; the tree stays as it is
+    out = tmp_path / "MyCamera"
+    r = cli("ios", "--app", "tflite", "--tf-src", tree, "--out", out, "--model", inputs["pb"], "--labels", inputs["labels"])
+    assert r.code == 0, r.stderr
+    assert 'NSString* model_file_name = @"flowers";' in (out / "CameraExampleViewController.mm").read_text()
+    assert (out / "data" / "flowers.tflite").is_file() and (out / "Podfile").is_file()
+    assert tree_digest(tree) == before
