@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from mobilebuild import __version__, console
+import mobilebuild
+from mobilebuild import console
 from mobilebuild.defaults import default_labels, default_model
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.fsutil import atomic_write_text, copy_if_changed, mark_used
@@ -274,7 +275,7 @@ def prepare_from(tree, staging: Path, opts: ModelOptions, runtime_version: str |
 def _graph_code_digest() -> str:
     """mobilebuild's graph code: a changed rewrite rule must not reuse an old prepared file."""
 
-    h = hashlib.sha256(__version__.encode())
+    h = hashlib.sha256(mobilebuild.__version__.encode())
     for src in sorted((PACKAGE_DIR / "graphs").glob("*.py")) + sorted(TOOLCHAINS_DIR.rglob("*")):
         if src.is_file():
             h.update(src.name.encode())

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
-from mobilebuild import __version__, console
+import mobilebuild
+from mobilebuild import console
 from mobilebuild import errors
 from mobilebuild.config import load_config
 from mobilebuild.errors import ChecksumError, DownloadError
@@ -341,7 +342,7 @@ def _session():
     s = getattr(_local, "session", None)
     if s is None:
         s = requests.Session()
-        s.headers["User-Agent"] = f"mobilebuild/{__version__}"
+        s.headers["User-Agent"] = f"mobilebuild/{mobilebuild.__version__}"
         _local.session = s
     return s
 
