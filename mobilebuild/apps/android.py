@@ -409,9 +409,7 @@ def _step_patch(ctx: Context) -> None:
         # Trees configured through --action_env get one bazelrc with everything the build passes.
         options = _remote_options(ctx)
         if ctx.opts.dry_run:  # the diff is printed: header values (tokens) are not shown
-            from mobilebuild.toolchain.bazel import masked_option
-
-            options = [masked_option(o) for o in options]
+            options = [bazel.masked_option(o) for o in options]
         ctx.workspace = ctx.workspace.with_options(options)
     if ctx.app == "tflite":
         ps = tflite_demo.build_android_patch(ctx.tree, ctx.workspace, ctx.model)
