@@ -279,6 +279,23 @@ def live_to(fd: int, interactive: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def line_status(title: str) -> Iterator[Callable[[str], None]]:
+    """For a long external program: yields on_line(line) for runner.run, showing ``title`` and
+    the program's latest line on a spinner at a terminal (every line with --verbose; nothing
+    otherwise: the full output is in the result / log)."""
+
+    def show(line: str) -> None:
+        text = line.strip()
+        if settings.verbose:
+            err().print(line, markup=False, highlight=False)
+        elif text and _status is not None:
+            _status.update(f"{title}: {text[:100]}")
+
+    with spinner(title):
+        yield show
+
+
+@contextlib.contextmanager
 def counter(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A bar counting ``total`` items (images, files); yields advance(n). Silent when not
     interactive; a running spinner pauses meanwhile (one live display at a time)."""

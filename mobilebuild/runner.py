@@ -81,7 +81,7 @@ def run(
             )
             result = Result(args, proc.returncode, proc.stdout, proc.stderr)
         else:
-            result = _run_streaming(args, cwd, full_env, on_line, log_path, timeout)
+            result = _run_streaming(args, cwd, full_env, on_line, log_path, timeout, input)
     except FileNotFoundError as exc:
         raise ToolchainError(
             f"program not found: {args[0]}",
@@ -100,7 +100,7 @@ def run(
     return result
 
 
-def _run_streaming(args, cwd, env, on_line, log_path, timeout) -> Result:
+def _run_streaming(args, cwd, env, on_line, log_path, timeout, input: str | None = None) -> Result:
     lines: deque[str] = deque(maxlen=TAIL_LINES)
     log = open(log_path, "w", encoding="utf-8", errors="replace") if log_path else None
     try:
@@ -108,7 +108,7 @@ def _run_streaming(args, cwd, env, on_line, log_path, timeout) -> Result:
             args,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -116,6 +116,14 @@ def _run_streaming(args, cwd, env, on_line, log_path, timeout) -> Result:
             bufsize=1,
         )
         try:
+            if input is not None:
+                # Answers given up front (licence prompts); a program that reads fewer is fine.
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(input)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)

@@ -220,14 +220,10 @@ def _lipo(lipo: str, libs: list[Path], fat: Path, tree: Path, logs: Path) -> str
 
 
 def _run_logged(argv: list[str], tree: Path, log: Path, what: str) -> None:
-    verbose = console.settings.verbose
-
-    def echo(line: str) -> None:
-        if verbose:
-            console.err().print(line, markup=False, highlight=False)
-
     try:
-        runner.run(argv, cwd=tree, on_line=echo, log_path=log)
+        # A status line with make's latest line (like Bazel's); every line with --verbose.
+        with console.line_status(what) as show:
+            runner.run(argv, cwd=tree, on_line=show, log_path=log)
     except CommandError as exc:
         exc.message = f"{what} failed (exit {exc.returncode}): {runner.format_argv(argv)}"
         exc.args = (exc.message,)

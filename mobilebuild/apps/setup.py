@@ -230,11 +230,14 @@ def step_sdk(profile, sdk_flag: str | None, conf: dict, pins: dict, java: machin
                 "rerun with --accept-licenses to accept them (or run setup at a terminal to be asked)",
                 str(sdk),
             )
-        runner.run([sdkmanager, f"--sdk_root={sdk}", "--licenses"], input="y\n" * 20, hint="sdkmanager --licenses failed")
+        with console.line_status("sdkmanager --licenses") as show:
+            runner.run([sdkmanager, f"--sdk_root={sdk}", "--licenses"], input="y\n" * 20, on_line=show, hint="sdkmanager --licenses failed")
     if offline:
         return Step("android-sdk", "missing", f"{sdk} lacks {', '.join(missing)} (offline: sdkmanager needs the network)", "rerun setup without --offline", str(sdk))
     console.info(f"sdkmanager: installing {', '.join(missing)} into {sdk}")
-    runner.run([sdkmanager, f"--sdk_root={sdk}", *missing], input="y\n" * 20, hint="sdkmanager failed; see its output above")
+    # Streamed: each package is a download of many MB; its progress lines show as they come.
+    with console.line_status("sdkmanager") as show:
+        runner.run([sdkmanager, f"--sdk_root={sdk}", *missing], input="y\n" * 20, on_line=show, hint="sdkmanager failed; see its output above")
     still = [pkg for pkg, ok in sdkmod.sdk_packages(sdk, api, bt).items() if not ok]
     if still:
         raise ToolchainError(f"sdkmanager ran but {sdk} still lacks {', '.join(still)}", f"run {sdkmanager} --sdk_root={sdk} {' '.join(still)} yourself to see why")

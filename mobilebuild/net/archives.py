@@ -20,6 +20,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from mobilebuild import console
 from mobilebuild.errors import ArchiveError
 
 
@@ -98,14 +99,16 @@ def _extract_tar(archive: Path, dest: Path, strip: int) -> None:
                         raise ArchiveError(f"archive {archive.name}: hard link {m.name} points at a stripped path", "the archive is malformed")
                     changes["linkname"] = target
                 members.append(m.replace(**changes, deep=False))
-            for m in members:
-                try:
-                    tar.extract(m, dest, filter="data")
-                except tarfile.FilterError as exc:
-                    raise ArchiveError(
-                        f"archive {archive.name} has a member escaping the target dir: {exc}",
-                        "refused to extract it; the archive is malicious or broken — get it from a trusted source",
-                    ) from exc
+            with console.counter(f"extracting {archive.name}", len(members)) as advance:
+                for m in members:
+                    try:
+                        tar.extract(m, dest, filter="data")
+                    except tarfile.FilterError as exc:
+                        raise ArchiveError(
+                            f"archive {archive.name} has a member escaping the target dir: {exc}",
+                            "refused to extract it; the archive is malicious or broken — get it from a trusted source",
+                        ) from exc
+                    advance(1)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         if isinstance(exc, ArchiveError):
             raise
@@ -131,8 +134,9 @@ def _inside(root: Path, candidate: str) -> bool:
 
 def _extract_zip(archive: Path, dest: Path, strip: int) -> None:
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with zipfile.ZipFile(archive) as zf, console.counter(f"extracting {archive.name}", len(zf.infolist())) as advance:
             for info in zf.infolist():
+                advance(1)
                 rel = _zip_member_path(info, archive, strip)
                 if rel is None:
                     continue

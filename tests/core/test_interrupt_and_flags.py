@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,21 +34,29 @@ def test_global_flags_after_the_command_still_move_to_the_front():
 def test_ctrl_c_during_model_work_says_interrupted_and_exits_130():
     env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mobilebuild", "model", "compare"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+        [sys.executable, "-m", "mobilebuild", "model", "label"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
     )
     try:
-        time.sleep(2.0)  # inside the TensorFlow import or the model work: both must end the same way
-        assert proc.poll() is None, proc.communicate()
+        # The command has started (its first line is out): the TensorFlow import or the model
+        # work is under way, and both must end the same way.
+        seen = b""
+        deadline = time.monotonic() + 120
+        while b"no model given" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 1)
+            if ready:
+                seen += os.read(proc.stderr.fileno(), 4096)
+        assert b"no model given" in seen, seen
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = (seen + rest).decode()
     assert proc.returncode == 130, err
     assert err.count("error: interrupted") == 1, err
-    assert "Traceback" not in err and out == ""
+    assert "Traceback" not in err and out == b""
 
 
 def _quiet_import(tmp_path, name: str, body: str):

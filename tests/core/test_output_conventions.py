@@ -82,7 +82,8 @@ def test_help_names_what_to_type_not_python_types(cli):
 
 
 def test_shell_completion_is_typers():
-    r = run_subprocess("--show-completion", "bash")
+    # the script `--install-completion` installs (asked for bash by name: no shell to detect here)
+    r = run_subprocess(env={"_MOBILEBUILD_COMPLETE": "source_bash"})
     assert r.code == 0 and "_mobilebuild_completion" in r.stdout
     proc = subprocess.run(
         [sys.executable, "-m", "mobilebuild"], capture_output=True, text=True,
