@@ -121,3 +121,27 @@ def test_permission_denied_for_a_non_root_writer(tmp_path):
     assert "ls -ld" in obj["hint"]
     assert sorted(p.name for p in locked.iterdir()) == ["q.pb"]
     assert (locked / "q.pb").read_bytes() == b"earlier result"
+
+
+def test_two_writers_of_one_output_do_not_both_succeed(cli, tmp_path):
+    """While another mobilebuild writes -o OUT, a second command for the same OUT is refused at
+    once (only one can report success; the file is the first one's)."""
+    out = tmp_path / "q.pb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from mobilebuild import fsutil; fsutil.claim_output(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+         str(out)],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = cli("model", "quantize", "-o", out, "--mode", "weights_rounded")
+        assert r.code == 1
+        _one_error(r, f"pid {holder.pid}", str(out))
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    r = cli("model", "quantize", "-o", out, "--mode", "weights_rounded")  # released: works
+    assert r.code == 0, r.stderr
+    assert out.is_file()
