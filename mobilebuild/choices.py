@@ -7,3 +7,5 @@ TFLITE_QUANTIZE_MODES = ("none", "dynamic", "int8", "uint8")
 DOCTOR_TARGETS = ("android", "ios", "pi", "model")
 # The Android ABIs the TF-Mobile demo can be built for: the keys of the profiles' android.cpu_flags.
 ANDROID_CPUS = ("armeabi-v7a", "arm64-v8a", "x86", "x86_64")
+# The phone runtimes whose op sets a graph is checked against (toolchains/tf-mobile-ops/<runtime>/).
+OPSET_RUNTIMES = ("android", "makefile")

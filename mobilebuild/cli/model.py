@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from mobilebuild import console
+from mobilebuild.choices import OPSET_RUNTIMES
 from mobilebuild.cli._render import RUNTIME_HELP, TF_SRC_HELP, TF_VERSION_HELP
 from mobilebuild.cli._render import check_tf_src as _check_tf_src
 from mobilebuild.cli._render import default_model_if as _default_model_if
@@ -22,7 +23,7 @@ from mobilebuild.cli._render import human as _human
 from mobilebuild.cli._render import names as _names
 from mobilebuild.cli._render import say as _say
 from mobilebuild.cli.model_formats import register as register_formats
-from mobilebuild.cli.options import working
+from mobilebuild.cli.options import choice_option, working
 
 model_app = typer.Typer(
     name="model",
@@ -138,7 +139,7 @@ def optimize_cmd(
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s), comma-separated. Default: auto."),
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " Also downgrade the result to its op set."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
+    runtime: Optional[str] = choice_option(None, "--runtime", choices=OPSET_RUNTIMES, help=RUNTIME_HELP),
 ) -> None:
     """optimize_for_inference + cutting at an inner node + folding Keras 3 batch norms."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
@@ -191,7 +192,7 @@ def check_cmd(
     tf_version: Optional[str] = typer.Option(None, "--tf-version", help=TF_VERSION_HELP + " For a .tflite: the TFLite runtime of that release."),
     tflite_runtime: Optional[str] = typer.Option(None, "--tflite-runtime", help="TFLite runtime (TensorFlow release, 1.5+) a .tflite must load in, e.g. 1.13."),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
+    runtime: Optional[str] = choice_option(None, "--runtime", choices=OPSET_RUNTIMES, help=RUNTIME_HELP),
 ) -> None:
     """Would the model load in the app's runtime? Lists every node (GraphDef) or op version (.tflite) it lacks; exit 1 if any."""
     from mobilebuild.errors import ModelError, UserError
@@ -276,7 +277,7 @@ def downgrade_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the downgraded graph."),
     tf_version: str = typer.Option(..., "--tf-version", help=TF_VERSION_HELP),
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
+    runtime: Optional[str] = choice_option(None, "--runtime", choices=OPSET_RUNTIMES, help=RUNTIME_HELP),
 ) -> None:
     """Rewrite a graph into an old runtime's op set without changing its numbers (or refuse, saying why)."""
     from mobilebuild.fsutil import check_output_path, write_if_changed

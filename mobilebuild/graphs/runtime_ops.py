@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mobilebuild.choices import OPSET_RUNTIMES
 from mobilebuild.errors import ModelError, UserError
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import load_profile, parse_version
@@ -85,7 +86,7 @@ def _tag_for(tf_version: str) -> str:
     return f"v{major}.{minor}.0"
 
 
-RUNTIMES = ("android", "makefile")
+RUNTIMES = OPSET_RUNTIMES  # android: the demo's Bazel library; makefile: iOS libraries, the pod, Pi
 
 
 def load_opset(tf_version: str, tf_src: Path | str | None = None, runtime: str | None = None) -> OpSet:

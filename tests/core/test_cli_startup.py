@@ -43,6 +43,13 @@ def test_choices_are_the_ones_the_core_checks():
     assert quantize.MODES == choices.GRAPH_QUANTIZE_MODES
     assert tflite.QUANTIZE_MODES == choices.TFLITE_QUANTIZE_MODES
     assert doctor.TARGETS == choices.DOCTOR_TARGETS
+    from mobilebuild.graphs import runtime_ops
+
+    assert runtime_ops.RUNTIMES == choices.OPSET_RUNTIMES
+    runtimes = set()
+    for _path, data in families():
+        runtimes |= set(data.get("runtime_ops") or {})
+    assert runtimes == set(choices.OPSET_RUNTIMES)
     cpus = set()
     for _path, data in families():
         for table in (data, *(data.get("versions") or {}).values()):
