@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mobilebuild import console
-from mobilebuild.errors import PatchError, UserError
+from mobilebuild import console, runner
+from mobilebuild.errors import CommandError, PatchError, UserError
 from mobilebuild.fsutil import exclusive_lock, mark_used
 from mobilebuild.paths import cache_dir
 from mobilebuild.profiles import Profile, load_profile
-from mobilebuild.versions import release as parse_version, version_str
+from mobilebuild.versions import release as parse_version
+from mobilebuild.versions import version_str
 
 VERSION_H = "tensorflow/core/public/version.h"
 
@@ -284,16 +285,21 @@ def clone_at_ref(url: str, ref: str) -> Path:
 
 
 def _checkout_locked(url: str, norm: str, ref: str) -> Path:
-    import git
-
     mirror = mirror_dir(url)
-    repo = _ensure_mirror(git, norm, mirror)
-    commit = _resolve(repo, ref)
+    fresh = _ensure_mirror(norm, mirror)
+    commit = _resolve(mirror, ref)
     if commit is None:
-        console.info(f"fetching {url} (ref {ref} is not in the cached clone)")
-        _git(repo, "fetch", "--quiet", "origin", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
-             what=f"fetch {url}")
-        commit = _resolve(repo, ref)
+        if fresh:
+            console.info(f"cloning {url} at {ref} (only that ref; later runs reuse {mirror})")
+        else:
+            console.info(f"fetching {url} (ref {ref} is not in the cached clone)")
+        try:
+            _fetch_ref(mirror, ref, url)
+        except BaseException:
+            if fresh:  # nothing usable came: no empty cache entry is left behind
+                shutil.rmtree(mirror, ignore_errors=True)
+            raise
+        commit = _resolve(mirror, ref)
     if commit is None:
         raise SourceTreeError(
             f"ref {ref} not found in {url}",
@@ -301,72 +307,82 @@ def _checkout_locked(url: str, norm: str, ref: str) -> Path:
         )
     work = worktree_dir(url, ref)
     if (work / ".git").exists():
-        head = _git(git.Repo(work), "rev-parse", "HEAD", what="read the cached worktree")
+        head = _git(work, "rev-parse", "HEAD", what="read the cached worktree")
         if head.strip() == commit:
             console.detail(f"reusing {work} ({ref} = {commit[:12]})")
             mark_used(work)
             return work
         # A branch ref moved after a fetch: move the worktree along (it is ours, not the user's).
-        _git(git.Repo(work), "checkout", "--quiet", "--detach", commit, what=f"check out {ref}")
+        _git(work, "checkout", "--quiet", "--detach", commit, what=f"check out {ref}")
         return work
     if work.exists():  # a previous run was interrupted while creating it
         shutil.rmtree(work)
     work.parent.mkdir(parents=True, exist_ok=True)
-    _git(repo, "worktree", "prune", what="prune stale worktrees")
-    _git(repo, "worktree", "add", "--detach", str(work), commit, what=f"check out {ref}")
+    _git(mirror, "worktree", "prune", what="prune stale worktrees")
+    _git(mirror, "worktree", "add", "--detach", str(work), commit, what=f"check out {ref}")
     console.info(f"checked out {url} at {ref} into {work}")
     return work
 
 
-def _ensure_mirror(git, url: str, mirror: Path):
+def _ensure_mirror(url: str, mirror: Path) -> bool:
+    """The bare repository for ``url`` (True when it was made now: nothing fetched yet). Only a
+    complete one gets the final name, so an interrupted run leaves no half-made mirror."""
     if (mirror / "HEAD").is_file():
-        return git.Repo(mirror)
+        return False
     mirror.parent.mkdir(parents=True, exist_ok=True)
     tmp = mirror.with_name(mirror.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    console.info(f"cloning {url} (once; later runs reuse {mirror})")
-    try:
-        git.Repo.clone_from(url, tmp, bare=True)
-    except git.GitCommandError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SourceTreeError(
-            f"could not clone {url}: {_last_line(exc)}",
-            "check the URL and your network; a local path or file:// URL works too",
-        ) from exc
-    tmp.rename(mirror)  # only a complete clone gets the final name
-    return git.Repo(mirror)
+    _git(None, "init", "--quiet", "--bare", str(tmp), what=f"create the cache for {url}")
+    _git(tmp, "remote", "add", "origin", url, what=f"create the cache for {url}")
+    tmp.rename(mirror)
+    return True
 
 
-def _resolve(repo, ref: str) -> str | None:
-    import git
-
-    for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}"):
+def _fetch_ref(mirror: Path, ref: str, url: str) -> None:
+    """Fetch only ``ref`` (a tag, a branch, else a commit), one commit deep: a TensorFlow clone
+    for one tag must not download every branch and tag. git's progress goes to stderr."""
+    progress = ["--progress"] if console.err().is_terminal else []
+    on_line = console.info if progress else console.detail
+    last = None
+    for refspec in (f"+refs/tags/{ref}:refs/tags/{ref}", f"+refs/heads/{ref}:refs/heads/{ref}", ref):
         try:
-            return repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}").strip()
-        except git.GitCommandError:
-            continue
+            _git(mirror, "fetch", "--depth=1", "--no-tags", *progress, "origin", refspec, what=f"fetch {ref} from {url}",
+                 on_line=on_line)
+            return
+        except CommandError as exc:
+            last = exc
+            if "does not appear to be a git repository" in exc.output or "Could not read from remote" in exc.output:
+                raise CommandError(exc.argv, exc.returncode, exc.output, message=f"could not clone {url}: {_last_line(exc.output)}",
+                                   hint="check the URL and your network; a local path or file:// URL works too",
+                                   log_path=exc.log_path) from exc
+    console.detail(f"no ref {ref} in {url} ({_last_line(last.output) if last else ''})")
+
+
+def _resolve(repo: Path, ref: str) -> str | None:
+    for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}"):
+        res = runner.run(["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], cwd=repo, check=False)
+        if res.returncode == 0 and res.stdout.strip():
+            return res.stdout.strip()
     return None
 
 
-def _git(repo, *args: str, what: str) -> str:
-    import git
-
+def _git(repo: Path | None, *args: str, what: str, on_line=None) -> str:
+    """git through the one runner (--verbose shows the exact command); a failure is one
+    CommandError naming what could not be done, with git's own first error line."""
+    argv = ["git", *args]
     try:
-        return repo.git.execute(["git", *args])
-    except git.GitCommandError as exc:
-        raise SourceTreeError(f"git could not {what}: {_last_line(exc)}", "see `mobilebuild --verbose` output; the cache can be removed safely") from exc
+        return runner.run(argv, cwd=repo, on_line=on_line).stdout
+    except CommandError as exc:
+        raise CommandError(exc.argv, exc.returncode, exc.output, message=f"git could not {what}: {_last_line(exc.output)}",
+                           hint="see `mobilebuild --verbose` output; the cache can be removed safely", log_path=exc.log_path) from exc
 
 
-def _last_line(exc) -> str:
-    # GitPython wraps git's stderr as "\n  stderr: '...\n'": the closing quote ends up on a line
-    # of its own, so strip the wrapping before picking git's own message (its fatal:/error: line).
-    text = (getattr(exc, "stderr", "") or str(exc)).strip()
-    lines = [ln.strip().removeprefix("stderr:").strip().strip("'").strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
+def _last_line(output: str) -> str:
+    """git's own message in its output: the first fatal:/error: line (later ones are
+    consequences, e.g. "Could not read from remote repository"), else the last line."""
+    lines = [ln.strip() for ln in (output or "").splitlines() if ln.strip()]
     fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
-    # The first fatal line names the cause ("does not appear to be a git repository"); later
-    # ones are consequences ("Could not read from remote repository").
     return fatal[0] if fatal else (lines[-1] if lines else "unknown error")
 
 

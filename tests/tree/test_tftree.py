@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 
 import git
 import pytest
@@ -124,17 +125,21 @@ def test_file_url_clone_reuse_and_fetch_only_when_missing(cli, origin, sdk, ndk)
     stamp = (mirror / "HEAD").stat().st_mtime_ns
     packs = sorted(p.name for p in (mirror / "objects" / "pack").iterdir())
 
-    # Present ref: no network at all — works with the origin gone.
+    # Only the one ref was fetched (a TensorFlow clone must not bring every branch and tag).
+    tags = subprocess.run(["git", "tag"], cwd=mirror, capture_output=True, text=True, check=True).stdout.split()
+    assert tags == ["v1.2.0"]
+
+    # Present ref: no network at all — works with the origin gone; the worktree is reused as
+    # it is (already patched: nothing rewritten).
     away = origin.with_name("origin-away")
     origin.rename(away)
-    r = cli("workspace", "--tf-repo", url, "--tf-ref", "v1.0.0", "--sdk", sdk, "--ndk", ndk)
-    assert r.code == 0, r.stderr
-    assert "cloning" not in r.stderr and "fetching" not in r.stderr
-    assert (worktree_dir(url, "v1.0.0") / "WORKSPACE").is_file()
-    # The same ref again: the worktree is reused as it is (already patched: nothing rewritten).
     r = cli("workspace", "--tf-repo", url, "--tf-ref", "v1.2.0", "--sdk", sdk, "--ndk", ndk)
     assert r.code == 0 and "nothing rewritten" in r.stderr
+    assert "cloning" not in r.stderr and "fetching" not in r.stderr
     away.rename(origin)
+    r = cli("workspace", "--tf-repo", url, "--tf-ref", "v1.0.0", "--sdk", sdk, "--ndk", ndk)
+    assert r.code == 0, r.stderr
+    assert "fetching" in r.stderr and (worktree_dir(url, "v1.0.0") / "WORKSPACE").is_file()
 
     # A ref the clone lacks: fetched, then used.
     add_version_commit(origin, "1.3")
