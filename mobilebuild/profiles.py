@@ -140,3 +140,9 @@ def load_profile(version: str | tuple[int, ...], directory: Path = TOOLCHAINS_DI
         f"TensorFlow {version_str(v)} is not supported: no version profile covers it",
         "supported: " + "; ".join(supported_ranges(directory)) + " (profiles are data in toolchains/)",
     )
+
+
+def load_defaults(directory: Path = TOOLCHAINS_DIR) -> dict[str, Any]:
+    """toolchains/defaults.toml: the facts used when no TensorFlow version is named."""
+    with open(directory / "defaults.toml", "rb") as f:
+        return tomllib.load(f)

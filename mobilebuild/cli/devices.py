@@ -19,7 +19,6 @@ devices_app = typer.Typer(
 
 SDK_OPTION = typer.Option(None, "--sdk", help="Android SDK whose platform-tools/adb to use (default: ANDROID_HOME, then PATH).")
 DEVICE_OPTION = typer.Option(None, "--device", "-s", "-d", envvar="ANDROID_SERIAL", help="Serial of the device to use (default: the only device).")
-DEFAULT_PROFILE_VERSION = "1.4"
 
 
 def register(root: typer.Typer) -> None:
@@ -53,7 +52,7 @@ def list_command(ctx: typer.Context, sdk: Optional[Path] = SDK_OPTION) -> None:
         return
     if not rows:
         console.result("no devices attached")
-        console.info(f"  hint: {adb._CONNECT_HINT}")
+        console.info(f"  hint: {adb.CONNECT_HINT}")
         return
     from rich import box
     from rich.table import Table
@@ -153,15 +152,26 @@ def logcat_command(
     adb.logcat(adb_path, chosen.serial, package, _print)
 
 
-def _default_package() -> str:
-    from mobilebuild.profiles import load_profile
+def _profile():
+    """The project's profile (mobilebuild.toml's tree or version, one resolver), else the one
+    toolchains/defaults.toml names for commands run outside a project."""
+    from mobilebuild import config
+    from mobilebuild.errors import UserError
+    from mobilebuild.profiles import load_defaults, load_profile
+    from mobilebuild.tf.tree import resolve
 
-    return load_profile(DEFAULT_PROFILE_VERSION).require("android.package")
+    try:
+        return resolve(conf=config.load_config(), need_tree=False).profile
+    except UserError:
+        return load_profile(load_defaults()["devices_profile_version"])
+
+
+def _default_package() -> str:
+    return _profile().require("android.package")
 
 
 def _default_component() -> str:
     from mobilebuild.toolchain import adb
-    from mobilebuild.profiles import load_profile
 
-    profile = load_profile(DEFAULT_PROFILE_VERSION)
+    profile = _profile()
     return adb.component(profile.require("android.package"), profile.require("android.launcher_activity"))

@@ -28,7 +28,7 @@ ADB_EXE = "adb.exe" if os.name == "nt" else "adb"
 
 # The ABIs the TF-Mobile demo can be built for (the values of --cpu).
 
-_CONNECT_HINT = (
+CONNECT_HINT = (
     "connect a phone with USB debugging on (Settings > About phone: tap 'Build number' 7 times, "
     "then Developer options > USB debugging) and accept the prompt on its screen, "
     "or for Wi-Fi debugging run `adb connect PHONE_IP:5555`; `adb devices` must list it as 'device'"
@@ -285,10 +285,10 @@ def select_device(devices: Sequence[Device], requested: str | None = None) -> De
         attached = _listing(devices) if devices else "none"
         raise DeviceError(
             f"device '{requested}' (from {source}) is not connected",
-            f"attached devices: {attached}" if devices else _CONNECT_HINT,
+            f"attached devices: {attached}" if devices else CONNECT_HINT,
         )
     if not devices:
-        raise DeviceError("no Android device connected", _CONNECT_HINT)
+        raise DeviceError("no Android device connected", CONNECT_HINT)
     ready = [d for d in devices if d.ready]
     if not ready:
         if len(devices) == 1:
