@@ -194,6 +194,42 @@ def write_if_changed(path: str | os.PathLike, data: bytes | str) -> bool:
     return True
 
 
+class StreamedWrite:
+    """What ``replace_if_changed`` yields: the temp file to write to; ``changed`` once it is done."""
+
+    def __init__(self, file):
+        self.file = file
+        self.changed = False
+
+
+@contextlib.contextmanager
+def replace_if_changed(path: str | os.PathLike):
+    """Write a large file piece by piece without holding it in memory: yields a StreamedWrite
+    whose ``file`` is a temp file beside ``path``. When the block succeeds the temp file replaces
+    ``path`` unless ``path`` already holds the same bytes (then ``path`` and its mtime stay, as
+    with write_if_changed); when it fails the temp file is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            result = StreamedWrite(f)
+            yield result
+            f.flush()
+            size = f.tell()
+        if path.is_file() and path.stat().st_size == size and _same_bytes(Path(tmp), path):
+            _unlink_quietly(tmp)
+            return
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+        os.replace(tmp, path)
+        result.changed = True
+        console.detail(f"wrote {path} ({size} bytes)")
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
 def copy_if_changed(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
     """Copy ``src`` to ``dst`` atomically unless ``dst`` already has the same bytes."""
     src, dst = Path(src), Path(dst)

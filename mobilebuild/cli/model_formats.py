@@ -42,7 +42,10 @@ def quantize_cmd(
     tf_src: Optional[Path] = typer.Option(None, "--tf-src", help=TF_SRC_HELP),
     input_names: Optional[List[str]] = typer.Option(None, "--input-names", help="Input node(s), comma-separated."),
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the graph's sinks."),
-    min_const_bytes: int = typer.Option(1024, "--min-const-bytes", help="Float Consts smaller than this stay float."),
+    min_const_bytes: Optional[int] = typer.Option(
+        None, "--min-const-bytes",
+        help="Float Consts smaller than this many bytes stay float (default: 0 = all, as TF's quantize_graph; eightbit 1024).",
+    ),
 ) -> None:
     """Quantize weights (and with eightbit, compute) like TF's old quantize_graph tool."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
@@ -114,13 +117,18 @@ def memmap_cmd(
     model = _default_model_if(model)
     io.require_file(model)
     check_output_path(output, model)
-    graph_def, loaded = io.load_frozen_graph(model)
     changes = []
-    if tf_version:
-        from mobilebuild.graphs.quantize import fit_runtime
+    if not tf_version and io.detect_format(model) == io.GRAPHDEF:
+        # Nothing to rewrite: stream the file node by node (never the whole model in memory).
+        loaded = io.LoadedModel(Path(model), io.GRAPHDEF, size_bytes=Path(model).stat().st_size)
+        stats = memmap.convert_file(model, output, min_conversion_tensor_size)
+    else:
+        graph_def, loaded = io.load_frozen_graph(model)
+        if tf_version:
+            from mobilebuild.graphs.quantize import fit_runtime
 
-        graph_def, changes = fit_runtime(graph_def, tf_version, tf_src)
-    stats = memmap.write_package(graph_def, output, min_conversion_tensor_size, model)
+            graph_def, changes = fit_runtime(graph_def, tf_version, tf_src)
+        stats = memmap.write_package(graph_def, output, min_conversion_tensor_size, model)
     _report_rewrites(changes, tf_version or "")
     summary = {"output": str(output), "size_before": loaded.size_bytes, **stats.as_dict(), "tf_version": tf_version}
     if console.settings.json:

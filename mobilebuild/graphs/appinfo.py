@@ -66,8 +66,30 @@ def find_outputs(graph_def) -> list[str]:
     return [n.name for n in sorted(sinks, key=lambda n: 0 if softmax_like(n) else 1)]
 
 
+def spec_names(graph_def, *extra: str | None) -> list[str]:
+    """The nodes whose static shapes app_info and inspect read: the Placeholders, the chain of
+    single consumers after them (or after image decoding) where the feed node is found, the
+    outputs, and ``extra`` names that exist. Shapes are worked out for these (without
+    TensorFlow where the ops allow), not for every node."""
+    nodes = gn.node_map(graph_def)
+    consumers = gn.data_consumers(graph_def)
+    names = [n.name for n in graph_def.node if n.op in ("Placeholder", "PlaceholderWithDefault")]
+    starts = names + [n.name for n in graph_def.node if n.op in DECODE_OPS]
+    for start in starts:
+        cur = start
+        for _ in range(32):
+            nxt = consumers.get(cur, [])
+            if len(nxt) != 1:
+                break
+            cur = nxt[0].name
+            names.append(cur)
+    names += find_outputs(graph_def)
+    names += [n for n in extra if n and n in nodes]
+    return list(dict.fromkeys(names))
+
+
 def app_info(graph_def, specs: dict | None = None) -> AppInfo:
-    specs = gn.tensor_specs(graph_def) if specs is None else specs
+    specs = gn.tensor_specs(graph_def, spec_names(graph_def)) if specs is None else specs
     nodes = gn.node_map(graph_def)
     consumers = gn.data_consumers(graph_def)
     info = AppInfo()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mobilebuild.errors import ModelError
 from mobilebuild.graphs import io, nodes as gn, prepare, runtime_ops
-from mobilebuild.graphs.appinfo import AppInfo, app_info, find_outputs  # app_info/find_outputs: part of inspect's API
 from mobilebuild.graphs import tflite_ops
+from mobilebuild.graphs.appinfo import AppInfo, app_info, find_outputs, spec_names  # app_info/find_outputs: part of inspect's API
 
 __all__ = ["ModelReport", "AppInfo", "app_info", "find_outputs", "inspect_model", "inspect_graph_def", "runtime_report"]
 
@@ -66,7 +66,7 @@ def inspect_model(path, tf_version: str | None = None, tf_src: Path | None = Non
 
 
 def inspect_graph_def(graph_def, path: str = "", fmt: str = io.GRAPHDEF, size_bytes: int = 0) -> ModelReport:
-    specs = gn.tensor_specs(graph_def)
+    specs = gn.tensor_specs(graph_def, spec_names(graph_def))
     report = ModelReport(path=path, format=fmt, size_bytes=size_bytes, node_count=len(graph_def.node))
     report.op_counts = dict(Counter(n.op for n in graph_def.node).most_common())
     params = nbytes = 0

@@ -3,8 +3,9 @@
 Formats: a frozen GraphDef (.pb), a TF memmapped package (GraphDef + tensor regions), a
 TFLite flatbuffer, and today's model files — a Keras ``.keras`` / ``.h5`` file or a SavedModel
 directory — which ``load_model`` freezes into a GraphDef (graphs/freeze.py, cached by content)
-so every command treats them exactly as a ``.pb``. TensorFlow is imported only when a GraphDef
-is parsed, never at import time of this module.
+so every command treats them exactly as a ``.pb``. GraphDefs are parsed with the message
+classes of ``protos``: loading a .pb or a memmapped package does not import TensorFlow
+(freezing a Keras model or SavedModel does).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from mobilebuild.errors import ModelError
 from mobilebuild.fsutil import atomic_write_bytes, check_output_path
-from mobilebuild.graphs import freeze, memmap
+from mobilebuild.graphs import freeze, memmap, protos
 from mobilebuild.graphs.protos import parse_graph_def
 
 GRAPHDEF = "graphdef"
@@ -42,7 +43,7 @@ _MAGIC_HINTS = [
 class LoadedModel:
     path: Path
     format: str
-    graph_def: object | None = None  # tf.compat.v1.GraphDef for graphdef/memmapped
+    graph_def: object | None = None  # a GraphDef message (see protos) for graphdef/memmapped
     regions: dict[str, tuple[int, int]] | None = None  # memmapped: name -> (offset, length)
     size_bytes: int = 0
     frozen: dict | None = None  # keras/h5/savedmodel: how it was frozen (freeze.FrozenModel.info)
@@ -145,7 +146,7 @@ def load_frozen_graph(path: str | os.PathLike):
 
 
 def serialize(graph_def) -> bytes:
-    return graph_def.SerializeToString(deterministic=True)
+    return protos.serialize(graph_def)
 
 
 def save_graph_def(graph_def, out: str | os.PathLike, *inputs: str | os.PathLike) -> Path:

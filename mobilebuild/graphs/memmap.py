@@ -8,20 +8,23 @@ Layout (what TF's MemmappedFileSystemWriter produces and MemmappedEnv reads):
   [uint64 LE]                       offset of the directory
 
 Converted nodes become `ImmutableConst` with only `dtype`, `shape` and `memory_region_name`,
-so a phone maps the weights instead of copying them into the heap.
-TensorFlow is imported inside the functions, never at module import.
+so a phone maps the weights instead of copying them into the heap. Nothing here imports
+TensorFlow: the messages come from ``protos``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from mobilebuild.errors import ModelError
-from mobilebuild.fsutil import check_output_path, write_if_changed
-from mobilebuild.graphs.protos import parse_graph_def
+from mobilebuild.fsutil import check_output_path, replace_if_changed
+from mobilebuild.graphs import protos
 
 PACKAGE_PREFIX = "memmapped_package://"
 GRAPHDEF_REGION = PACKAGE_PREFIX + "."
@@ -62,28 +65,6 @@ def region_name_for(node_name: str, taken: set[str]) -> str:
     return name
 
 
-def _memcpy_dtypes():
-    """Dtypes whose tensors are raw fixed-size bytes (TF's DataTypeCanUseMemcpy)."""
-    from tensorflow.core.framework import types_pb2 as t
-
-    return {
-        t.DT_FLOAT, t.DT_DOUBLE, t.DT_INT32, t.DT_UINT32, t.DT_UINT8, t.DT_UINT16, t.DT_INT16,
-        t.DT_INT8, t.DT_COMPLEX64, t.DT_COMPLEX128, t.DT_INT64, t.DT_UINT64, t.DT_BOOL,
-        t.DT_QINT8, t.DT_QUINT8, t.DT_QINT16, t.DT_QUINT16, t.DT_QINT32, t.DT_BFLOAT16, t.DT_HALF,
-    }
-
-
-def _tensor_bytes(tensor_proto) -> bytes:
-    """The tensor's raw little-endian bytes, whether stored as tensor_content or as *_val."""
-    import numpy as np
-    import tensorflow as tf
-
-    if tensor_proto.tensor_content:
-        return bytes(tensor_proto.tensor_content)
-    value = tf.make_ndarray(tensor_proto)
-    return np.ascontiguousarray(value).tobytes()
-
-
 def check_min_conversion_tensor_size(size: int) -> None:
     """No TensorFlow needed: the CLI calls this before it loads a model."""
     if size < 0:
@@ -93,71 +74,278 @@ def check_min_conversion_tensor_size(size: int) -> None:
         )
 
 
-def convert_graph(graph_def, min_conversion_tensor_size: int = DEFAULT_MIN_CONVERSION_TENSOR_SIZE):
-    """(converted GraphDef, [(region name, bytes)]) without touching the disk."""
-    import tensorflow as tf
+# ---------------------------------------------------------------------------------------------
+# Writing, streamed: one node at a time, tensor bytes straight from the node's wire bytes into
+# the output file. The model is never held twice: converting a file reads it node by node;
+# converting a GraphDef in memory serializes one node at a time.
 
-    check_min_conversion_tensor_size(min_conversion_tensor_size)
-    memcpy_ok = _memcpy_dtypes()
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
-    taken: set[str] = set()
-    regions: list[tuple[str, bytes]] = []
-    kept = 0
-    for node in out.node:
-        if node.op != "Const":
-            continue
-        dtype = node.attr["dtype"].type
-        tensor = node.attr["value"].tensor
-        if dtype not in memcpy_ok:
-            kept += 1
-            continue
-        data = _tensor_bytes(tensor)
-        if len(data) < min_conversion_tensor_size:
-            kept += 1
-            continue
-        name = region_name_for(node.name, taken)
-        regions.append((name, data))
-        shape = tf.TensorShape(tensor.tensor_shape).as_proto()
+# Field numbers of the messages walked on the wire (graph.proto, node_def.proto, attr_value.proto,
+# tensor.proto); TensorFlow has never renumbered them.
+_GRAPH_NODE = 1
+_NODE_OP, _NODE_ATTR = 2, 5
+_ENTRY_KEY, _ENTRY_VALUE = 1, 2
+_ATTR_TYPE, _ATTR_TENSOR = 6, 8
+_TENSOR_DTYPE, _TENSOR_SHAPE, _TENSOR_CONTENT = 1, 2, 4
+
+
+class _Malformed(Exception):
+    """The bytes are not valid protobuf wire format (the full parser then says what is wrong)."""
+
+
+def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _Malformed
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, wire type, value start, value end, field start) of each field."""
+    pos = start
+    while pos < end:
+        field_start = pos
+        key, pos = _varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _Malformed
+        if wire == 0:
+            _, vend = _varint(buf, pos, end)
+            yield number, wire, pos, vend, field_start
+            pos = vend
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            if pos + length > end:
+                raise _Malformed
+            yield number, wire, pos, pos + length, field_start
+            pos += length
+        elif wire == 1 or wire == 5:
+            size = 8 if wire == 1 else 4
+            if pos + size > end:
+                raise _Malformed
+            yield number, wire, pos, pos + size, field_start
+            pos += size
+        else:
+            raise _Malformed
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+class _Converter:
+    """Turns NodeDefs (as wire bytes) into the package's GraphDef nodes, writing the regions."""
+
+    def __init__(self, out, min_conversion_tensor_size: int):
+        self.out = out
+        self.min_size = min_conversion_tensor_size
+        self.offset = 0
+        self.taken: set[str] = set()
+        self.stats = PackageStats()
+        self.elements: list[tuple[str, int, int]] = []
+        self.graph_parts: list[bytes] = []  # the output GraphDef's node fields, in order
+
+    def node(self, body, start: int, end: int) -> None:
+        data = self._convert(body, start, end)
+        if data is None:
+            node = protos.NodeDef.FromString(bytes(body[start:end]))
+            if not node.op or not node.name:
+                raise _NoValidNodes
+            data = node.SerializeToString(deterministic=True)
+        self.graph_parts.append(b"\x0a" + _encode_varint(len(data)) + data)
+
+    def _convert(self, body, start: int, end: int) -> bytes | None:
+        """The ImmutableConst replacing a large memcpy-able Const (its tensor bytes written to
+        a region), or None to keep the node as it is."""
+        op = None
+        attrs = []
+        others = []
+        for number, wire, vs, ve, fs in _fields(body, start, end):
+            if number == _NODE_OP and wire == 2:
+                op = bytes(body[vs:ve])
+            if number == _NODE_ATTR and wire == 2:
+                attrs.append((vs, ve))
+            else:
+                others.append((fs, ve))
+        if op != b"Const":
+            return None
+        dtype = tensor_span = None
+        for vs, ve in attrs:
+            key = value = None
+            for number, wire, a, b, _ in _fields(body, vs, ve):
+                if number == _ENTRY_KEY and wire == 2:
+                    key = bytes(body[a:b])
+                elif number == _ENTRY_VALUE and wire == 2:
+                    value = (a, b)
+            if value is None:
+                continue
+            for number, wire, a, b, _ in _fields(body, *value):
+                if key == b"dtype" and number == _ATTR_TYPE and wire == 0:
+                    dtype = _varint(body, a, b)[0]
+                elif key == b"value" and number == _ATTR_TENSOR and wire == 2:
+                    tensor_span = (a, b)
+        if dtype is None or tensor_span is None or not protos.can_memcpy(dtype):
+            self.stats.kept_consts += 1
+            return None
+        content = shape = None
+        for number, wire, a, b, _ in _fields(body, *tensor_span):
+            if number == _TENSOR_CONTENT and wire == 2:
+                content = (a, b)
+            elif number == _TENSOR_SHAPE and wire == 2:
+                shape = protos.TensorShapeProto.FromString(bytes(body[a:b]))
+        if content is not None and content[1] > content[0]:
+            data = memoryview(body)[content[0] : content[1]]
+        else:  # values in the typed *_val fields (small tensors, or old writers)
+            data = protos.tensor_bytes(protos.TensorProto.FromString(bytes(body[tensor_span[0] : tensor_span[1]])))
+        if len(data) < self.min_size:
+            self.stats.kept_consts += 1
+            return None
+        node = protos.NodeDef.FromString(b"".join(bytes(body[a:b]) for a, b in others))
+        if not node.name:
+            raise _NoValidNodes
+        name = region_name_for(node.name, self.taken)
+        self._region(name, data)
         node.op = "ImmutableConst"
-        node.attr.clear()
         node.attr["dtype"].type = dtype
-        node.attr["shape"].shape.CopyFrom(shape)
+        # A Const without a tensor_shape holds a scalar.
+        protos.set_shape(node.attr["shape"].shape, [] if shape is None else protos.shape_dims(shape))
         node.attr["memory_region_name"].s = name.encode("utf-8")
-    return out, regions, kept
+        return node.SerializeToString(deterministic=True)
+
+    def _region(self, name: str, data) -> None:
+        pad = (-self.offset) % ALIGNMENT
+        if pad:
+            self.out.write(b"\0" * pad)
+            self.offset += pad
+        self.out.write(data)
+        self.elements.append((name, self.offset, len(data)))
+        self.stats.regions[name] = (self.offset, len(data))
+        self.stats.converted += 1
+        self.stats.region_bytes += len(data)
+        self.offset += len(data)
+
+    def finish(self, rest_of_graph: bytes) -> PackageStats:
+        """Write the GraphDef (converted nodes, then the graph's other fields), the directory
+        and its offset."""
+        graph_len = sum(len(p) for p in self.graph_parts) + len(rest_of_graph)
+        for part in self.graph_parts:
+            self.out.write(part)
+        self.out.write(rest_of_graph)
+        self.elements.append((GRAPHDEF_REGION, self.offset, graph_len))
+        self.stats.graph_bytes = graph_len
+        self.offset += graph_len
+        directory = protos.MemmappedFileSystemDirectory()
+        for name, offset, length in self.elements:
+            _add_element(directory, name, offset, length)
+        raw = directory.SerializeToString(deterministic=True)
+        self.out.write(raw)
+        self.out.write(struct.pack("<Q", self.offset))
+        self.stats.file_bytes = self.offset + len(raw) + 8
+        return self.stats
+
+
+class _NoValidNodes(Exception):
+    """A node without name or op: not a GraphDef (the full parser's check says so)."""
+
+
+def _rest_of_graph(graph_def) -> bytes:
+    """The GraphDef's fields other than its nodes, serialized (they follow the nodes, field 1)."""
+    rest = protos.GraphDef()
+    for fld, value in graph_def.ListFields():
+        if fld.name == "node":
+            continue
+        if fld.message_type is not None:
+            getattr(rest, fld.name).CopyFrom(value)
+        else:
+            setattr(rest, fld.name, value)
+    return rest.SerializeToString(deterministic=True)
 
 
 def write_package(graph_def, out_path, min_conversion_tensor_size: int = DEFAULT_MIN_CONVERSION_TENSOR_SIZE, *inputs) -> PackageStats:
     """Write ``graph_def`` as a memmapped package at ``out_path`` (temp file + rename; an
     identical package already there is left alone, so builds stay incremental).
     ``inputs`` are paths the output must not overwrite."""
-    from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
-
+    check_min_conversion_tensor_size(min_conversion_tensor_size)
     out_p = check_output_path(out_path, *inputs)
-    converted, regions, kept = convert_graph(graph_def, min_conversion_tensor_size)
-    stats = PackageStats(converted=len(regions), kept_consts=kept)
-    directory = mmfs.MemmappedFileSystemDirectory()
-    parts: list[bytes] = []
-    offset = 0
-    for name, data in regions:
-        pad = (-offset) % ALIGNMENT
-        parts += [b"\0" * pad, data]
-        offset += pad
-        _add_element(directory, name, offset, len(data))
-        stats.regions[name] = (offset, len(data))
-        stats.region_bytes += len(data)
-        offset += len(data)
-    graph_bytes = converted.SerializeToString(deterministic=True)
-    parts.append(graph_bytes)
-    _add_element(directory, GRAPHDEF_REGION, offset, len(graph_bytes))
-    stats.graph_bytes = len(graph_bytes)
-    offset += len(graph_bytes)
-    parts += [directory.SerializeToString(deterministic=True), struct.pack("<Q", offset)]
-    package = b"".join(parts)
-    del parts, regions  # the tensors now live in ``package`` only
-    write_if_changed(out_p, package)
-    stats.file_bytes = len(package)
-    return stats
+    graph_def = protos.ours(graph_def)
+    with replace_if_changed(out_p) as target:
+        conv = _Converter(target.file, min_conversion_tensor_size)
+        for node in graph_def.node:
+            body = node.SerializeToString(deterministic=True)
+            try:
+                conv.node(body, 0, len(body))
+            except _NoValidNodes as exc:
+                raise ModelError("the graph has a node without a name or op", "the GraphDef is damaged") from exc
+            except _Malformed as exc:  # pragma: no cover - protobuf serialized it
+                raise ModelError(f"node {node.name} does not serialize", "the GraphDef is damaged") from exc
+        return conv.finish(_rest_of_graph(graph_def))
+
+
+def convert_file(src, out_path, min_conversion_tensor_size: int = DEFAULT_MIN_CONVERSION_TENSOR_SIZE) -> PackageStats:
+    """Convert the frozen GraphDef file ``src`` into a package at ``out_path`` reading it node by
+    node: memory holds one node at a time plus the (small) converted graph, and a tensor's
+    bytes go from the read buffer straight into the output. A file that is not a GraphDef gets
+    the same error as parsing it whole would give."""
+    check_min_conversion_tensor_size(min_conversion_tensor_size)
+    src = Path(src)
+    out_p = check_output_path(out_path, src)
+    try:
+        with open(src, "rb") as f, replace_if_changed(out_p) as target:
+            conv = _Converter(target.file, min_conversion_tensor_size)
+            rest = _stream_nodes(f, conv)
+            if not conv.graph_parts:
+                raise _NoValidNodes
+            return conv.finish(protos.GraphDef.FromString(rest).SerializeToString(deterministic=True))
+    except (_Malformed, _NoValidNodes, DecodeError, RuntimeWarning, ValueError):
+        # Not what this reader expects: the full parser gives the error it gives (or, should
+        # the file be fine after all, the package is written from the parsed graph).
+        return write_package(protos.parse_graph_def(src.read_bytes(), str(src)), out_p, min_conversion_tensor_size, src)
+
+
+def _stream_nodes(f, conv: _Converter) -> bytes:
+    """Feed every top-level node of the GraphDef in ``f`` to ``conv``; the other top-level
+    fields come back as wire bytes."""
+    fd = f.fileno()
+    size = os.fstat(fd).st_size
+    pos = 0
+    rest = bytearray()
+    while pos < size:
+        head = os.pread(fd, 20, pos)
+        key, hp = _varint(head, 0, len(head))
+        wire = key & 7
+        if wire == 2:
+            length, hp = _varint(head, hp, len(head))
+            end = pos + hp + length
+        elif wire == 0:
+            end = pos + _varint(head, hp, len(head))[1]
+        elif wire in (1, 5):
+            end = pos + hp + (8 if wire == 1 else 4)
+        else:
+            raise _Malformed
+        if end > size or key >> 3 == 0:
+            raise _Malformed
+        if key >> 3 == _GRAPH_NODE and wire == 2:
+            body = os.pread(fd, length, pos + hp)
+            if len(body) != length:
+                raise _Malformed
+            conv.node(body, 0, length)
+        else:
+            rest += os.pread(fd, end - pos, pos)
+        pos = end
+    return bytes(rest)
 
 
 def _add_element(directory, name: str, offset: int, length: int) -> None:
@@ -170,9 +358,6 @@ def _add_element(directory, name: str, offset: int, length: int) -> None:
 def read_package(path) -> tuple[object, dict[str, tuple[int, int]]]:
     """(GraphDef, {region name: (offset, length)}) of a memmapped package. The GraphDef still
     has its ImmutableConst nodes; ``inline_regions`` turns them back into Consts."""
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.util import memmapped_file_system_pb2 as mmfs
-
     p = Path(path)
     size = p.stat().st_size
     hint = "the file is damaged or truncated; convert the model again with `mobilebuild model memmap`"
@@ -185,7 +370,7 @@ def read_package(path) -> tuple[object, dict[str, tuple[int, int]]]:
             raise ModelError(f"{p}: memmapped directory offset {dir_offset} is outside the file", hint)
         f.seek(dir_offset)
         raw = f.read(size - 8 - dir_offset)
-    directory = mmfs.MemmappedFileSystemDirectory()
+    directory = protos.MemmappedFileSystemDirectory()
     try:
         directory.ParseFromString(raw)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
@@ -219,7 +404,7 @@ def read_package(path) -> tuple[object, dict[str, tuple[int, int]]]:
         raise ModelError(f"{p}: the memmapped package has no GraphDef region ({GRAPHDEF_REGION})", hint)
     with open(p, "rb") as f:
         f.seek(graph_span[0])
-        graph_def = parse_graph_def(f.read(graph_span[1]), f"{p} (GraphDef region)")
+        graph_def = protos.parse_graph_def(f.read(graph_span[1]), f"{p} (GraphDef region)")
     for node in graph_def.node:
         if node.op == "ImmutableConst":
             name = node.attr["memory_region_name"].s.decode("utf-8", "replace")
@@ -231,12 +416,7 @@ def read_package(path) -> tuple[object, dict[str, tuple[int, int]]]:
 def inline_regions(graph_def, path, regions: dict[str, tuple[int, int]]):
     """A plain frozen GraphDef: every ImmutableConst reading a package region becomes a Const
     with the region's bytes, so Python (which cannot hand a MemmappedEnv to a session) runs it."""
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2
-
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
+    out = protos.copy(graph_def)
     with open(path, "rb") as f:
         for node in out.node:
             if node.op != "ImmutableConst":
@@ -247,18 +427,28 @@ def inline_regions(graph_def, path, regions: dict[str, tuple[int, int]]):
             offset, length = regions[name]
             f.seek(offset)
             data = f.read(length)
-            dtype = tf.dtypes.as_dtype(node.attr["dtype"].type)
-            shape = tf.TensorShape(node.attr["shape"].shape)
-            expected = int(np.prod(shape.as_list(), dtype=np.int64)) * dtype.size
+            dtype = node.attr["dtype"].type
+            dims = protos.shape_dims(node.attr["shape"].shape)
+            if dims is None or any(d < 0 for d in dims) or not protos.can_memcpy(dtype):
+                raise ModelError(
+                    f"{path}: node {node.name} has no fixed shape and type, so its region cannot be read",
+                    "the file is damaged; convert the model again with `mobilebuild model memmap`",
+                )
+            count = 1
+            for d in dims:
+                count *= d
+            expected = count * protos.dtype_size(dtype)
             if len(data) < expected:
                 raise ModelError(
                     f"{path}: region {name!r} holds {len(data)} bytes, node {node.name} needs {expected}",
                     "the file is damaged; convert the model again with `mobilebuild model memmap`",
                 )
             data = data[:expected]  # a length-less (old) directory counts the padding in
-            tensor = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=shape.as_proto(), tensor_content=data)
             node.op = "Const"
             node.attr.clear()
-            node.attr["dtype"].type = dtype.as_datatype_enum
-            node.attr["value"].tensor.CopyFrom(tensor)
+            node.attr["dtype"].type = dtype
+            tensor = node.attr["value"].tensor
+            tensor.dtype = dtype
+            protos.set_shape(tensor.tensor_shape, dims)
+            tensor.tensor_content = data
     return out

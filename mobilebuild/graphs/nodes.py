@@ -1,13 +1,17 @@
 """Small facts about the nodes of a GraphDef: names, consumers, constants, static shapes.
 
-Shared by inspect / optimize / prepare; TensorFlow is imported inside the functions.
+Shared by inspect / optimize / prepare. Only ``import_graph`` imports TensorFlow (it builds a
+tf.Graph to run); static shapes come from ``shapes`` and fall back to TensorFlow's shape
+inference only for graphs whose ops it does not know.
 """
 
 from __future__ import annotations
 
 import difflib
 
+from mobilebuild import console
 from mobilebuild.errors import ModelError
+from mobilebuild.graphs import protos, shapes
 
 FLOAT_DTYPES = {"DT_FLOAT", "DT_HALF", "DT_DOUBLE", "DT_BFLOAT16"}
 WEIGHT_DTYPES = FLOAT_DTYPES | {"DT_QUINT8", "DT_QINT8", "DT_QINT32", "DT_QUINT16", "DT_QINT16"}
@@ -51,18 +55,20 @@ def require_nodes(graph_def, names, what: str = "node") -> list[str]:
 
 
 def attr_type_name(node, attr: str = "T") -> str | None:
-    from tensorflow.core.framework import types_pb2
-
     if attr not in node.attr:
         return None
-    return types_pb2.DataType.Name(node.attr[attr].type)
+    return protos.dtype_name(node.attr[attr].type)
 
 
 def const_value(node):
-    """The numpy value of a Const node."""
-    from tensorflow.python.framework import tensor_util
+    """The numpy value of a Const node (TensorFlow decodes the few types numpy lacks)."""
+    tensor = node.attr["value"].tensor
+    try:
+        return protos.to_ndarray(tensor)
+    except protos.UnsupportedTensor:
+        from tensorflow.python.framework import tensor_util
 
-    return tensor_util.MakeNdarray(node.attr["value"].tensor)
+        return tensor_util.MakeNdarray(protos.to_tf(tensor))
 
 
 def resolve_const(nodes: dict, name: str):
@@ -92,18 +98,13 @@ def const_array(nodes: dict, name: str):
         return None
     value = const_value(node)
     if casts:
-        import tensorflow as tf
-
-        value = np.asarray(value).astype(tf.as_dtype(casts[0]).as_numpy_dtype)
+        value = np.asarray(value).astype(protos.numpy_dtype(casts[0]))
     return value
 
 
 def const_tensor_info(node) -> tuple[str, int, int]:
     """(dtype name, element count, bytes) of a Const or ImmutableConst node."""
     import numpy as np
-    from tensorflow.core.framework import types_pb2
-
-    import tensorflow as tf
 
     if node.op == "ImmutableConst":
         dtype = node.attr["dtype"].type
@@ -113,11 +114,7 @@ def const_tensor_info(node) -> tuple[str, int, int]:
         dtype = t.dtype
         dims = [d.size for d in t.tensor_shape.dim]
     count = int(np.prod(dims)) if dims else 1
-    try:
-        size = tf.dtypes.as_dtype(dtype).size
-    except (TypeError, ValueError):
-        size = 0
-    return types_pb2.DataType.Name(dtype), count, count * size
+    return protos.dtype_name(dtype), count, count * protos.dtype_size(dtype)
 
 
 def import_graph(graph_def):
@@ -126,8 +123,7 @@ def import_graph(graph_def):
     ModelError when today's TensorFlow cannot load the graph (unknown or removed ops)."""
     import tensorflow as tf
 
-    copy = tf.compat.v1.GraphDef()
-    copy.CopyFrom(graph_def)
+    copy = protos.to_tf(graph_def)
     graph = tf.Graph()
     try:
         with graph.as_default():
@@ -141,9 +137,21 @@ def import_graph(graph_def):
     return graph
 
 
-def tensor_specs(graph_def) -> dict[str, tuple[list[int | None] | None, str]]:
+def tensor_specs(graph_def, names=None) -> dict[str, tuple[list[int | None] | None, str]]:
     """node name -> (static shape of its first output or None, dtype name like 'float32').
-    Empty when the graph does not import (unknown ops): shapes are a nicety, not a requirement."""
+    Worked out without TensorFlow when ``shapes`` knows every op on the way to ``names`` (all
+    nodes when None); otherwise TensorFlow's shape inference, which is empty when the graph does
+    not import (unknown ops): shapes are a nicety, not a requirement."""
+    if not protos.prefer_tensorflow():
+        specs = shapes.infer(topological_order(graph_def), names)
+        if specs is not None:
+            return specs
+        console.detail("static shapes: an op on the way is not known to the fast path; asking TensorFlow")
+    return tensorflow_specs(graph_def)
+
+
+def tensorflow_specs(graph_def) -> dict[str, tuple[list[int | None] | None, str]]:
+    """tensor_specs through TensorFlow's own shape inference (imports TensorFlow)."""
     specs: dict[str, tuple[list[int | None] | None, str]] = {}
     try:
         graph = import_graph(graph_def)

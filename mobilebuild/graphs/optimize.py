@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mobilebuild.errors import ModelError
-from mobilebuild.graphs import nodes as gn
+from mobilebuild.graphs import nodes as gn, protos
 from mobilebuild.graphs.appinfo import app_info
 
 LINEAR_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
@@ -54,38 +54,68 @@ def resolve_names(graph_def, input_names=None, output_names=None) -> tuple[list[
 def cut_graph(graph_def, input_names: list[str], output_names: list[str]):
     """Keep only what ``output_names`` need when ``input_names`` are fed; inner input nodes
     become Placeholders of their output type and static shape (batch left open).
-    Returns (graph_def, names of the nodes dropped)."""
-    import tensorflow as tf
-    from tensorflow.python.tools import strip_unused_lib
+    Returns (graph_def, names of the nodes dropped).
 
-    specs = gn.tensor_specs(graph_def)
+    The same graph TensorFlow's strip_unused gives (which this was built on): fed nodes
+    replaced by Placeholders keeping a ``shape`` / ``_output_shapes`` attr they had, the nodes
+    the outputs reach through data and control inputs in their original order, and no
+    versions or function library."""
     nodes = gn.node_map(graph_def)
-    dtypes = []
-    for name in input_names:
-        node = nodes[name]
+    inner = [name for name in input_names if nodes[name].op != "Placeholder"]
+    specs = gn.tensor_specs(graph_def, inner) if inner else {}
+    replaced = protos.GraphDef()
+    for node in graph_def.node:
+        if node.name not in input_names:
+            replaced.node.add().CopyFrom(node)
+            continue
+        placeholder = replaced.node.add(name=node.name, op="Placeholder")
         if node.op == "Placeholder":
-            dtypes.append(node.attr["dtype"].type)
+            placeholder.attr["dtype"].type = node.attr["dtype"].type
         else:
-            dtypes.append(tf.as_dtype(specs.get(name, (None, "float32"))[1]).as_datatype_enum)
-    out = strip_unused_lib.strip_unused(graph_def, input_names, output_names, dtypes)
-    new_nodes = gn.node_map(out)
-    for name in input_names:
-        node, old = new_nodes[name], nodes[name]
-        if old.op != "Placeholder":
-            shape = specs.get(name, (None, None))[0]
+            placeholder.attr["dtype"].type = protos.dtype_enum("DT_" + _upper_dtype(specs.get(node.name, (None, "float32"))[1]))
+        for key in ("_output_shapes", "shape"):
+            if key in node.attr:
+                placeholder.attr[key].CopyFrom(node.attr[key])
+        if node.op != "Placeholder":
+            shape = specs.get(node.name, (None, None))[0]
             if shape is not None:
-                shape = [None] + list(shape[1:]) if shape else shape
-                node.attr["shape"].CopyFrom(
-                    tf.compat.v1.AttrValue(shape=tf.TensorShape(shape).as_proto())
-                )
+                protos.set_shape(placeholder.attr["shape"].shape, [None] + list(shape[1:]) if shape else shape)
+    out = extract_sub_graph(replaced, output_names)
+    new_nodes = gn.node_map(out)
     dropped = [n.name for n in graph_def.node if n.name not in new_nodes]
     return out, dropped
 
 
+def _upper_dtype(short: str) -> str:
+    """'float32' -> 'FLOAT', 'quint8' -> 'QUINT8' (DataType enum names)."""
+    return {"float32": "FLOAT", "float64": "DOUBLE", "float16": "HALF"}.get(short, short.upper())
+
+
+def extract_sub_graph(graph_def, dest_nodes):
+    """The nodes ``dest_nodes`` depend on (data or control inputs), in their original order,
+    with the graph's versions and library (what TensorFlow's extract_sub_graph returns)."""
+    nodes = gn.node_map(graph_def)
+    missing = [d for d in dest_nodes if gn.base_name(d) not in nodes]
+    if missing:
+        raise ModelError(f"node '{missing[0]}' is not in the graph", "run `mobilebuild model inspect` to list the nodes")
+    keep, todo = set(), [gn.base_name(d) for d in dest_nodes]
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        todo.extend(gn.base_name(i) for i in nodes[name].input if gn.base_name(i) in nodes)
+    out = protos.GraphDef()
+    out.node.extend(n for n in graph_def.node if n.name in keep)
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
 def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeResult:
-    import tensorflow as tf
     from tensorflow.python.tools import optimize_for_inference_lib
 
+    graph_def = protos.ours(graph_def)
     inputs, outputs = resolve_names(graph_def, input_names, output_names)
     result = OptimizeResult(graph_def, inputs, outputs, nodes_before=len(graph_def.node))
     before_ops = _op_counts(graph_def)
@@ -102,9 +132,10 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     dtypes = [cut_nodes[n].attr["dtype"].type for n in inputs]
     shapes = {}
     for n in inputs:
-        shapes[n] = tf.compat.v1.AttrValue()
+        shapes[n] = protos.AttrValue()
         shapes[n].CopyFrom(cut_nodes[n].attr["shape"])
-    out = optimize_for_inference_lib.optimize_for_inference(cut, inputs, outputs, dtypes, toco_compatible=True)
+    out = optimize_for_inference_lib.optimize_for_inference(protos.to_tf(cut), inputs, outputs, dtypes, toco_compatible=True)
+    out = protos.ours(out)
     out_nodes = gn.node_map(out)
     for n in inputs:  # strip_unused rebuilt the placeholders: keep the shapes we know
         if shapes[n].HasField("shape"):
@@ -112,7 +143,7 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     out = drop_inert_control_deps(out)
     out, folded_consts = fold_constants(out, set(outputs) | set(inputs))
     out, folded_affine = fold_affine_chains(out)
-    out = _extract(out, outputs)
+    out = extract_sub_graph(out, outputs)
     after_ops = _op_counts(out)
     bn_before = sum(before_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
     bn_after = sum(after_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
@@ -137,11 +168,8 @@ def drop_inert_control_deps(graph_def):
     """Control dependencies on Const / Identity / NoOp nodes order nothing in a frozen graph
     (Keras 3 ties its ReadVariableOp Identities to the output through a NoOp): drop them, and
     the NoOps left without a purpose."""
-    import tensorflow as tf
-
     inert = {"Const", "Identity", "NoOp"}
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
+    out = protos.copy(graph_def)
     nodes = gn.node_map(out)
     for node in out.node:
         keep = [i for i in node.input if not (i.startswith("^") and getattr(nodes.get(gn.base_name(i)), "op", None) in inert)]
@@ -160,12 +188,6 @@ def _op_counts(graph_def) -> dict[str, int]:
     for n in graph_def.node:
         counts[n.op] = counts.get(n.op, 0) + 1
     return counts
-
-
-def _extract(graph_def, outputs):
-    from tensorflow.python.framework import graph_util
-
-    return graph_util.extract_sub_graph(graph_def, list(outputs))
 
 
 def fold_constants(graph_def, keep: set[str]):
@@ -214,8 +236,7 @@ def fold_constants(graph_def, keep: set[str]):
     with tf.compat.v1.Session(graph=graph) as sess:
         values = sess.run([f"{name}:{k}" for name, k in fetches])
     value_of = dict(zip(fetches, values))
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
+    out = protos.copy(graph_def)
     taken = {n.name for n in out.node}
     extra_name: dict[tuple[str, int], str] = {}
     for (name, k) in fetches:
@@ -232,7 +253,7 @@ def fold_constants(graph_def, keep: set[str]):
         _make_const(out.node.add(name=new_name), value_of[(name, k)])
     outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS and n.name in consumers]
     outputs = [o for o in dict.fromkeys(outputs + list(keep)) if o in taken]
-    return _extract(out, outputs), len(frontier)
+    return extract_sub_graph(out, outputs), len(frontier)
 
 
 def _output_index(tensor: str) -> int:
@@ -241,14 +262,12 @@ def _output_index(tensor: str) -> int:
 
 
 def _make_const(node, value) -> None:
-    import tensorflow as tf
-    from tensorflow.python.framework import tensor_util
-
+    tensor = protos.make_tensor(value)
     node.op = "Const"
     del node.input[:]
     node.attr.clear()
-    node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+    node.attr["dtype"].type = tensor.dtype
+    node.attr["value"].tensor.CopyFrom(tensor)
 
 
 def _channel_vector(value, channels: int, rank: int):
@@ -271,11 +290,7 @@ def fold_affine_chains(graph_def):
     new weights and one BiasAdd named like the last op of the chain. Returns (graph_def, count)."""
     import numpy as np
 
-    import tensorflow as tf
-    from tensorflow.python.framework import tensor_util
-
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
+    out = protos.copy(graph_def)
     count = 0
     changed = True
     while changed:
@@ -347,23 +362,23 @@ def fold_affine_chains(graph_def):
             wname = _unique(nodes, f"{lin.name}/folded_weights")
             bname = _unique(nodes, f"{last.name}/folded_bias")
             wconst = out.node.add(name=wname, op="Const")
-            wconst.attr["dtype"].type = tf.float32.as_datatype_enum
-            wconst.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(new_w.astype(np.float32)))
+            wconst.attr["dtype"].type = protos.DT_FLOAT
+            wconst.attr["value"].tensor.CopyFrom(protos.make_tensor(new_w.astype(np.float32)))
             bconst = out.node.add(name=bname, op="Const")
-            bconst.attr["dtype"].type = tf.float32.as_datatype_enum
-            bconst.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(shift.astype(np.float32)))
+            bconst.attr["dtype"].type = protos.DT_FLOAT
+            bconst.attr["value"].tensor.CopyFrom(protos.make_tensor(shift.astype(np.float32)))
             lin.input[1] = wname
             drop = {n.name for n in chain}
             keep_nodes = [n for n in out.node if n.name not in drop]
-            bias = tf.compat.v1.NodeDef(name=last.name, op="BiasAdd", input=[lin.name, bname])
-            bias.attr["T"].type = tf.float32.as_datatype_enum
+            bias = protos.NodeDef(name=last.name, op="BiasAdd", input=[lin.name, bname])
+            bias.attr["T"].type = protos.DT_FLOAT
             bias.attr["data_format"].s = b"NHWC"
             del out.node[:]
             out.node.extend(keep_nodes + [bias])
             count += 1
             changed = True
             break
-    return _extract(out, _sinks(out)), count
+    return extract_sub_graph(out, _sinks(out)), count
 
 
 def _sinks(graph_def) -> list[str]:

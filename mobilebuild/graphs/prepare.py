@@ -14,7 +14,7 @@ from pathlib import Path
 from mobilebuild.errors import ModelError
 from mobilebuild.fsutil import check_output_path, write_if_changed
 from mobilebuild.graphs import io, memmap, nodes as gn, quantize as quantize_mod, runtime_ops
-from mobilebuild.graphs.appinfo import AFFINE_OPS, app_info
+from mobilebuild.graphs.appinfo import AFFINE_OPS, app_info, spec_names
 from mobilebuild.graphs.optimize import cut_graph, optimize_graph
 
 
@@ -116,7 +116,7 @@ def prepare_for_app(
     if memory_mapped:
         graph_def = memmap.inline_regions(graph_def, model.path, model.regions)
 
-    specs = gn.tensor_specs(graph_def)
+    specs = gn.tensor_specs(graph_def, spec_names(graph_def, input_name, output_name))
     app = app_info(graph_def, specs)
     values = resolve_app_values(graph_def, app, specs, input_name, output_name, input_size, mean, std)
     frozen_notes = list((model.frozen or {}).get("notes", []))
@@ -137,7 +137,7 @@ def prepare_for_app(
     graph_def, changes = _fit_to_runtime(graph_def, opset)  # already cut at inp above
     notes += changes + opset_note
 
-    oshape = (gn.tensor_specs(graph_def).get(out) or (None,))[0]
+    oshape = (gn.tensor_specs(graph_def, [out]).get(out) or (None,))[0]
     num_classes = int(oshape[-1]) if oshape and oshape[-1] else values["num_classes"]
 
     if memory_mapped:

@@ -1,23 +1,28 @@
-"""The three modes of TensorFlow's old quantize_graph tool, rewritten on today's TensorFlow.
+"""The three modes of TensorFlow's old quantize_graph tool (tensorflow/tools/quantization, the
+tool the TF 1.x users of the demo apps ran), reproduced: same nodes, same bytes.
 
-- ``weights_rounded``: every large float Const keeps its dtype but its values snap to 2^bitdepth
-  evenly spaced levels between its min and max: same graph, same ops, and the file compresses
-  well (zip/gzip of the APK) because each tensor holds at most 2^bitdepth distinct values.
-- ``weights``: every large float Const is stored as quint8 plus min/max scalars and a
-  ``Dequantize`` (MIN_COMBINED) node under the original name, so consumers are untouched and
-  the file is ~4x smaller. Compute stays float.
+- ``weights_rounded``: every float Const keeps its dtype but each value moves to the centre of
+  one of 2^bitdepth equal buckets between the tensor's min and max (bucket = floor of the
+  offset over the bucket width, the max in the last bucket): same graph, same ops, and the file
+  compresses well (zip/gzip of the APK) because each tensor holds at most 2^bitdepth values.
+- ``weights``: every float Const is stored as quint8 (QuantizeV2 MIN_COMBINED arithmetic over
+  [min(0, min), max]) plus min/max scalars and a ``Dequantize`` (MIN_COMBINED) node under the
+  original name, so consumers are untouched and the file is ~4x smaller. Compute stays float.
+  Like the tool, both modes rebuild the replaced Consts from scratch (no device, no control
+  inputs), keep what the outputs need and write no ``versions``. numpy does the arithmetic: no
+  TensorFlow is imported. ``min_const_bytes`` (default 0: every float Const, as the tool) can
+  leave small constants in float.
 - ``eightbit``: Conv2D, MatMul, BiasAdd (and Add/AddV2 of a 1-D Const over the last
   dimension), Relu, Relu6, MaxPool, AvgPool, Reshape and Concat/ConcatV2 run as TF's quantized
   kernels (QuantizeV2 -> QuantizedConv2D -> RequantizationRange/Requantize -> ... -> Dequantize);
   quantized ops feed each other directly, anything else falls back to float through a
   Dequantize named like the original node, so the graph's names and outputs stay.
 
-``weights`` and ``eightbit`` first fold constant sub-graphs (``fold_constants``) and keep only
-what the outputs need.
+``eightbit`` first folds constant sub-graphs (``fold_constants``, TensorFlow evaluates them) and
+keeps only what the outputs need.
 
 The quantized ops and attrs emitted are the ones the TF 1.0-1.4 mobile runtimes have; with
 ``tf_version`` the whole result is downgraded to and checked against that runtime's op set.
-TensorFlow is imported inside the functions, never at module import.
 """
 
 from __future__ import annotations
@@ -25,14 +30,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.graphs import nodes as gn
-from mobilebuild.graphs import runtime_ops
+from mobilebuild.graphs import nodes as gn, protos, runtime_ops
+from mobilebuild.graphs.optimize import extract_sub_graph
 
 MODES = ("weights_rounded", "weights", "eightbit")
-# Float Consts smaller than this stay float: each quantized Const costs three extra nodes
-# (~250 bytes of GraphDef), which outweighs what quantizing a few dozen floats saves.
-DEFAULT_MIN_CONST_BYTES = 1024
-_FLOAT = 1  # types_pb2.DT_FLOAT, without importing TensorFlow at module level
+# Float Consts smaller than this many bytes stay float. 0 (every float Const) is what the
+# reference tool does; a larger value trades a little size for fewer nodes.
+DEFAULT_MIN_CONST_BYTES = 0
+# eightbit quantizes the large weights of the ops it rewrites; small constants (normalisation
+# scalars, shapes) stay float so the float parts of the graph read them as before.
+EIGHTBIT_MIN_CONST_BYTES = 1024
+_FLOAT = protos.DT_FLOAT
 
 
 class QuantizeModeError(UserError):
@@ -60,27 +68,32 @@ def quantize_graph_def(
     tf_version: str | None = None,
     input_names=None,
     output_names=None,
-    min_const_bytes: int = DEFAULT_MIN_CONST_BYTES,
+    min_const_bytes: int | None = None,
 ):
     """Quantize a frozen GraphDef (see the module doc for the modes). With ``tf_version`` the
     result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not)."""
     check_mode(mode, bitdepth)
+    if min_const_bytes is None:
+        min_const_bytes = EIGHTBIT_MIN_CONST_BYTES if mode == "eightbit" else DEFAULT_MIN_CONST_BYTES
     # The graph is not cut here (that is `optimize`), but names given must be real, in every mode.
     if input_names:
         gn.require_nodes(graph_def, list(input_names), "input node")
     outputs = gn.require_nodes(graph_def, list(output_names), "output node") if output_names else None
-    if mode == "weights_rounded":
-        out = round_weights(graph_def, bitdepth, min_const_bytes)
+    graph_def = protos.ours(graph_def)
+    if mode in ("weights_rounded", "weights"):
+        outputs = outputs or sink_names(graph_def)
+        if mode == "weights_rounded":
+            out = round_weights(graph_def, bitdepth, min_const_bytes)
+        else:
+            out = quantize_weights(graph_def, min_const_bytes)
+        out = extract_sub_graph(out, outputs)
     else:
         # Fold constant sub-graphs first (TF's own quantize pipeline does the same): Keras
         # batch norm's four vectors become one scale and one offset, read-variable Identities
         # disappear, and each weight gets quantized once, where it is used.
         outputs = outputs or sink_names(graph_def)
         folded = fold_constants(graph_def, outputs)
-        if mode == "weights":
-            out = quantize_weights(folded, min_const_bytes)
-        else:
-            out = EightBitRewriter(folded, min_const_bytes).rewrite(outputs)
+        out = EightBitRewriter(folded, min_const_bytes).rewrite(outputs)
     if tf_version:
         out, _changes = fit_runtime(out, tf_version)
     return out
@@ -110,53 +123,35 @@ def sink_names(graph_def) -> list[str]:
 
 
 def _large_float_const(node, min_const_bytes: int):
-    """The Const's value as a float32 ndarray when it is a float Const worth quantizing."""
-    import tensorflow as tf
-
-    if node.op != "Const" or node.attr["dtype"].type != _FLOAT:
+    """The Const's value as a float32 ndarray when it is a float Const to quantize."""
+    if node.op != "Const" or "dtype" not in node.attr or node.attr["dtype"].type != _FLOAT:
         return None
-    value = tf.make_ndarray(node.attr["value"].tensor)
+    value = protos.to_ndarray(node.attr["value"].tensor)
     if value.nbytes < min_const_bytes or not value.size:
         return None
     return value
 
 
-def _const_node(name: str, value, dtype, device: str = ""):
-    import numpy as np
-    import tensorflow as tf
-
-    node = tf.compat.v1.NodeDef(name=name, op="Const")
+def _const_node(name: str, value, dtype, device: str = "", shape=None):
+    """A Const node holding ``value`` (encoded as TensorFlow's make_tensor_proto encodes it)."""
+    enum = _dtype_enum(dtype) if isinstance(dtype, str) else protos.dtype_of_numpy(dtype)
+    node = protos.NodeDef(name=name, op="Const")
     if device:
         node.device = device
-    tf_dtype = tf.dtypes.as_dtype(dtype)
-    node.attr["dtype"].type = tf_dtype.as_datatype_enum
-    if tf_dtype.is_quantized:
-        # make_tensor_proto does not take quantized numpy arrays; the raw bytes are the tensor.
-        arr = np.asarray(value, dtype=np.uint8 if tf_dtype == tf.quint8 else np.int8)
-        from tensorflow.core.framework import tensor_pb2
-
-        proto = tensor_pb2.TensorProto(
-            dtype=tf_dtype.as_datatype_enum,
-            tensor_shape=tf.TensorShape(arr.shape).as_proto(),
-            tensor_content=arr.tobytes(),
-        )
-    else:
-        proto = tf.make_tensor_proto(np.asarray(value, dtype=tf_dtype.as_numpy_dtype))
-    node.attr["value"].tensor.CopyFrom(proto)
+    node.attr["dtype"].type = enum
+    node.attr["value"].tensor.CopyFrom(protos.make_tensor(value, enum, shape))
     return node
 
 
 def _node(name: str, op: str, inputs, device: str = "", **attrs):
-    """A NodeDef with typed attrs: DType via ('type', enum), lists via ('ints', [...])."""
-    import tensorflow as tf
-
-    node = tf.compat.v1.NodeDef(name=name, op=op, input=list(inputs))
+    """A NodeDef with typed attrs: DType via ('type', name or enum), lists via ('ints', [...])."""
+    node = protos.NodeDef(name=name, op=op, input=list(inputs))
     if device:
         node.device = device
     for key, (kind, value) in attrs.items():
         av = node.attr[key]
         if kind == "type":
-            av.type = tf.dtypes.as_dtype(value).as_datatype_enum
+            av.type = value if isinstance(value, int) else _dtype_enum(value)
         elif kind == "s":
             av.s = value.encode() if isinstance(value, str) else value
         elif kind == "b":
@@ -166,10 +161,17 @@ def _node(name: str, op: str, inputs, device: str = "", **attrs):
         elif kind == "ints":
             av.list.i.extend(value)
         elif kind == "copy":
-            av.CopyFrom(value)
+            av.ParseFromString(value.SerializeToString())
         else:  # pragma: no cover - programming error
             raise ValueError(kind)
     return node
+
+
+def _dtype_enum(name: str) -> int:
+    """'quint8' / 'float32' -> the DataType enum."""
+    return {"float32": protos.DT_FLOAT, "float64": protos.DT_DOUBLE, "float16": protos.DT_HALF}.get(name) or protos.dtype_enum(
+        "DT_" + name.upper()
+    )
 
 
 class _Names:
@@ -211,8 +213,7 @@ FOLDABLE_OPS = {
 def fold_constants(graph_def, output_names):
     """Replace every node computed from Consts alone by a Const of its value (same name), and
     keep only what the outputs need. Numbers are unchanged: TF computes the same ops, earlier."""
-    import tensorflow as tf
-
+    graph_def = protos.ours(graph_def)
     nodes = {n.name: n for n in graph_def.node}
     constant: set[str] = set()
     for node in gn.topological_order(graph_def):
@@ -226,7 +227,8 @@ def fold_constants(graph_def, output_names):
             consumers_outside.update(gn.base_name(i) for i in node.input)
     frontier = [n for n in constant if n in consumers_outside and nodes[n].op != "Const"]
     folded = _evaluate(graph_def, frontier) if frontier else {}
-    out = tf.compat.v1.GraphDef()
+    graph_def = protos.ours(graph_def)  # TensorFlow may have been imported meanwhile
+    out = protos.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
     out.library.CopyFrom(graph_def.library)
     for node in graph_def.node:
@@ -263,24 +265,31 @@ def _evaluate(graph_def, names: list[str]) -> dict:
 # weights_rounded
 
 
-def round_weights(graph_def, bitdepth: int = 8, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+def bucket_centres(value, num_buckets: int):
+    """Each value moved to the centre of one of ``num_buckets`` equal buckets between the
+    tensor's min and max (the max falls in the last bucket), computed in the tensor's own
+    float type as the reference tool computes it; a constant tensor stays as it is."""
     import numpy as np
-    import tensorflow as tf
 
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
-    steps = (1 << bitdepth) - 1
-    for node in out.node:
+    hi, lo = value.max(), value.min()
+    if hi == lo:
+        return value
+    width = (hi - lo) / num_buckets
+    index = np.floor((value - lo) / width)
+    index[index == num_buckets] = num_buckets - 1
+    return lo + width * (index + 0.5)
+
+
+def round_weights(graph_def, bitdepth: int = 8, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+    """Every float Const -> a Const of the bucket centres (same name and shape)."""
+    out = protos.GraphDef()
+    for node in graph_def.node:
         value = _large_float_const(node, min_const_bytes)
         if value is None:
+            out.node.add().CopyFrom(node)
             continue
-        lo, hi = float(value.min()), float(value.max())
-        if hi == lo:
-            continue
-        step = (hi - lo) / steps
-        levels = np.round((value.astype(np.float64) - lo) / step)
-        rounded = (lo + levels * step).astype(np.float32)
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(rounded))
+        dims = protos.tensor_dims(node.attr["value"].tensor)
+        out.node.append(_const_node(node.name, bucket_centres(value, 1 << bitdepth), "float32", shape=dims))
     return out
 
 
@@ -289,13 +298,9 @@ def round_weights(graph_def, bitdepth: int = 8, min_const_bytes: int = DEFAULT_M
 
 
 def quantize_weights(graph_def, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
-    """Each large float Const N -> N_quint8_const, N_min, N_max + Dequantize named N."""
-    import tensorflow as tf
-
+    """Each float Const N -> N_quint8_const, N_min, N_max + Dequantize (MIN_COMBINED) named N."""
     names = _Names(graph_def)
-    out = tf.compat.v1.GraphDef()
-    out.versions.CopyFrom(graph_def.versions)
-    out.library.CopyFrom(graph_def.library)
+    out = protos.GraphDef()
     for node in graph_def.node:
         value = _large_float_const(node, min_const_bytes)
         if value is None:
@@ -305,11 +310,62 @@ def quantize_weights(graph_def, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
     return out
 
 
-def _quantize_min_combined(value, lo: float, hi: float):
+def weight_range(value) -> tuple:
+    """The (min, max) the reference tool stores for a weight tensor: min at most 0, and a
+    range that is never empty."""
     import numpy as np
 
-    scale = 255.0 / (hi - lo)
-    return np.clip(np.round((value.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+    lo, hi = np.min(value), np.max(value)
+    if lo > 0.0:
+        lo = 0.0
+    if lo == hi:
+        if abs(lo) < 0.000001:
+            hi = lo + 1.0
+        elif lo > 0:
+            hi = 2 * lo
+        else:
+            hi = lo / 2.0
+    return lo, hi
+
+
+def quantize_v2_range(lo, hi) -> tuple:
+    """The range QuantizeV2 really quantizes over for a requested [lo, hi]: zero inside, at
+    least 1 % of the largest magnitude wide (float32, as the kernel computes it)."""
+    import numpy as np
+
+    f32 = np.float32
+    lo, hi = f32(lo), f32(hi)
+    min_range = min(f32(0.0), lo)
+    epsilon = f32(max(f32(1.0), max(abs(lo), abs(hi)))) * f32(0.01)
+    max_range = max(f32(0.0), max(hi, f32(min_range + epsilon)))
+    return f32(min_range), f32(max_range)
+
+
+def _quantize_min_combined(value, lo, hi):
+    """QuantizeV2(mode=MIN_COMBINED, T=quint8) of a float32 tensor over the requested [lo, hi]:
+    the kernel's float32 arithmetic, (clamp(x) - min) * scale + 0.5 truncated."""
+    import numpy as np
+
+    if protos.prefer_tensorflow():
+        return _tensorflow_quantize_v2(value, lo, hi, "MIN_COMBINED")
+    f32 = np.float32
+    min_range, max_range = quantize_v2_range(lo, hi)
+    scale = f32(255.0 / (float(max_range) - float(min_range)))
+    x = np.asarray(value, dtype=f32)
+    return ((np.minimum(np.maximum(x, min_range), max_range) - min_range) * scale + f32(0.5)).astype(np.uint8)
+
+
+def _tensorflow_quantize_v2(value, lo, hi, mode: str):
+    """TensorFlow's own QuantizeV2 kernel (the path the numpy code above must match)."""
+    import numpy as np
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        op = tf.raw_ops.QuantizeV2(input=np.asarray(value, np.float32), min_range=lo, max_range=hi, T=tf.quint8, mode=mode)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            out = sess.run(op.output)
+    return np.asarray(out).view(np.uint8).reshape(np.shape(value))
 
 
 def _quantize_min_first(value, lo: float, hi: float):
@@ -324,16 +380,22 @@ def _quantize_min_first(value, lo: float, hi: float):
 
 def _weight_nodes(node, value, names: _Names, mode: str):
     """quint8 Const + min/max Consts + Dequantize(mode) under the original name."""
-    lo, hi = _range_of(value)
-    encode = _quantize_min_combined if mode == "MIN_COMBINED" else _quantize_min_first
+    if mode == "MIN_COMBINED":  # the weights mode, as the reference tool writes it
+        lo, hi = weight_range(value)
+        q = _quantize_min_combined(value, lo, hi)
+        device = ""
+    else:
+        lo, hi = _range_of(value)
+        q = _quantize_min_first(value, lo, hi)
+        device = node.device
     q_name = names.fresh(node.name + "_quint8_const")
     min_name = names.fresh(node.name + "_min")
     max_name = names.fresh(node.name + "_max")
     return [
-        _const_node(q_name, encode(value, lo, hi), "quint8", node.device),
-        _const_node(min_name, lo, "float32", node.device),
-        _const_node(max_name, hi, "float32", node.device),
-        _node(node.name, "Dequantize", [q_name, min_name, max_name], node.device, T=("type", "quint8"), mode=("s", mode)),
+        _const_node(q_name, q, "quint8", device, shape=list(value.shape)),
+        _const_node(min_name, lo, "float32", device),
+        _const_node(max_name, hi, "float32", device),
+        _node(node.name, "Dequantize", [q_name, min_name, max_name], device, T=("type", "quint8"), mode=("s", mode)),
     ]
 
 
@@ -360,8 +422,6 @@ def _nhwc(node) -> bool:
 
 def _keep_reachable(graph_def, output_names):
     """Only the nodes the outputs depend on (data or control), in their original order."""
-    import tensorflow as tf
-
     by_name = {n.name: n for n in graph_def.node}
     keep, todo = set(), list(output_names)
     while todo:
@@ -370,7 +430,7 @@ def _keep_reachable(graph_def, output_names):
             continue
         keep.add(name)
         todo.extend(gn.base_name(i) for i in by_name[name].input)
-    out = tf.compat.v1.GraphDef()
+    out = protos.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
     out.library.CopyFrom(graph_def.library)
     out.node.extend(n for n in graph_def.node if n.name in keep)
@@ -398,15 +458,13 @@ class EightBitRewriter:
     CONV_LIKE = {"Conv2D", "MatMul", "BiasAdd"}
     QUINT8_IN_OUT = {"Relu": "QuantizedRelu", "Relu6": "QuantizedRelu6", "MaxPool": "QuantizedMaxPool", "AvgPool": "QuantizedAvgPool"}
 
-    def __init__(self, graph_def, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
-        import tensorflow as tf
-
-        self.tf = tf
+    def __init__(self, graph_def, min_const_bytes: int = EIGHTBIT_MIN_CONST_BYTES):
+        graph_def = protos.ours(graph_def)
         self.src = graph_def
         self.src_nodes = {n.name: n for n in graph_def.node}
         self.names = _Names(graph_def)
         self.min_const_bytes = min_const_bytes
-        self.out = tf.compat.v1.GraphDef()
+        self.out = protos.GraphDef()
         self.out.versions.CopyFrom(graph_def.versions)
         self.out.library.CopyFrom(graph_def.library)
         self.quantized: dict[str, _Q] = {}  # original node name -> its output 0, quantized
@@ -514,18 +572,13 @@ class EightBitRewriter:
         return False
 
     def _static_shape(self, ref: str):
-        """The inferred shape of a tensor of the source graph (None when unknown)."""
-        if self._shapes is None:
-            try:
-                self._shapes = gn.import_graph(self.src)
-            except ModelError:
-                self._shapes = self.tf.Graph()  # shapes unknown: vector adds stay float
+        """The inferred shape of output 0 of a node of the source graph (None when unknown)."""
         name, port = _split_ref(ref)
-        try:
-            shape = self._shapes.get_tensor_by_name(f"{name}:{port}").shape
-        except (KeyError, ValueError):
+        if port:
             return None
-        return shape.as_list() if shape.rank is not None else None
+        if self._shapes is None:
+            self._shapes = gn.tensor_specs(self.src)  # unknown shapes: vector adds stay float
+        return (self._shapes.get(name) or (None,))[0]
 
     def _elementwise(self, node) -> bool:
         x = self._q(node.input[0])
@@ -581,7 +634,7 @@ class EightBitRewriter:
 
         src = self.src_nodes.get(_split_ref(axis_ref)[0])
         if src is not None and src.op == "Const":
-            axis = int(np.asarray(self.tf.make_ndarray(src.attr["value"].tensor)).reshape(()))
+            axis = int(np.asarray(protos.to_ndarray(src.attr["value"].tensor)).reshape(()))
             if axis >= 0:
                 return axis_ref
         rank = self._emit(original, "Rank", [some_value], T=("type", "quint8"))
@@ -624,7 +677,7 @@ class EightBitRewriter:
         src = self.src_nodes.get(name)
         if src is not None and src.op == "Const" and _type_attr(src, "dtype") == _FLOAT:
             # A small float Const kept for float consumers: quantize it once, offline.
-            nodes = _weight_nodes(src, self.tf.make_ndarray(src.attr["value"].tensor), self.names, "MIN_FIRST")[:3]
+            nodes = _weight_nodes(src, protos.to_ndarray(src.attr["value"].tensor), self.names, "MIN_FIRST")[:3]
             self.out.node.extend(nodes)
             q = _Q(nodes[0].name, nodes[1].name, nodes[2].name)
             self.from_float[key] = q

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mobilebuild import console
 from mobilebuild.choices import OPSET_RUNTIMES
 from mobilebuild.errors import ModelError, UserError
+from mobilebuild.graphs import protos
 from mobilebuild.paths import TOOLCHAINS_DIR
 from mobilebuild.profiles import load_profile, parse_version
 
@@ -325,8 +327,6 @@ REFUSED_VALUES: dict[str, tuple] = {
 
 def attr_value(av):
     """An AttrValue as a plain Python value (types as their DT_ names)."""
-    from tensorflow.core.framework import types_pb2
-
     kind = av.WhichOneof("value")
     if kind == "list":
         lst = av.list
@@ -336,13 +336,13 @@ def attr_value(av):
                 if fld == "s":
                     return [x.decode("utf-8", "replace") for x in values]
                 if fld == "type":
-                    return [types_pb2.DataType.Name(x) for x in values]
+                    return [protos.dtype_name(x) for x in values]
                 return values
         return []
     if kind == "s":
         return av.s.decode("utf-8", "replace")
     if kind == "type":
-        return types_pb2.DataType.Name(av.type)
+        return protos.dtype_name(av.type)
     if kind in ("i", "f", "b"):
         return getattr(av, kind)
     return None
@@ -355,10 +355,7 @@ def _format_value(v) -> str:
 def downgrade_graph(graph_def, opset: OpSet):
     """(new GraphDef, change lines) such that the graph loads in ``opset``'s runtime and computes
     the same numbers. Raises ModelError naming the node and why when that is not possible."""
-    import tensorflow as tf
-
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
+    out = protos.copy(graph_def)
     consumers = _output_indices_used(out)
     renamed: Counter = Counter()
     dropped: Counter = Counter()
@@ -477,15 +474,17 @@ def _rename(node, target: str, used_outputs: set[int]) -> str | None:
 
 def _fill_default(node, attr: str) -> bool:
     """A required attr missing from the node (graphs written with stripped defaults): set it to
-    the default the current TF op definition gives it, which is what the node meant."""
+    the default the current TF op definition gives it, which is what the node meant. Op
+    definitions live in TensorFlow's native library: this rare case imports TensorFlow."""
     from tensorflow.python.framework import op_def_registry
 
+    console.detail(f"reading the default of {node.op}.{attr} from TensorFlow's op registry")
     op_def = op_def_registry.get(node.op)
     if op_def is None:
         return False
     for a in op_def.attr:
         if a.name == attr and a.HasField("default_value"):
-            node.attr[attr].CopyFrom(a.default_value)
+            node.attr[attr].ParseFromString(a.default_value.SerializeToString())
             return True
     return False
 

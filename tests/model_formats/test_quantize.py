@@ -82,8 +82,8 @@ def test_weights_mode_stores_quint8_with_dequantize(graphs, quantized):
     assert deq.attr["T"].type == tf.quint8.as_datatype_enum
     qconst = nodes[deq.input[0]]
     assert qconst.op == "Const" and qconst.attr["dtype"].type == tf.quint8.as_datatype_enum
-    # Small Consts (the 10 biases, 40 bytes) stay float.
-    assert nodes["fc/biases"].op == "Const" and nodes["fc/biases"].attr["dtype"].type == tf.float32.as_datatype_enum
+    # Small Consts (the 10 biases, 40 bytes) are quantized too, as TF's quantize_graph does.
+    assert nodes["fc/biases"].op == "Dequantize" and nodes["fc/biases"].attr["mode"].s == b"MIN_COMBINED"
     ratio = len(graphs["mixed"].graph_def.SerializeToString()) / len(q.SerializeToString())
     assert ratio >= 3.3, f"weights mode only {ratio:.2f}x smaller"
 

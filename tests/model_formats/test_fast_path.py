@@ -1,0 +1,215 @@
+"""The graph commands that execute nothing run without TensorFlow, and give the same bytes and
+figures as the TensorFlow path; quantize reproduces TensorFlow's reference quantize_graph tool.
+
+The fast path is checked in a fresh interpreter (this test process has TensorFlow loaded by
+the graph fixtures); the TensorFlow path is the same commands with
+MOBILEBUILD_GRAPH_BACKEND=tensorflow, which makes every step that has both paths take
+TensorFlow's: its message classes, its tensor codec, its QuantizeV2 kernel, its shape inference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobilebuild import defaults
+from mobilebuild.graphs import io, memmap, protos, quantize
+
+GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
+
+# Run commands in one fresh interpreter; report each exit code and whether TensorFlow got imported.
+_PROBE = r"""
+import json, sys
+from mobilebuild.cli import hoist_global_flags, run
+codes = []
+for args in json.loads(sys.argv[1]):
+    codes.append(run(hoist_global_flags(args)))
+sys.stdout.flush()
+print(json.dumps({"codes": codes, "tensorflow": "tensorflow" in sys.modules}), file=sys.stderr)
+"""
+
+
+def _commands(model: Path, out: Path) -> list[list[str]]:
+    m = str(model)
+    return [
+        ["--json", "model", "inspect", m],
+        ["--json", "model", "inspect", m, "--tf-version", "1.1"],
+        ["model", "downgrade", m, "-o", str(out / "down.pb"), "--tf-version", "1.1"],
+        ["--json", "model", "check", str(out / "down.pb"), "--tf-version", "1.1"],
+        ["model", "memmap", m, "-o", str(out / "model.mm"), "--min-conversion-tensor-size", "1000"],
+        ["model", "memmap", m, "-o", str(out / "down.mm"), "--tf-version", "1.1"],
+        ["model", "quantize", m, "-o", str(out / "weights.pb"), "--mode", "weights"],
+        ["model", "quantize", m, "-o", str(out / "rounded.pb"), "--mode", "weights_rounded"],
+        ["model", "quantize", m, "-o", str(out / "rounded4.pb"), "--mode", "weights_rounded", "--bitdepth", "4"],
+    ]
+
+
+def _fresh(commands, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), NO_COLOR="1")
+    env.pop("MOBILEBUILD_GRAPH_BACKEND", None)
+    env.update(env_extra or {})
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(commands)], capture_output=True, text=True, env=env, timeout=600
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    return proc, report
+
+
+def _json_objects(stdout: str) -> list[dict]:
+    decoder, objects, pos = json.JSONDecoder(), [], 0
+    text = stdout.strip()
+    while pos < len(text):
+        obj, end = decoder.raw_decode(text, pos)
+        objects.append(obj)
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return objects
+
+
+@pytest.fixture(scope="module")
+def both_paths(graphs, tmp_path_factory):
+    """The commands on the built-in model and on a Keras graph, run (a) in a fresh process
+    without TensorFlow and (b) in a fresh process on the TensorFlow path."""
+    results = {}
+    for name, model in [("default", defaults.default_model()), ("keras", graphs["keras"].path)]:
+        for path in ("fast", "tensorflow"):
+            out = tmp_path_factory.mktemp(f"{name}_{path}")
+            env = {"MOBILEBUILD_GRAPH_BACKEND": "tensorflow"} if path == "tensorflow" else {}
+            proc, report = _fresh(_commands(model, out), env)
+            results[name, path] = (proc, report, out)
+    return results
+
+
+@pytest.mark.parametrize("name", ["default", "keras"])
+def test_commands_that_execute_nothing_do_not_import_tensorflow(both_paths, name):
+    proc, report, _ = both_paths[name, "fast"]
+    assert report["codes"] == [0] * len(report["codes"]), proc.stderr
+    assert report["tensorflow"] is False, proc.stderr
+    _, tf_report, _ = both_paths[name, "tensorflow"]
+    assert tf_report["tensorflow"] is True  # the other path really is the TensorFlow one
+
+
+@pytest.mark.parametrize("name", ["default", "keras"])
+def test_fast_path_and_tensorflow_path_are_byte_identical(both_paths, name):
+    fast_proc, _, fast_out = both_paths[name, "fast"]
+    tf_proc, _, tf_out = both_paths[name, "tensorflow"]
+    files = sorted(p.name for p in fast_out.iterdir())
+    assert files == sorted(p.name for p in tf_out.iterdir()) and len(files) == 6
+    for f in files:
+        assert (fast_out / f).read_bytes() == (tf_out / f).read_bytes(), f
+    # inspect (twice) and check report the same figures: shapes, classes, mean/std, runtime.
+    fast_json, tf_json = _json_objects(fast_proc.stdout), _json_objects(tf_proc.stdout)
+    assert len(fast_json) == 3
+    for a, b in zip(fast_json, tf_json):
+        a.pop("model", None), b.pop("model", None), a.pop("path", None), b.pop("path", None)
+        assert a == b
+
+
+def test_inspect_figures_are_todays(both_paths):
+    proc, _, _ = both_paths["default", "fast"]
+    report = _json_objects(proc.stdout)[0]
+    info = json.loads((defaults.default_model().parent / "model.json").read_text())
+    app = report["app"]
+    assert (app["input_name"], app["input_size"], app["mean"], app["std"], app["num_classes"]) == (
+        info["input_name"], info["input_size"], info["mean"], info["std"], info["num_classes"],
+    )
+    assert report["inputs"][0]["shape"] == [None, 32, 32, 3]
+    assert report["outputs"][0]["shape"] == [None, 10]
+
+
+@pytest.mark.parametrize("mode", ["weights", "weights_rounded"])
+def test_weights_modes_reproduce_the_reference_tool(mode):
+    """Golden files: TensorFlow's v1.4 quantize_graph.py run on the built-in model (output node
+    final_result) under today's TensorFlow. Every node, constant bytes included, is the same."""
+    ours = quantize.quantize_graph_def(io.load_graph_def(defaults.default_model()), mode, output_names=["final_result"])
+    reference = io.parse_graph_def((GOLDEN / f"digits_{mode}.pb").read_bytes())
+    assert io.serialize(ours) == io.serialize(reference)
+
+
+def test_weights_rounded_uses_bucket_centres():
+    import numpy as np
+
+    x = np.array([0.0, 0.3, 0.6, 1.0], np.float32)
+    assert quantize.bucket_centres(x, 2).tolist() == [0.25, 0.25, 0.75, 0.75]
+    assert quantize.bucket_centres(np.full(3, 2.0, np.float32), 4).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_weights_quantizes_small_biases_like_the_reference(graphs):
+    q = quantize.quantize_graph_def(graphs["mixed"].graph_def, "weights", output_names=graphs["mixed"].outputs)
+    nodes = {n.name: n for n in q.node}
+    assert nodes["fc/biases"].op == "Dequantize"
+    assert nodes["fc/biases_quint8_const"].attr["value"].tensor.dtype == protos.DT_QUINT8
+    # --min-const-bytes keeps small constants in float when asked.
+    kept = quantize.quantize_graph_def(graphs["mixed"].graph_def, "weights", output_names=graphs["mixed"].outputs, min_const_bytes=1024)
+    assert {n.name: n.op for n in kept.node}["fc/biases"] == "Const"
+
+
+def test_quantize_v2_arithmetic_matches_the_kernel(monkeypatch):
+    """MIN_COMBINED quint8 done in numpy gives the bytes of TensorFlow's QuantizeV2 kernel."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(40):
+        x = (rng.normal(size=int(rng.integers(1, 500))) * 10 ** rng.uniform(-4, 2)).astype(np.float32)
+        cases.append((x, *quantize.weight_range(x)))
+    cases.append((np.array([0.0025], np.float32), *quantize.weight_range(np.array([0.0025], np.float32))))
+    cases.append((np.zeros(4, np.float32), *quantize.weight_range(np.zeros(4, np.float32))))
+    fast = [quantize._quantize_min_combined(x, lo, hi) for x, lo, hi in cases]
+    monkeypatch.setenv("MOBILEBUILD_GRAPH_BACKEND", "tensorflow")
+    for (x, lo, hi), ours in zip(cases, fast):
+        assert np.array_equal(ours, quantize._quantize_min_combined(x, lo, hi))
+
+
+def test_streamed_memmap_equals_the_in_memory_writer(graphs, tmp_path):
+    """The CLI's node-by-node conversion of a file and the writer of a GraphDef in memory give
+    the same package, and a second run leaves the file (and its mtime) alone."""
+    g = graphs["keras"]
+    streamed, written = tmp_path / "s.mm", tmp_path / "w.mm"
+    a = memmap.convert_file(g.path, streamed, 256)
+    b = memmap.write_package(io.load_graph_def(g.path), written, 256)
+    assert streamed.read_bytes() == written.read_bytes()
+    assert a.as_dict() == b.as_dict() and a.converted >= 4
+    before = streamed.stat().st_mtime_ns
+    memmap.convert_file(g.path, streamed, 256)
+    assert streamed.stat().st_mtime_ns == before
+
+
+def test_streamed_memmap_refuses_garbage_like_a_full_parse(tmp_path):
+    from mobilebuild.errors import ModelError
+
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(defaults.default_model().read_bytes()[:-7])
+    with pytest.raises(ModelError) as streamed:
+        memmap.convert_file(bad, tmp_path / "x.mm")
+    with pytest.raises(ModelError) as parsed:
+        io.parse_graph_def(bad.read_bytes(), str(bad))
+    assert streamed.value.message == parsed.value.message
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_static_shapes_match_tensorflows(graphs):
+    """Where the fast path knows the ops (all of these graphs), every node's shape and type is
+    what TensorFlow's shape inference says."""
+    from mobilebuild.graphs import nodes as gn, shapes
+
+    for g in [*graphs.values(), None]:
+        graph_def = protos.ours(g.graph_def if g else io.load_graph_def(defaults.default_model()))
+        ours = shapes.infer(gn.topological_order(graph_def))
+        assert ours is not None
+        assert ours == {k: v for k, v in gn.tensorflow_specs(graph_def).items()}, g and g.name
+
+
+def test_descriptors_come_from_the_installed_tensorflow():
+    """The private pool holds TensorFlow's own .proto files, read from its package."""
+    pool = protos._pool()
+    graph = pool.FindMessageTypeByName("tensorflow.GraphDef")
+    assert graph.file.name == "tensorflow/core/framework/graph.proto"
+    assert pool.FindMessageTypeByName("tensorflow.MemmappedFileSystemDirectory").fields_by_name["element"]
