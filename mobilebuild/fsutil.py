@@ -209,22 +209,33 @@ def replace_if_changed(path: str | os.PathLike):
     ``path`` unless ``path`` already holds the same bytes (then ``path`` and its mtime stay, as
     with write_if_changed); when it fails the temp file is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_failure(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             result = StreamedWrite(f)
             yield result
             f.flush()
             size = f.tell()
-        if path.is_file() and path.stat().st_size == size and _same_bytes(Path(tmp), path):
+            # No fsync (unlike atomic_write_bytes): these are large derived files a re-run
+            # writes again, and flushing hundreds of MB would cost more than writing them; the
+            # rename alone keeps readers from ever seeing half a file.
+            result.changed = not (path.is_file() and path.stat().st_size == size and _same_bytes(Path(tmp), path))
+        if not result.changed:
             _unlink_quietly(tmp)
             return
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
-        result.changed = True
         console.detail(f"wrote {path} ({size} bytes)")
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        # As in _replacing: a failed write or rename is the target's problem; an error naming
+        # another file (what is being read) is not a write failure.
+        if exc.filename in (None, tmp, str(path)):
+            raise write_failure(path, exc) from exc
+        raise
     except BaseException:
         _unlink_quietly(tmp)
         raise

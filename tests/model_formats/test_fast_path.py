@@ -213,3 +213,25 @@ def test_descriptors_come_from_the_installed_tensorflow():
     graph = pool.FindMessageTypeByName("tensorflow.GraphDef")
     assert graph.file.name == "tensorflow/core/framework/graph.proto"
     assert pool.FindMessageTypeByName("tensorflow.MemmappedFileSystemDirectory").fields_by_name["element"]
+
+
+@pytest.mark.parametrize("model", ["default", "retrain"])
+def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, model):
+    """`android --generate-only`, first run (empty cache, so the model is prepared: inspected,
+    cut at its normalisation, fitted to the tree's runtime, written) imports no TensorFlow."""
+    from helpers.graphs import build_retrain_graph
+    from helpers.tftrees import ACTIVITY, make_ndk, make_sdk, make_tf_tree
+
+    tree = make_tf_tree(tmp_path / "tf", "1.1")
+    argv = ["android", "--generate-only", "--tf-src", str(tree), "--sdk", str(make_sdk(tmp_path / "sdk")),
+            "--ndk", str(make_ndk(tmp_path / "ndk"))]
+    if model == "retrain":
+        g = build_retrain_graph(tmp_path, size=48, classes=3)
+        labels = tmp_path / "labels.txt"
+        labels.write_text("a\nb\nc\n")
+        argv += ["--model", str(g.path), "--labels", str(labels)]
+    proc, report = _fresh([argv], {"MOBILEBUILD_CACHE": str(tmp_path / "cache"), "MOBILEBUILD_HOME": str(tmp_path / "home")})
+    assert report == {"codes": [0], "tensorflow": False}, proc.stderr
+    assert "reused" not in proc.stderr
+    size = 48 if model == "retrain" else 32
+    assert f"INPUT_SIZE = {size};" in (tree / ACTIVITY).read_text()
