@@ -32,10 +32,6 @@ from mobilebuild.tf import deps
 from mobilebuild.tf.deps import require_makefile
 
 FORCE_HOST_ENV = "MOBILEBUILD_IOS_FORCE_HOST"
-GEN_DIR = "tensorflow/contrib/makefile/gen"
-PROTOBUF_SCRIPT = "tensorflow/contrib/makefile/compile_ios_protobuf.sh"
-PROTOC = GEN_DIR + "/protobuf-host/bin/protoc"
-LIB_PREFIX = "libtensorflow-core"
 STAMP_SUFFIX = ".mobilebuild-cmd"
 
 
@@ -92,9 +88,9 @@ def select_archs(profile: Profile, archs: Sequence[str] | None) -> list[str]:
     return out
 
 
-def arch_library(tree: Path, arch: str) -> Path:
+def arch_library(tree: Path, arch: str, profile: Profile) -> Path:
     """Where compile_ios_tensorflow.sh's make puts one arch's library."""
-    return Path(tree) / GEN_DIR / "lib" / f"ios_{arch}" / f"{LIB_PREFIX}-{arch.lower()}.a"
+    return Path(tree) / profile.require("ios.gen_dir") / "lib" / f"ios_{arch}" / f"{profile.require('ios.lib_prefix')}-{arch.lower()}.a"
 
 
 def make_argv(profile: Profile, arch: str, *, make: str = "make", jobs: int | None = None, optflags: str = "-O3") -> list[str]:
@@ -106,7 +102,7 @@ def make_argv(profile: Profile, arch: str, *, make: str = "make", jobs: int | No
         makefile,
         "TARGET=IOS",
         f"IOS_ARCH={arch}",
-        f"LIB_NAME={LIB_PREFIX}-{arch.lower()}.a",
+        f"LIB_NAME={profile.require('ios.lib_prefix')}-{arch.lower()}.a",
         f"OPTFLAGS={optflags}",
     ]
 
@@ -150,7 +146,7 @@ def build_libraries(
     results: list[ArchResult] = []
     for i, arch in enumerate(chosen, 1):
         argv = make_argv(profile, arch, make=make, jobs=jobs, optflags=optflags)
-        lib = arch_library(tree, arch)
+        lib = arch_library(tree, arch, profile)
         if _up_to_date(lib, argv, newest_input):
             console.info(f"ios: {arch} up to date ({_rel(lib, tree)}), skipped")
             results.append(ArchResult(arch, str(lib), "up-to-date"))
@@ -184,20 +180,21 @@ def _require_program(program: str, option: str) -> None:
 
 def _ensure_protobuf(tree: Path, profile: Profile, logs: Path) -> str:
     """Host protoc and the fat iOS protobuf libraries, via the tree's own script when missing."""
-    wanted = [tree / PROTOC, *(tree / p for p in profile.require("ios.protobuf_libs"))]
+    script_rel = profile.require("ios.protobuf_script")
+    wanted = [tree / profile.require("ios.host_protoc"), *(tree / p for p in profile.require("ios.protobuf_libs"))]
     if all(p.is_file() for p in wanted):
         return "present"
-    script = tree / PROTOBUF_SCRIPT
+    script = tree / script_rel
     if not script.is_file():
         raise UserError(
-            f"iOS protobuf is not built and {PROTOBUF_SCRIPT} is missing",
+            f"iOS protobuf is not built and {script_rel} is missing",
             "use a TensorFlow 1.x tree (the script builds host protoc and the iOS protobuf libraries)",
         )
-    console.info(f"ios: building host protoc and iOS protobuf ({PROTOBUF_SCRIPT}), log {logs / 'ios-protobuf.log'}")
+    console.info(f"ios: building host protoc and iOS protobuf ({script_rel}), log {logs / 'ios-protobuf.log'}")
     _run_logged(["bash", str(script)], tree, logs / "ios-protobuf.log", "compile_ios_protobuf.sh")
     missing = [str(p) for p in wanted if not p.is_file()]
     if missing:
-        raise UserError(f"{PROTOBUF_SCRIPT} finished but did not produce {', '.join(missing)}", "check the log")
+        raise UserError(f"{script_rel} finished but did not produce {', '.join(missing)}", "check the log")
     return "built"
 
 
