@@ -9,3 +9,5 @@ DOCTOR_TARGETS = ("android", "ios", "pi", "model")
 ANDROID_CPUS = ("armeabi-v7a", "arm64-v8a", "x86", "x86_64")
 # The phone runtimes whose op sets a graph is checked against (toolchains/tf-mobile-ops/<runtime>/).
 OPSET_RUNTIMES = ("android", "makefile")
+# The SavedModel signature used when --signature is not given (graphs.freeze works with it).
+DEFAULT_SIGNATURE = "serving_default"

@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 import mobilebuild
 from mobilebuild import console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
-from mobilebuild.graphs import freeze
+from mobilebuild.choices import DEFAULT_SIGNATURE
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -56,7 +56,7 @@ def _root(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable result alone on stdout."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set)."),
     signature: str = typer.Option(
-        freeze.DEFAULT_SIGNATURE, "--signature", metavar="NAME",
+        DEFAULT_SIGNATURE, "--signature", metavar="NAME",
         help="Signature of a SavedModel given as a model (any command; also accepted after the command).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines: results, warnings and errors only."),
@@ -65,6 +65,8 @@ def _root(
     ),
 ) -> None:
     console.configure(verbose=verbose, json_mode=json_out, no_color=no_color, quiet=quiet)
+    from mobilebuild.graphs import freeze  # only once a command runs: --help does not need it
+
     freeze.settings.signature = signature
 
 

@@ -37,12 +37,13 @@ def test_help_loads_nothing_heavy():
 
 def test_choices_are_the_ones_the_core_checks():
     from mobilebuild.apps import doctor
-    from mobilebuild.graphs import quantize, tflite
+    from mobilebuild.graphs import freeze, quantize, tflite
     from mobilebuild.profiles import families
 
     assert quantize.MODES == choices.GRAPH_QUANTIZE_MODES
     assert tflite.QUANTIZE_MODES == choices.TFLITE_QUANTIZE_MODES
     assert doctor.TARGETS == choices.DOCTOR_TARGETS
+    assert freeze.DEFAULT_SIGNATURE == choices.DEFAULT_SIGNATURE
     from mobilebuild.graphs import runtime_ops
 
     assert runtime_ops.RUNTIMES == choices.OPSET_RUNTIMES
