@@ -350,7 +350,7 @@ def _quantize_min_combined(value, lo, hi):
         return _tensorflow_quantize_v2(value, lo, hi, "MIN_COMBINED")
     f32 = np.float32
     min_range, max_range = quantize_v2_range(lo, hi)
-    scale = f32(255.0 / (float(max_range) - float(min_range)))
+    scale = f32(255.0) / (max_range - min_range)  # float32 throughout, as the kernel divides
     x = np.asarray(value, dtype=f32)
     return ((np.minimum(np.maximum(x, min_range), max_range) - min_range) * scale + f32(0.5)).astype(np.uint8)
 

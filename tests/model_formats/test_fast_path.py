@@ -160,6 +160,11 @@ def test_quantize_v2_arithmetic_matches_the_kernel(monkeypatch):
     for _ in range(40):
         x = (rng.normal(size=int(rng.integers(1, 500))) * 10 ** rng.uniform(-4, 2)).astype(np.float32)
         cases.append((x, *quantize.weight_range(x)))
+    # Values a hair from a rounding boundary (found in MobileNet's weights): the scale must be
+    # divided in float32 as the kernel does, not in double.
+    for triple in ([0.040822417, -0.15308508, 0.15308468], [-0.045027155, -0.07654603, 0.07654565]):
+        x = np.array(triple, np.float32)
+        cases.append((x, *quantize.weight_range(x)))
     cases.append((np.array([0.0025], np.float32), *quantize.weight_range(np.array([0.0025], np.float32))))
     cases.append((np.zeros(4, np.float32), *quantize.weight_range(np.zeros(4, np.float32))))
     fast = [quantize._quantize_min_combined(x, lo, hi) for x, lo, hi in cases]
