@@ -17,8 +17,8 @@ APP_QUANTIZE_MODES = tuple(dict.fromkeys(GRAPH_QUANTIZE_MODES + TFLITE_QUANTIZE_
 TREE_HELP = "TensorFlow checkout to use (never has its git state changed)."
 REPO_HELP = "Repository to clone into the cache (https://, file:// or a local path); needs --tf-ref."
 REF_HELP = "Tag/branch/commit to check out from --tf-repo (e.g. v1.4.0)."
-SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk, the SDK `setup` installed)."
-NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>, the NDK `setup` installed)."
+SDK_HELP = "Android SDK dir (else ANDROID_HOME, ANDROID_SDK_ROOT, mobilebuild.toml, ~/Library/Android/sdk, ~/Android/Sdk, the SDK `setup` installed, Debian's /usr/lib/android-sdk; ones found by default need platforms and build-tools)."
+NDK_HELP = "Android NDK dir (else ANDROID_NDK_HOME, mobilebuild.toml, SDK/ndk-bundle, SDK/ndk/<version>, the NDK `setup` installed; ones found by default must be a revision the TF version builds with)."
 
 
 def _text(path: Path | None) -> str | None:
