@@ -91,7 +91,7 @@ def inspect_graph_def(graph_def, path: str = "", fmt: str = io.GRAPHDEF, size_by
 
 
 def runtime_report(graph_def, app: AppInfo, tf_version: str, tf_src: Path | None = None) -> dict:
-    """The issue-6 check for a version: what fails as-is, and whether preparing for the app
+    """Will the graph load in that version's phone runtime: what fails as-is, and whether preparing for the app
     (cut + downgrade) would fix it."""
     opset = runtime_ops.load_opset(tf_version, tf_src)
     problems = runtime_ops.check_graph(graph_def, opset)

@@ -33,7 +33,6 @@ import ast
 import importlib
 import importlib.machinery
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
 

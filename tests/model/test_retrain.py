@@ -61,7 +61,6 @@ def retrained(tmp_path_factory, tiny_base, photos):
     from mobilebuild.cli import hoist_global_flags, run
 
     import contextlib
-    import sys
 
     out = tmp_path_factory.mktemp("retrained")
     args = ["--json", "retrain", "--image-dir", str(photos), "--base", str(tiny_base), "--output-graph", str(out / "retrained_graph.pb"),

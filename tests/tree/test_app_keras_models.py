@@ -4,7 +4,6 @@ graph and the app feeds raw pixels (mean 0, std 1); iOS's float mean takes 127.5
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from helpers.graphs import assert_close, run_graph

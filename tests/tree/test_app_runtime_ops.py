@@ -109,7 +109,6 @@ def test_ios_camera_of_later_trees_targets_the_pods_makefile_runtime(cli, tf_tre
 def test_the_two_runtimes_of_one_tag_differ_and_the_check_names_the_one_used(cli, tmp_path):
     """v1.1.0: Abs has a kernel only in the Android library, ParallelConcat only in the makefile
     build (shared/tf-mobile-ops/README.md)."""
-    import json
 
     from mobilebuild.graphs import runtime_ops
 
