@@ -140,18 +140,26 @@ def release_outputs() -> None:
 def _replacing(path: Path):
     """A temp file beside ``path`` (yielded as an open binary file and its name), renamed over
     ``path`` when the block succeeds and removed when it fails: readers never see half a file."""
+    with _temp_beside(path) as (fd, tmp):
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _temp_beside(path: Path):
+    """A new temp file beside ``path`` (its fd and name), removed if the block fails. The writers'
+    one error rule: a failed write or rename (no filename, or the temp/target's) is the target's
+    problem and becomes a write failure naming ``path``; an error naming another file (what is
+    being read or copied) is not a write failure and passes unchanged."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise write_failure(path, exc) from exc
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f, tmp
-        os.replace(tmp, path)
+        yield fd, tmp
     except OSError as exc:
         _unlink_quietly(tmp)
-        # A failed write or rename (no filename, or the temp/target's) is the target's problem;
-        # an error naming another file (the source of a copy) is not a write failure.
         if exc.filename in (None, tmp, str(path)):
             raise write_failure(path, exc) from exc
         raise
@@ -209,11 +217,7 @@ def replace_if_changed(path: str | os.PathLike):
     ``path`` unless ``path`` already holds the same bytes (then ``path`` and its mtime stay, as
     with write_if_changed); when it fails the temp file is removed."""
     path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise write_failure(path, exc) from exc
-    try:
+    with _temp_beside(path) as (fd, tmp):
         with os.fdopen(fd, "wb") as f:
             result = StreamedWrite(f)
             yield result
@@ -229,16 +233,6 @@ def replace_if_changed(path: str | os.PathLike):
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
         console.detail(f"wrote {path} ({size} bytes)")
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        # As in _replacing: a failed write or rename is the target's problem; an error naming
-        # another file (what is being read) is not a write failure.
-        if exc.filename in (None, tmp, str(path)):
-            raise write_failure(path, exc) from exc
-        raise
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
 
 
 def copy_if_changed(src: str | os.PathLike, dst: str | os.PathLike) -> bool:

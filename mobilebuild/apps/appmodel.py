@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 
 import mobilebuild
 from mobilebuild import console
@@ -377,6 +377,22 @@ def check_asset_names(profile, paths) -> None:
                 "Bazel rejects it as a label (spaces, quotes and similar are not allowed)",
                 f"copy or rename it, e.g. to {safe!r}, and pass that path",
             )
+
+
+def ios_common_values(m) -> dict:
+    """The constants both iOS camera examples (TF-Mobile and TFLite) take from a prepared model:
+    labels file name and type, input size, channels, mean/std and the node names."""
+    labels = PurePosixPath(m.labels_asset)
+    return {
+        "labels_file_name": labels.stem if labels.suffix else labels.name,
+        "labels_file_type": labels.suffix[1:] if labels.suffix else "",
+        "input_size": m.input_size,
+        "channels": m.channels,
+        "mean": m.mean,
+        "std": m.std,
+        "input_name": m.input_name,
+        "output_name": m.output_name,
+    }
 
 
 def report_model(m) -> None:

@@ -58,19 +58,11 @@ class IosOptions(ModelOptions):
 
 def ios_values(m) -> dict[str, Any]:
     model = PurePosixPath(m.model_asset)
-    labels = PurePosixPath(m.labels_asset)
     return {
         "model_file_name": model.stem if model.suffix else model.name,
         "model_file_type": model.suffix[1:] if model.suffix else "",
         "memory_mapped": bool(m.memory_mapped),
-        "labels_file_name": labels.stem if labels.suffix else labels.name,
-        "labels_file_type": labels.suffix[1:] if labels.suffix else "",
-        "input_size": m.input_size,
-        "channels": m.channels,
-        "mean": m.mean,
-        "std": m.std,
-        "input_name": m.input_name,
-        "output_name": m.output_name,
+        **appmodel.ios_common_values(m),
     }
 
 

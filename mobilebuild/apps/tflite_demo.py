@@ -459,18 +459,10 @@ def ios_controller(tree, m: TfliteAppModel, gpu_model_name: str | None = None) -
     text = read_text_exact(tree.path(rel))
     expected = f"the {p.family} profile for TensorFlow {tree.version_text}"
     pattern, lit = p.require("ios.declaration"), p.require("ios.literal_template")
-    labels = PurePosixPath(m.labels_asset)
     values = {
         "model_file_name": PurePosixPath(m.model_asset).stem,
         "model_file_type": "tflite",
-        "labels_file_name": labels.stem if labels.suffix else labels.name,
-        "labels_file_type": labels.suffix[1:] if labels.suffix else "",
-        "input_size": m.input_size,
-        "channels": m.channels,
-        "mean": m.mean,
-        "std": m.std,
-        "input_name": m.input_name,
-        "output_name": m.output_name,
+        **appmodel.ios_common_values(m),
     }
     consts = dict(p.require("ios.constants"))
     if p.get("ios.gpu_branch"):
