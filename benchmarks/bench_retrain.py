@@ -90,7 +90,6 @@ def bench_freeze(tmp: Path) -> None:
 
 
 def compare_frozen(tmp: Path, activation: str | None, target: bool) -> None:
-
     from mobilebuild import defaults
     from mobilebuild.graphs import io
     from mobilebuild.graphs.execute import GraphRunner
