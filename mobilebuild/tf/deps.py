@@ -16,6 +16,7 @@ exactly once), a stamp with the sha256 is written, and only then the result repl
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -348,21 +349,19 @@ def apply_patches(root: Path, plan: DepPlan) -> list[str]:
     return applied
 
 
-def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
-    """Extract, clean, patch and stamp into a staging dir, then swap it into place."""
+@contextlib.contextmanager
+def _staged(dep_dir: Path):
+    """A staging path beside ``dep_dir`` (same name: ``dep_dir`` may be nested, as
+    cub/external/cub_archive). When the block succeeds the stage replaces ``dep_dir`` by rename
+    (the old one moved aside first, then removed); when it fails ``dep_dir`` is untouched."""
     dep_dir.parent.mkdir(parents=True, exist_ok=True)
-    leaf = dep_dir.name  # plan.name may be nested (cub/external/cub_archive)
-    stage_parent = Path(tempfile.mkdtemp(prefix=f".{leaf}.", suffix=".stage", dir=dep_dir.parent))
+    stage_parent = Path(tempfile.mkdtemp(prefix=f".{dep_dir.name}.", suffix=".stage", dir=dep_dir.parent))
+    stage = stage_parent / dep_dir.name
     old: Path | None = None
     try:
-        stage = extract(archive, stage_parent / leaf, strip_components=1)
-        delete_build_files(stage)
-        applied = apply_patches(stage, plan)
-        stamp = {"sha256": plan.artifact.sha256, "url": plan.script_url, "patches": _patch_ids(plan), "applied": applied}
-        stamp["files"] = _count_files(stage) + 1  # + the stamp itself
-        (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
+        yield stage
         if dep_dir.exists() or dep_dir.is_symlink():
-            old = dep_dir.with_name(f".{leaf}.old-{os.getpid()}")
+            old = dep_dir.with_name(f".{dep_dir.name}.old-{os.getpid()}")
             os.replace(dep_dir, old)
         os.replace(stage, dep_dir)
     finally:
@@ -372,6 +371,17 @@ def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 old.unlink(missing_ok=True)
+
+
+def install_dep(archive: Path, dep_dir: Path, plan: DepPlan) -> list[str]:
+    """Extract, clean, patch and stamp into a staging dir, then swap it into place."""
+    with _staged(dep_dir) as target:
+        stage = extract(archive, target, strip_components=1)
+        delete_build_files(stage)
+        applied = apply_patches(stage, plan)
+        stamp = {"sha256": plan.artifact.sha256, "url": plan.script_url, "patches": _patch_ids(plan), "applied": applied}
+        stamp["files"] = _count_files(stage) + 1  # + the stamp itself
+        (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
     return applied
 
 
@@ -618,11 +628,7 @@ def install_git(dep_dir: Path, plan: "DepPlan", mirrors: Iterable[str], offline:
 
     sources = [] if offline else [plan.script_url]
     sources += [mirror_url(m, plan.script_url) for m in mirrors if not offline or is_local(m)]
-    dep_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage_parent = Path(tempfile.mkdtemp(prefix=f".{dep_dir.name}.", suffix=".stage", dir=dep_dir.parent))
-    stage = stage_parent / dep_dir.name
-    old: Path | None = None
-    try:
+    with _staged(dep_dir) as stage:
         last = "no source to clone from"
         for src in sources:
             src_arg = str(local_path(src)) if is_local(src) else src
@@ -652,14 +658,6 @@ def install_git(dep_dir: Path, plan: "DepPlan", mirrors: Iterable[str], offline:
         stamp = {"git": plan.script_url, "ref": plan.git_ref, "commit": commit, "source": src,
                  "patches": _patch_ids(plan), "applied": applied}
         (stage / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
-        if dep_dir.exists() or dep_dir.is_symlink():
-            old = dep_dir.with_name(f".{dep_dir.name}.old-{os.getpid()}")
-            os.replace(dep_dir, old)
-        os.replace(stage, dep_dir)
-    finally:
-        shutil.rmtree(stage_parent, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return applied, commit, src
 
 
