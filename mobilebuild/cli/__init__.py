@@ -26,6 +26,7 @@ import mobilebuild
 from mobilebuild import console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
 from mobilebuild.choices import DEFAULT_SIGNATURE
+from mobilebuild.cli import _coerce
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -132,6 +133,7 @@ def _click_root():
     if _CLICK_ROOT is None:
         _CLICK_ROOT = typer.main.get_command(app)
         _tidy_help_types(_CLICK_ROOT)
+        _coerce.install(_CLICK_ROOT)
     return _CLICK_ROOT
 
 
