@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mobilebuild import console
 from mobilebuild.errors import ModelError
-from mobilebuild.graphs import nodes as gn, protos
+from mobilebuild.graphs import fold, nodes as gn, protos
 from mobilebuild.graphs.appinfo import app_info
 
 LINEAR_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
@@ -193,24 +194,9 @@ def _op_counts(graph_def) -> dict[str, int]:
 def fold_constants(graph_def, keep: set[str]):
     """Replace every sub-graph that depends on no input by the Const(s) it evaluates to: one
     Const per output that is read (a constant Split read through :0 and :1 gives two).
-    Returns (graph_def, number of nodes replaced)."""
-    import tensorflow as tf
-    from tensorflow.python.framework import op_def_registry
-
-    constant: dict[str, bool] = {}
-    for node in gn.topological_order(graph_def):
-        if node.op == "Const":
-            constant[node.name] = True
-            continue
-        op_def = op_def_registry.get(node.op)
-        constant[node.name] = (
-            node.op not in NEVER_FOLD
-            and node.op not in EXPANDING_OPS
-            and op_def is not None
-            and not op_def.is_stateful
-            and bool(node.input)
-            and all(constant.get(gn.base_name(i), False) for i in node.input)
-        )
+    Returns (graph_def, number of nodes replaced). The values come from ``fold.evaluate``:
+    numpy where it gives TensorFlow's bits, TensorFlow for the rest."""
+    constant = _constant_nodes(graph_def)
     consumers = gn.data_consumers(graph_def)
     frontier = [
         n.name
@@ -229,12 +215,10 @@ def fold_constants(graph_def, keep: set[str]):
             if not i.startswith("^") and gn.base_name(i) in read:
                 read[gn.base_name(i)].add(_output_index(i))
     fetches = [(name, k) for name in frontier for k in sorted(read[name] | {0})]
-    try:
-        graph = gn.import_graph(graph_def)
-    except ModelError:  # ops today's TF cannot load: nothing is evaluated, the graph stays as is
+    values = fold.evaluate(graph_def, [f"{name}:{k}" for name, k in fetches], strict=True)
+    if values is None:  # ops today's TF cannot load: nothing is evaluated, the graph stays as is
         return graph_def, 0
-    with tf.compat.v1.Session(graph=graph) as sess:
-        values = sess.run([f"{name}:{k}" for name, k in fetches])
+    values = [values[f"{name}:{k}"] for name, k in fetches]
     value_of = dict(zip(fetches, values))
     out = protos.copy(graph_def)
     taken = {n.name for n in out.node}
@@ -254,6 +238,33 @@ def fold_constants(graph_def, keep: set[str]):
     outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS and n.name in consumers]
     outputs = [o for o in dict.fromkeys(outputs + list(keep)) if o in taken]
     return extract_sub_graph(out, outputs), len(frontier)
+
+
+def _constant_nodes(graph_def) -> dict[str, bool]:
+    """node name -> computable from Consts alone, by a pure op worth materialising. Ops numpy
+    folds are pure; for any other op TensorFlow's op registry says whether it keeps state (its
+    import is only paid when such an op has constant inputs)."""
+    pure = fold.numpy_ops()
+    registry = None
+    constant: dict[str, bool] = {}
+    for node in gn.topological_order(graph_def):
+        if node.op == "Const":
+            constant[node.name] = True
+            continue
+        candidate = (
+            node.op not in NEVER_FOLD
+            and node.op not in EXPANDING_OPS
+            and bool(node.input)
+            and all(constant.get(gn.base_name(i), False) for i in node.input)
+        )
+        if candidate and (node.op not in pure or protos.prefer_tensorflow()):
+            if registry is None:
+                console.detail(f"constant folding: {node.op} is not one of numpy's ops; asking TensorFlow's op registry")
+                from tensorflow.python.framework import op_def_registry as registry
+            op_def = registry.get(node.op)
+            candidate = op_def is not None and not op_def.is_stateful
+        constant[node.name] = candidate
+    return constant
 
 
 def _output_index(tensor: str) -> int:
