@@ -10,6 +10,7 @@ none of them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mobilebuild.graphs import nodes as gn
@@ -123,7 +124,7 @@ def app_info(graph_def, specs: dict | None = None) -> AppInfo:
         if node.op in RESIZE_OPS:
             size_const = gn.resolve_const(nodes, node.input[1]) if len(node.input) > 1 else None
             if size_const is not None:
-                size = [int(x) for x in gn.const_value(size_const).reshape(-1)]
+                size = gn.const_ints(size_const)
         elif node.op in AFFINE_OPS:
             step = _affine_step(node, cur.name, nodes)
             if step is None:
@@ -214,13 +215,19 @@ def _affine_step(node, data_input: str, nodes: dict) -> tuple[float, float] | No
     if gn.attr_type_name(node) not in (None, *gn.FLOAT_DTYPES):
         return None  # integer arithmetic is not an image normalisation
     other = ins[1] if ins[0] == data_input else ins[0]
-    value = gn.const_array(nodes, other)
-    if value is None:
+    values = gn.const_floats(nodes, other)
+    if values is None:
+        value = gn.const_array(nodes, other)
+        if value is None:
+            return None
+        values = [float(x) for x in value.astype("float64").reshape(-1)]
+    if not values:
         return None
-    value = value.astype("float64").reshape(-1)
-    if value.size == 0 or (value.max() - value.min()) > 1e-6 * max(1.0, abs(value.max())):
+    nan = any(math.isnan(v) for v in values)  # numpy's max/min are NaN then
+    high, low = (math.nan, math.nan) if nan else (max(values), min(values))
+    if (high - low) > 1e-6 * max(1.0, abs(high)):
         return None  # per-channel normalisation cannot be told to the app as one mean/std
-    c = float(value[0])
+    c = values[0]
     first = ins[0] == data_input
     if node.op in ("Add", "AddV2"):
         return 1.0, c

@@ -209,6 +209,12 @@ class _Converter:
         if content is not None and content[1] > content[0]:
             data = memoryview(body)[content[0] : content[1]]
         else:  # values in the typed *_val fields (small tensors, or old writers)
+            count = 1
+            for d in [] if shape is None else protos.shape_dims(shape) or []:
+                count *= max(d, 0)
+            if count * protos.dtype_size(dtype) < self.min_size:  # too small: not decoded at all
+                self.stats.kept_consts += 1
+                return None
             data = protos.tensor_bytes(protos.TensorProto.FromString(bytes(body[tensor_span[0] : tensor_span[1]])))
         if len(data) < self.min_size:
             self.stats.kept_consts += 1

@@ -8,6 +8,7 @@ inference only for graphs whose ops it does not know.
 from __future__ import annotations
 
 import difflib
+import math
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError
@@ -102,10 +103,32 @@ def const_array(nodes: dict, name: str):
     return value
 
 
+def const_floats(nodes: dict, name: str) -> list[float] | None:
+    """The elements (flat, as float64) of a small float Const behind ``name`` through Identity
+    nodes, read without numpy; None when ``name`` is anything else (``const_array`` then
+    tells, with numpy)."""
+    node = resolve_const(nodes, name)
+    if node is None:
+        return None
+    try:
+        return protos.float_values(node.attr["value"].tensor)
+    except ValueError:
+        return None
+
+
+def const_ints(node) -> list[int]:
+    """The elements (flat) of an integer Const node, without numpy when they are ints."""
+    try:
+        values = protos.int_values(node.attr["value"].tensor)
+    except ValueError:
+        values = None
+    if values is None:
+        return [int(x) for x in const_value(node).reshape(-1)]
+    return values
+
+
 def const_tensor_info(node) -> tuple[str, int, int]:
     """(dtype name, element count, bytes) of a Const or ImmutableConst node."""
-    import numpy as np
-
     if node.op == "ImmutableConst":
         dtype = node.attr["dtype"].type
         dims = [d.size for d in node.attr["shape"].shape.dim]
@@ -113,7 +136,7 @@ def const_tensor_info(node) -> tuple[str, int, int]:
         t = node.attr["value"].tensor
         dtype = t.dtype
         dims = [d.size for d in t.tensor_shape.dim]
-    count = int(np.prod(dims)) if dims else 1
+    count = math.prod(dims)  # 1 for a scalar
     return protos.dtype_name(dtype), count, count * protos.dtype_size(dtype)
 
 

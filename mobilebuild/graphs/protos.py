@@ -33,6 +33,7 @@ import ast
 import importlib
 import importlib.machinery
 import os
+import struct
 from functools import lru_cache
 from pathlib import Path
 
@@ -417,6 +418,69 @@ def to_ndarray(tensor):
     if values.size != count:
         values = np.pad(values, (0, count - values.size), "edge")
     return values.reshape(shape)
+
+
+# struct formats of the integer types (quantized ones as their storage integers).
+_INT_FORMATS = {
+    DT_INT32: "i", DT_INT64: "q", DT_INT16: "h", DT_INT8: "b", DT_UINT8: "B", DT_UINT16: "H", DT_UINT32: "I",
+    DT_UINT64: "Q", DT_QINT8: "b", DT_QUINT8: "B", DT_QINT16: "h", DT_QUINT16: "H", DT_QINT32: "i",
+}
+
+
+def int_values(tensor) -> list[int] | None:
+    """The elements of an integer TensorProto, flat, as ``to_ndarray(tensor).reshape(-1)``
+    gives them, without numpy: shape inference reads small int tensors (axes, paddings, target
+    shapes) and should not pay for importing numpy. None for a non-integer type; ValueError
+    for values that do not fit the shape or the type."""
+    fmt = _INT_FORMATS.get(tensor.dtype)
+    if fmt is None:
+        return None
+    if prefer_tensorflow():
+        return [int(x) for x in to_ndarray(tensor).reshape(-1)]
+    count = 1
+    for d in tensor.tensor_shape.dim:
+        count *= d.size
+    if tensor.tensor_content:
+        data = tensor.tensor_content
+        size = struct.calcsize(fmt)
+        if len(data) % size or len(data) // size != count:
+            raise ValueError(f"{len(data)} content bytes do not hold {count} values of {dtype_name(tensor.dtype)}")
+        return list(struct.unpack(f"<{count}{fmt}", data))
+    field = {DT_INT64: tensor.int64_val, DT_UINT32: tensor.uint32_val, DT_UINT64: tensor.uint64_val}.get(tensor.dtype, tensor.int_val)
+    values = list(field)
+    if not values:
+        return [0] * count
+    if len(values) > count:
+        raise ValueError(f"{len(values)} values for {count} elements")
+    bits = 8 * struct.calcsize(fmt)
+    low, high = (0, 1 << bits) if fmt.isupper() else (-(1 << (bits - 1)), 1 << (bits - 1))
+    if any(not low <= v < high for v in values):
+        raise ValueError(f"a value does not fit {dtype_name(tensor.dtype)}")
+    return values + [values[-1]] * (count - len(values))
+
+
+def float_values(tensor, limit: int = 64) -> list[float] | None:
+    """The elements of a small float32/float64 TensorProto, flat, as Python floats equal to
+    ``to_ndarray(tensor).astype("float64").reshape(-1)``, without numpy (the scalar constants
+    of an input normalisation). None for other types, more than ``limit`` elements, or the
+    TensorFlow path; ValueError for values that do not fit the shape."""
+    fmt = {DT_FLOAT: "f", DT_DOUBLE: "d"}.get(tensor.dtype)
+    count = 1
+    for d in tensor.tensor_shape.dim:
+        count *= d.size
+    if fmt is None or count > limit or count < 0 or prefer_tensorflow():
+        return None
+    if tensor.tensor_content:
+        data = tensor.tensor_content
+        if len(data) != count * struct.calcsize(fmt):
+            raise ValueError(f"{len(data)} content bytes do not hold {count} values of {dtype_name(tensor.dtype)}")
+        return list(struct.unpack(f"<{count}{fmt}", data))
+    values = list(tensor.float_val if fmt == "f" else tensor.double_val)
+    if not values:
+        return [0.0] * count
+    if len(values) > count:
+        raise ValueError(f"{len(values)} values for {count} elements")
+    return values + [values[-1]] * (count - len(values))
 
 
 def _tf_to_ndarray(tensor):

@@ -45,8 +45,12 @@ def infer(ordered_nodes, names=None) -> dict | None:
     nodes = {n.name: n for n in ordered_nodes}
     values: dict[str, object] = {}
 
-    def const(ref: str):
-        """The value of a constant input (through Identity), or raise _Unknown."""
+    def const(ref: str) -> list[int]:
+        """The elements (flat) of a constant integer input (through Identity), or raise _Unknown."""
+        return _const(ref)[0]
+
+    def _const(ref: str) -> tuple[list[int], int]:
+        """(flat elements, rank) of a constant integer input, or raise _Unknown."""
         name, port = _base(ref)
         node = nodes.get(name)
         hops = 0
@@ -57,10 +61,14 @@ def infer(ordered_nodes, names=None) -> dict | None:
         if node is None or node.op != "Const" or port:
             raise _Unknown
         if name not in values:
+            tensor = node.attr["value"].tensor
             try:
-                values[name] = protos.to_ndarray(node.attr["value"].tensor)
+                flat = protos.int_values(tensor)
             except (protos.UnsupportedTensor, ValueError) as exc:
                 raise _Unknown from exc
+            if flat is None:  # every input read here is an int tensor (axes, sizes, shapes)
+                raise _Unknown
+            values[name] = (flat, len(tensor.tensor_shape.dim))
         return values[name]
 
     def spec(ref: str):
@@ -76,10 +84,10 @@ def infer(ordered_nodes, names=None) -> dict | None:
         name, port = _base(ref)
         if not port and name in partial:
             return partial[name]
-        value = const(ref)
-        if value.ndim > 1 or value.dtype.kind not in "iu":
+        flat, rank = _const(ref)
+        if rank > 1:
             raise _Unknown
-        return [int(x) for x in value.reshape(-1)], value.ndim == 0
+        return list(flat), rank == 0
 
     for node in ordered_nodes:
         try:
@@ -209,7 +217,7 @@ def _infer_node(node, spec, const, known_values):
     if op == "ExpandDims":
         shape, dtype = spec(ins[0])
         shape = _rank_known(shape)
-        axis = int(const(ins[1]).reshape(-1)[0])
+        axis = const(ins[1])[0]
         if axis < 0:
             axis += len(shape) + 1
         return shape[:axis] + [1] + shape[axis:], dtype
@@ -225,7 +233,7 @@ def _infer_node(node, spec, const, known_values):
     if op in REDUCTIONS:
         shape, dtype = spec(ins[0])
         shape = _rank_known(shape)
-        axes = {int(a) % len(shape) for a in const(ins[1]).reshape(-1)}
+        axes = {a % len(shape) for a in const(ins[1])}
         keep = node.attr["keep_dims"].b if "keep_dims" in node.attr else False
         if keep:
             return [1 if i in axes else d for i, d in enumerate(shape)], dtype
@@ -237,7 +245,7 @@ def _infer_node(node, spec, const, known_values):
         dtype = shapes[0][1]
         ranked = [_rank_known(s) for s, _ in shapes]
         rank = len(ranked[0])
-        axis = int(const(axis_ref).reshape(-1)[0]) % rank
+        axis = const(axis_ref)[0] % rank
         out = []
         for i in range(rank):
             dims = [s[i] for s in ranked]
@@ -249,12 +257,15 @@ def _infer_node(node, spec, const, known_values):
     if op in ("Pad", "PadV2", "MirrorPad"):
         shape, dtype = spec(ins[0])
         shape = _rank_known(shape)
-        pads = const(ins[1]).reshape(-1, 2)
-        return [None if d is None else d + int(p[0]) + int(p[1]) for d, p in zip(shape, pads)], dtype
+        flat = const(ins[1])
+        if len(flat) % 2:
+            raise _Unknown
+        pads = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+        return [None if d is None else d + p[0] + p[1] for d, p in zip(shape, pads)], dtype
     if op in RESIZE:
         shape, dtype = spec(ins[0])
         shape = _rank_known(shape)
-        size = [int(x) for x in const(ins[1]).reshape(-1)]
+        size = const(ins[1])
         # Every resize but nearest-neighbour outputs float; ResizeBilinear of uint8 too.
         out_type = dtype if op == "ResizeNearestNeighbor" else protos.DT_FLOAT
         return [shape[0], size[0], size[1], shape[3]], out_type
@@ -277,12 +288,12 @@ def _infer_node(node, spec, const, known_values):
     if op in ("ArgMax", "ArgMin"):
         shape, _ = spec(ins[0])
         shape = _rank_known(shape)
-        axis = int(const(ins[1]).reshape(-1)[0]) % len(shape)
+        axis = const(ins[1])[0] % len(shape)
         return [d for i, d in enumerate(shape) if i != axis], _attr_type(node, "output_type")
     if op == "Transpose":
         shape, dtype = spec(ins[0])
         shape = _rank_known(shape)
-        perm = [int(p) for p in const(ins[1]).reshape(-1)]
+        perm = const(ins[1])
         return [shape[p] for p in perm], dtype
     if op == "Dequantize":
         shape, _ = spec(ins[0])
