@@ -44,14 +44,18 @@ def quantize_cmd(
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the graph's sinks."),
     min_const_bytes: Optional[int] = typer.Option(
         None, "--min-const-bytes",
-        help="Float Consts smaller than this many bytes stay float (default: 0 = all, as TF's quantize_graph; eightbit 1024).",
+        help="Float Consts smaller than this many bytes stay float (default: 0 = all, as TF's quantize_graph; --eightbit-extended 1024).",
+    ),
+    eightbit_extended: bool = typer.Option(
+        False, "--eightbit-extended",
+        help="eightbit beyond TF's quantize_graph: fold constants first, also run ConcatV2 and x + vector (as BiasAdd) quantized, leave dilated or NCHW ops in float.",
     ),
 ) -> None:
     """Quantize weights (and with eightbit, compute) like TF's old quantize_graph tool."""
     from mobilebuild.fsutil import check_output_path, write_if_changed
     from mobilebuild.graphs import io, quantize
 
-    quantize.check_mode(mode, bitdepth)
+    quantize.check_mode(mode, bitdepth, eightbit_extended)
     _check_tf_src(tf_version, tf_src)
     model = _default_model_if(model)
     io.require_file(model)
@@ -59,7 +63,7 @@ def quantize_cmd(
     graph_def, loaded = io.load_frozen_graph(model)
     result = quantize.quantize_graph_def(
         graph_def, mode, bitdepth, input_names=_names(input_names), output_names=_names(output_names),
-        min_const_bytes=min_const_bytes,
+        min_const_bytes=min_const_bytes, extended=eightbit_extended,
     )
     changes = []
     if tf_version:
@@ -73,6 +77,7 @@ def quantize_cmd(
     summary = {
         "output": str(output),
         "mode": mode,
+        "eightbit_extended": eightbit_extended,
         "bitdepth": bitdepth,
         "size_before": size_in,
         "size_after": size_out,

@@ -12,14 +12,17 @@ tool the TF 1.x users of the demo apps ran), reproduced: same nodes, same bytes.
   inputs), keep what the outputs need and write no ``versions``. numpy does the arithmetic: no
   TensorFlow is imported. ``min_const_bytes`` (default 0: every float Const, as the tool) can
   leave small constants in float.
-- ``eightbit``: Conv2D, MatMul, BiasAdd (and Add/AddV2 of a 1-D Const over the last
-  dimension), Relu, Relu6, MaxPool, AvgPool, Reshape and Concat/ConcatV2 run as TF's quantized
-  kernels (QuantizeV2 -> QuantizedConv2D -> RequantizationRange/Requantize -> ... -> Dequantize);
-  quantized ops feed each other directly, anything else falls back to float through a
-  Dequantize named like the original node, so the graph's names and outputs stay.
+- ``eightbit``: Conv2D, MatMul, BiasAdd, Relu, Relu6, MaxPool, AvgPool, Reshape, Concat (the
+  old op) and BatchNormWithGlobalNormalization run as TF's quantized kernels (QuantizeV2 ->
+  QuantizedConv2D -> RequantizationRange/Requantize -> ... -> Dequantize) exactly as the tool
+  rewrites them (``ReferenceEightBit``): the same traversal, node names, attrs and MIN_FIRST
+  weight bytes, the same removal of Dequantize->QuantizeV2 round trips; anything else stays
+  float behind a Dequantize named like the original node. Nothing is folded, nothing executed.
 
-``eightbit`` first folds constant sub-graphs (``fold_constants``, TensorFlow evaluates them) and
-keeps only what the outputs need.
+``extended=True`` (``--eightbit-extended``) goes beyond the tool (``EightBitRewriter``): constant
+sub-graphs are folded first (``fold_constants``, TensorFlow evaluates them), ConcatV2 and x + a
+1-D Const over the last dimension (Keras biases, folded batch norms) run quantized too, ops the
+quantized kernels cannot express (dilations, NCHW) stay float, and small Consts stay float.
 
 The quantized ops and attrs emitted are the ones the TF 1.0-1.4 mobile runtimes have; with
 ``tf_version`` the whole result is downgraded to and checked against that runtime's op set.
@@ -37,8 +40,8 @@ MODES = ("weights_rounded", "weights", "eightbit")
 # Float Consts smaller than this many bytes stay float. 0 (every float Const) is what the
 # reference tool does; a larger value trades a little size for fewer nodes.
 DEFAULT_MIN_CONST_BYTES = 0
-# eightbit quantizes the large weights of the ops it rewrites; small constants (normalisation
-# scalars, shapes) stay float so the float parts of the graph read them as before.
+# The extended eightbit quantizes the large weights of the ops it rewrites; small constants
+# (normalisation scalars, shapes) stay float so the float parts of the graph read them as before.
 EIGHTBIT_MIN_CONST_BYTES = 1024
 _FLOAT = protos.DT_FLOAT
 
@@ -47,10 +50,12 @@ class QuantizeModeError(UserError):
     """An unknown --mode or an unusable --bitdepth."""
 
 
-def check_mode(mode: str, bitdepth: int = 8) -> None:
+def check_mode(mode: str, bitdepth: int = 8, extended: bool = False) -> None:
     """Validate before any TensorFlow import or file write."""
     if mode not in MODES:
         raise QuantizeModeError(f"unknown quantize mode {mode!r}", f"valid modes: {', '.join(MODES)}")
+    if extended and mode != "eightbit":
+        raise QuantizeModeError(f"--eightbit-extended does not apply to mode {mode}", "use it with --mode eightbit, or drop it")
     if mode == "weights_rounded":
         if not 1 <= bitdepth <= 16:
             raise QuantizeModeError(f"--bitdepth {bitdepth} is out of range for weights_rounded", "use 1 to 16 (8 is usual)")
@@ -69,31 +74,32 @@ def quantize_graph_def(
     input_names=None,
     output_names=None,
     min_const_bytes: int | None = None,
+    extended: bool = False,
 ):
     """Quantize a frozen GraphDef (see the module doc for the modes). With ``tf_version`` the
-    result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not)."""
-    check_mode(mode, bitdepth)
+    result uses only ops/attrs of that runtime (downgraded, then checked; ModelError if not).
+    ``extended`` (eightbit only) adds the rewrites beyond the reference tool."""
+    check_mode(mode, bitdepth, extended)
     if min_const_bytes is None:
-        min_const_bytes = EIGHTBIT_MIN_CONST_BYTES if mode == "eightbit" else DEFAULT_MIN_CONST_BYTES
+        min_const_bytes = EIGHTBIT_MIN_CONST_BYTES if extended else DEFAULT_MIN_CONST_BYTES
     # The graph is not cut here (that is `optimize`), but names given must be real, in every mode.
     if input_names:
         gn.require_nodes(graph_def, list(input_names), "input node")
     outputs = gn.require_nodes(graph_def, list(output_names), "output node") if output_names else None
     graph_def = protos.ours(graph_def)
-    if mode in ("weights_rounded", "weights"):
-        outputs = outputs or sink_names(graph_def)
-        if mode == "weights_rounded":
-            out = round_weights(graph_def, bitdepth, min_const_bytes)
-        else:
-            out = quantize_weights(graph_def, min_const_bytes)
-        out = extract_sub_graph(out, outputs)
-    else:
-        # Fold constant sub-graphs first (TF's own quantize pipeline does the same): Keras
-        # batch norm's four vectors become one scale and one offset, read-variable Identities
-        # disappear, and each weight gets quantized once, where it is used.
-        outputs = outputs or sink_names(graph_def)
+    outputs = outputs or sink_names(graph_def)
+    if mode == "weights_rounded":
+        out = extract_sub_graph(round_weights(graph_def, bitdepth, min_const_bytes), outputs)
+    elif mode == "weights":
+        out = extract_sub_graph(quantize_weights(graph_def, min_const_bytes), outputs)
+    elif extended:
+        # Fold constant sub-graphs first: Keras batch norm's four vectors become one scale and
+        # one offset, read-variable Identities disappear, and each weight gets quantized once,
+        # where it is used.
         folded = fold_constants(graph_def, outputs)
         out = EightBitRewriter(folded, min_const_bytes).rewrite(outputs)
+    else:
+        out = ReferenceEightBit(graph_def, outputs, min_const_bytes).rewrite()
     if tf_version:
         out, _changes = fit_runtime(out, tf_version)
     return out
@@ -369,6 +375,32 @@ def _tensorflow_quantize_v2(value, lo, hi, mode: str):
 
 
 def _quantize_min_first(value, lo: float, hi: float):
+    """QuantizeV2(mode=MIN_FIRST, T=quint8) of a float32 tensor over the requested [lo, hi], as
+    the CPU kernel computes it (quantization_utils' FloatToQuantizedStruct, all float32):
+    s = 255 / (max - min) divided in double and stored as float, q = round(x * s) - round(min * s)
+    with halves rounded away from zero, clamped to [0, 255]."""
+    import numpy as np
+
+    if protos.prefer_tensorflow():
+        return _tensorflow_quantize_v2(value, lo, hi, "MIN_FIRST")
+    f32 = np.float32
+    min_range, max_range = quantize_v2_range(lo, hi)
+    scale = f32(255.0 / float(f32(max_range - min_range)))
+    min_scaled = _round_half_away(f32(min_range * scale))
+    q = _round_half_away(np.asarray(value, dtype=f32) * scale) - min_scaled
+    return np.clip(q, f32(0.0), f32(255.0)).astype(np.uint8)
+
+
+def _round_half_away(x):
+    """std::round of float32 values (halves away from zero; numpy's round goes to even). The
+    float64 sum is exact for every float32, so no value near a half is misrounded."""
+    import numpy as np
+
+    a = np.asarray(x, dtype=np.float64)
+    return (np.sign(a) * np.floor(np.abs(a) + 0.5)).astype(np.float32)
+
+
+def _quantize_min_first_extended(value, lo: float, hi: float):
     """The encoding TF's quantized kernels assume (quantization_utils FloatToQuantized):
     q = round(x * s) - round(lo * s), s = 255 / (hi - lo)."""
     import numpy as np
@@ -379,20 +411,26 @@ def _quantize_min_first(value, lo: float, hi: float):
 
 
 def _weight_nodes(node, value, names: _Names, mode: str):
-    """quint8 Const + min/max Consts + Dequantize(mode) under the original name."""
-    if mode == "MIN_COMBINED":  # the weights mode, as the reference tool writes it
-        lo, hi = weight_range(value)
-        q = _quantize_min_combined(value, lo, hi)
-        device = ""
-    else:
-        lo, hi = _range_of(value)
-        q = _quantize_min_first(value, lo, hi)
-        device = node.device
+    """quint8 Const + min/max Consts + Dequantize(mode) under the original name, as the reference
+    tool writes them: range from weight_range, values by QuantizeV2 in ``mode``, no device."""
+    lo, hi = weight_range(value)
+    q = _quantize_min_combined(value, lo, hi) if mode == "MIN_COMBINED" else _quantize_min_first(value, lo, hi)
+    return _quantized_const_nodes(node, q, lo, hi, names, mode, "")
+
+
+def _extended_weight_nodes(node, value, names: _Names):
+    """The extended eightbit's weights: MIN_FIRST over a range holding zero, device kept."""
+    lo, hi = _range_of(value)
+    q = _quantize_min_first_extended(value, lo, hi)
+    return _quantized_const_nodes(node, q, lo, hi, names, "MIN_FIRST", node.device)
+
+
+def _quantized_const_nodes(node, q, lo, hi, names: _Names, mode: str, device: str):
     q_name = names.fresh(node.name + "_quint8_const")
     min_name = names.fresh(node.name + "_min")
     max_name = names.fresh(node.name + "_max")
     return [
-        _const_node(q_name, q, "quint8", device, shape=list(value.shape)),
+        _const_node(q_name, q, "quint8", device, shape=list(q.shape)),
         _const_node(min_name, lo, "float32", device),
         _const_node(max_name, hi, "float32", device),
         _node(node.name, "Dequantize", [q_name, min_name, max_name], device, T=("type", "quint8"), mode=("s", mode)),
@@ -400,7 +438,442 @@ def _weight_nodes(node, value, names: _Names, mode: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# eightbit
+# eightbit: the reference rewrite
+
+# Ops whose every input the reference quantizes (Consts among them become quint8 Consts).
+_QUANTIZED_INPUTS = {"MatMul", "Conv2D", "BiasAdd", "MaxPool", "AvgPool", "Relu", "Relu6", "BatchNormWithGlobalNormalization"}
+_FAKE_QUANT = "FakeQuantWithMinMaxVars"
+
+
+def remove_training_nodes(graph_def, protected=()):
+    """What TensorFlow's graph_util.remove_training_nodes (today's) returns, which the reference
+    runs first: CheckNumerics dropped, Identity and StopGradient spliced out unless a control
+    edge or a colocation involves them; ``protected`` nodes stay."""
+    protected = set(protected)
+    removed = {n.name for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected}
+    kept = []
+    for node in graph_def.node:
+        if node.name in removed:
+            continue
+        copy_node = protos.NodeDef()
+        copy_node.CopyFrom(node)
+        del copy_node.input[:]
+        copy_node.input.extend(i for i in node.input if _strip_hat(i) not in removed)
+        kept.append(copy_node)
+    control_inputs, with_control, colocated = set(), set(), set()
+    for node in kept:
+        for inp in node.input:
+            if "^" in inp:
+                control_inputs.add(inp.replace("^", ""))
+                with_control.add(node.name)
+        if "_class" in node.attr:
+            for loc in node.attr["_class"].list.s:
+                loc = loc.decode("utf-8", "replace")
+                colocated.add(loc[5:] if loc.startswith("loc:@") else loc)
+    splice = {
+        n.name: n.input[0]
+        for n in kept
+        if n.op in ("Identity", "StopGradient") and n.input and n.name not in protected
+        and n.name not in colocated and n.name not in with_control and n.name not in control_inputs
+    }
+    out = protos.GraphDef()
+    for node in kept:
+        if node.name in splice:
+            continue
+        rewired = []
+        for full in node.input:
+            name = _strip_hat(full)
+            while name in splice:
+                full = splice[name]
+                name = _strip_hat(full)
+            rewired.append(full)
+        del node.input[:]
+        node.input.extend(rewired)
+        out.node.append(node)
+    return out
+
+
+def _strip_hat(ref: str) -> str:
+    return ref[1:] if ref.startswith("^") else ref
+
+
+def _port_name(ref: str) -> str:
+    """'a' -> 'a:0' (a tensor name always with its port)."""
+    name, sep, port = ref.rpartition(":")
+    return ref if sep and port.isdigit() else ref + ":0"
+
+
+def _input_node_name(ref: str) -> str:
+    """'^a', 'a:1', 'a' -> 'a' (only a numeric suffix is a port)."""
+    ref = _strip_hat(ref)
+    name, sep, port = ref.rpartition(":")
+    return name if sep and port.isdigit() else ref
+
+
+def extract_sub_graph_like_tensorflow(graph_def, dest_nodes):
+    """TensorFlow's graph_util.extract_sub_graph: what ``dest_nodes`` reach through inputs and
+    colocation (``_class``), in the original order (a name given twice: its last node), with
+    the graph's versions and library."""
+    by_name, seq, reach = {}, {}, {}
+    for i, node in enumerate(graph_def.node):
+        by_name[node.name] = node
+        seq[node.name] = i
+        targets = [gn.base_name(x) for x in node.input]
+        if "_class" in node.attr:
+            for loc in node.attr["_class"].list.s:
+                loc = loc.decode("utf-8", "replace")
+                targets.append(loc[5:] if loc.startswith("loc:@") else loc)
+        reach[node.name] = targets
+    keep, todo = set(), list(dest_nodes)
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        todo.extend(reach.get(name, ()))
+    out = protos.GraphDef()
+    for name in sorted((n for n in keep if n in by_name), key=seq.__getitem__):
+        out.node.add().CopyFrom(by_name[name])
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
+@dataclass
+class _Visit:
+    """A node being visited and the input it is descending into (the reference's stack entry:
+    the consumer, the input index, and whether that input gets quantized)."""
+
+    node: object
+    index: int = -1
+
+    def quantizes_input(self) -> bool:
+        node, i = self.node, self.index
+        if node.op in _QUANTIZED_INPUTS:
+            return True
+        if node.op == "Concat" and i > 0 or node.op == "Reshape" and i == 0:
+            return _type_attr(node, "T") == _FLOAT
+        return False
+
+    def is_fake_quant_input(self) -> bool:
+        return self.index == 0 and self.node.op == _FAKE_QUANT
+
+
+class ReferenceEightBit:
+    """TensorFlow's quantize_graph --mode eightbit (v1.4), rewritten: the same traversal (depth
+    first from the outputs, inputs in order, each node once), the same nodes with the same
+    names, attrs and constant bytes, the same clean-up; numpy does the weights' QuantizeV2.
+
+    Where the reference cannot produce a graph that loads, this does the sensible thing instead:
+    Identity output nodes are kept (the reference splices them away, then fails to find its
+    outputs), control inputs of a rewritten op stay control inputs (the reference would quantize
+    them as data), attrs the original node omits get their defaults (the reference writes empty
+    attrs), a Reshape keeps an int64 shape type. A Conv2D with dilations or an NCHW op is
+    refused: the quantized kernels would ignore them and compute other numbers."""
+
+    def __init__(self, graph_def, output_names, min_const_bytes: int = 0):
+        self.outputs = list(output_names)
+        self.src = remove_training_nodes(protos.ours(graph_def), protected=self.outputs)
+        self.nodes = {n.name: n for n in self.src.node}
+        self.min_const_bytes = min_const_bytes
+        self.out = protos.GraphDef()
+        self.visited: set[str] = set()
+        self.merged_with_fake_quant: set[str] = set()
+        self.parent: _Visit | None = None  # the consumer (and input) the current node was reached from
+        self.rewritten: list[str] = []
+
+    # -- traversal
+
+    def rewrite(self):
+        for name in self.outputs:
+            self._visit_from(self.nodes[name])
+        pruned = extract_sub_graph_like_tensorflow(self._remove_redundant_quantization(self.out), self.outputs)
+        # The reference's last step (applying its renames) builds a fresh graph of the nodes
+        # alone: no versions, no library.
+        out = protos.GraphDef()
+        out.node.extend(pruned.node)
+        return out
+
+    def _input(self, consumer, ref: str):
+        name = _input_node_name(ref)
+        node = self.nodes.get(name)
+        if node is None:
+            raise ModelError(f"node {consumer.name!r} reads {ref!r}, which is not in the graph", "the graph is incomplete: re-export or re-freeze it")
+        return node
+
+    def _visit_from(self, root) -> None:
+        """Depth first, post-order, iteratively (deep graphs would exhaust Python's recursion)."""
+        if root.name in self.visited:
+            return
+        self.visited.add(root.name)
+        stack = [_Visit(root)]
+        while stack:
+            top = stack[-1]
+            top.index += 1
+            if top.index < len(top.node.input):
+                child = self._input(top.node, top.node.input[top.index])
+                if child.name in self.visited:
+                    if top.is_fake_quant_input() or child.name in self.merged_with_fake_quant:
+                        raise ModelError(
+                            f"the output of {child.name!r} goes through a FakeQuant node and elsewhere",
+                            "eightbit needs a FakeQuantWithMinMaxVars to be its input's only consumer",
+                        )
+                    continue
+                self.visited.add(child.name)
+                stack.append(_Visit(child))
+                continue
+            stack.pop()
+            self.parent = stack[-1] if stack else None
+            self._emit(top.node)
+            if self._merges_with_fake_quant() and top.node.name not in self.merged_with_fake_quant:
+                raise ModelError(
+                    f"FakeQuant node {self.parent.node.name!r} follows {top.node.name!r} ({top.node.op}), which eightbit does not quantize",
+                    "FakeQuantWithMinMaxVars can only follow an op eightbit rewrites",
+                )
+
+    def _merges_with_fake_quant(self) -> bool:
+        return self.parent is not None and self.parent.is_fake_quant_input()
+
+    # -- per node
+
+    def _emit(self, node) -> None:
+        op = node.op
+        float_t = _type_attr(node, "T") == _FLOAT
+        if op == "MatMul":
+            self._matmul(node)
+        elif op == "Conv2D":
+            self._conv2d(node)
+        elif op == "BiasAdd":
+            self._require_nhwc(node)
+            self._with_requantize(node, "QuantizedBiasAdd", "_eightbit_quantized_bias_add", T1=("type", "quint8"), T2=("type", "quint8"), out_type=("type", "qint32"))
+        elif op in ("MaxPool", "AvgPool"):
+            self._require_nhwc(node)
+            self._single_input(node, T=("type", "quint8"), ksize=self._attr(node, "ksize"), strides=self._attr(node, "strides"), padding=self._attr(node, "padding"))
+        elif op in ("Relu", "Relu6"):
+            self._single_input(node, Tinput=("type", "quint8"))
+        elif op == "Concat" and float_t:
+            self._concat(node)
+        elif op == "BatchNormWithGlobalNormalization":
+            self._batch_norm(node)
+        elif op == "Reshape" and float_t:
+            self._reshape(node)
+        elif op == _FAKE_QUANT:
+            pass  # merged into the op before it
+        elif op == "Const" and self.parent is not None and self.parent.quantizes_input() and self._quantizable_const(node):
+            value = protos.to_ndarray(node.attr["value"].tensor)
+            self.out.node.extend(_weight_nodes(node, value, _NoRenames(), "MIN_FIRST"))
+        else:
+            self.out.node.add().CopyFrom(node)
+
+    def _quantizable_const(self, node) -> bool:
+        if _type_attr(node, "dtype") != _FLOAT:
+            return False
+        value = protos.to_ndarray(node.attr["value"].tensor)
+        return value.size > 0 and value.nbytes >= self.min_const_bytes
+
+    @staticmethod
+    def _attr(node, key: str):
+        return ("copy", node.attr[key]) if key in node.attr else None
+
+    def _require_nhwc(self, node) -> None:
+        if not _nhwc(node):
+            raise ModelError(
+                f"{node.op} {node.name!r} uses data_format {_str_attr(node, 'data_format').decode()}; the quantized kernels are NHWC only",
+                "convert the graph to NHWC, or use --eightbit-extended (leaves such ops in float)",
+            )
+
+    def _data_and_control(self, node):
+        data = [i for i in node.input if not i.startswith("^")]
+        return data, [i for i in node.input if i.startswith("^")]
+
+    def _matmul(self, node) -> None:
+        self._with_requantize(
+            node, "QuantizedMatMul", "_eightbit_quantized_mat_mul",
+            T1=("type", "quint8"), T2=("type", "quint8"), Toutput=("type", "qint32"),
+            transpose_a=self._attr(node, "transpose_a") or ("b", False), transpose_b=self._attr(node, "transpose_b") or ("b", False),
+        )
+
+    def _conv2d(self, node) -> None:
+        self._require_nhwc(node)
+        if "dilations" in node.attr and any(d != 1 for d in node.attr["dilations"].list.i):
+            raise ModelError(
+                f"Conv2D {node.name!r} is dilated; QuantizedConv2D has no dilations and would compute other numbers",
+                "use --eightbit-extended (leaves dilated convolutions in float)",
+            )
+        self._with_requantize(
+            node, "QuantizedConv2D", "_eightbit_quantized_conv", strides=self._attr(node, "strides"), padding=self._attr(node, "padding"),
+            Tinput=("type", "quint8"), Tfilter=("type", "quint8"), out_type=("type", "qint32"),
+        )
+
+    def _with_requantize(self, node, op: str, suffix: str, **attrs) -> None:
+        """prologue -> quantized op (qint32) -> RequantizationRange/Requantize -> Dequantize."""
+        inputs = self._prologue(node)
+        name = node.name + suffix
+        self._add(name, op, inputs + self._data_and_control(node)[1], **attrs)
+        self.rewritten.append(node.name)
+        self._dequantize_result(node, self._quantize_down(node, name))
+
+    def _single_input(self, node, **attrs) -> None:
+        inputs = self._prologue(node)
+        name = node.name + "_eightbit_quantized"
+        self._add(name, "Quantized" + node.op, inputs + self._data_and_control(node)[1], **attrs)
+        self.rewritten.append(node.name)
+        self._dequantize_result(node, name)
+
+    def _concat(self, node) -> None:
+        prefix = node.name + "_eightbit"
+        data, control = self._data_and_control(node)
+        dims = self._common_nodes(prefix)
+        quantized = [self._quantize_input(prefix, ref, dims) for ref in data[1:]]
+        name = prefix + "_quantized_concat"
+        inputs = [data[0]] + [q[0] for q in quantized] + [q[1] for q in quantized] + [q[2] for q in quantized]
+        self._add(name, "QuantizedConcat", inputs + control, N=("i", len(quantized)), T=("type", "quint8"))
+        self.rewritten.append(node.name)
+        self._dequantize_result(node, name)
+
+    def _reshape(self, node) -> None:
+        prefix = node.name + "_eightbit"
+        data, control = self._data_and_control(node)
+        dims = self._common_nodes(prefix)
+        q, lo, hi = self._quantize_input(prefix, data[0], dims)
+        name = prefix + "_quantized_reshape"
+        attrs = {"T": ("type", "quint8")}
+        if _type_attr(node, "Tshape") not in (None, protos.DT_INT32):
+            attrs["Tshape"] = ("type", _type_attr(node, "Tshape"))
+        self._add(name, "QuantizedReshape", [q, data[1], lo, hi] + control, **attrs)
+        self.rewritten.append(node.name)
+        self._dequantize_result(node, name)
+
+    def _batch_norm(self, node) -> None:
+        prefix = node.name + "_eightbit"
+        data, control = self._data_and_control(node)
+        dims = self._common_nodes(prefix)
+        inputs = []
+        for ref in data[:5]:  # input, mean, variance, beta, gamma
+            inputs.extend(self._quantize_input(prefix, ref, dims))
+        name = prefix + "_quantized_batch_norm"
+        self._add(
+            name, "QuantizedBatchNormWithGlobalNormalization", inputs + control,
+            Tinput=("type", "quint8"), out_type=("type", "qint32"),
+            scale_after_normalization=self._attr(node, "scale_after_normalization"), variance_epsilon=self._attr(node, "variance_epsilon"),
+        )
+        self.rewritten.append(node.name)
+        self._dequantize_result(node, self._quantize_down(node, name))
+
+    # -- building blocks
+
+    def _add(self, name: str, op: str, inputs, **attrs) -> None:
+        self.out.node.append(_node(name, op, inputs, **{k: v for k, v in attrs.items() if v is not None}))
+
+    def _prologue(self, node) -> list[str]:
+        """Every data input quantized at run time: quantized values, then (min, max) pairs."""
+        prefix = node.name + "_eightbit"
+        dims = self._common_nodes(prefix)
+        values, ranges = [], []
+        for ref in self._data_and_control(node)[0]:
+            q, lo, hi = self._quantize_input(prefix, ref, dims)
+            values.append(q)
+            ranges += [lo, hi]
+        return values + ranges
+
+    def _common_nodes(self, prefix: str) -> tuple[str, str]:
+        shape, axis = prefix + "_reshape_dims", prefix + "_reduction_dims"
+        self.out.node.append(_const_node(shape, [-1], "int32"))
+        self.out.node.append(_const_node(axis, [0], "int32"))
+        return shape, axis
+
+    def _quantize_input(self, prefix: str, ref: str, dims: tuple[str, str]) -> tuple[str, str, str]:
+        """Reshape to 1-D, Min, Max, QuantizeV2 (MIN_FIRST) of one float input."""
+        shape, axis = dims
+        unique = ref.replace(":", "__port__").replace("^", "__hat__")
+        flat, lo, hi, q = (f"{prefix}_{part}_{unique}" for part in ("reshape", "min", "max", "quantize"))
+        self._add(flat, "Reshape", [ref, shape], T=("type", "float32"))
+        self._add(lo, "Min", [flat, axis], T=("type", "float32"), keep_dims=("b", False))
+        self._add(hi, "Max", [flat, axis], T=("type", "float32"), keep_dims=("b", False))
+        self._add(q, "QuantizeV2", [ref, lo, hi], T=("type", "quint8"), mode=("s", "MIN_FIRST"))
+        return q, q + ":1", q + ":2"
+
+    def _quantize_down(self, node, qint32_name: str) -> str:
+        """qint32 -> quint8: over the range RequantizationRange measures, or the one a following
+        FakeQuant node gives."""
+        outputs = [qint32_name, qint32_name + ":1", qint32_name + ":2"]
+        if self._merges_with_fake_quant():
+            fake_quant = self.parent.node
+            ranges = [fake_quant.input[1], fake_quant.input[2]]
+            self.merged_with_fake_quant.add(node.name)
+        else:
+            measured = node.name + "_eightbit_requant_range"
+            self._add(measured, "RequantizationRange", outputs, Tinput=("type", "qint32"))
+            ranges = [measured + ":0", measured + ":1"]
+        name = node.name + "_eightbit_requantize"
+        self._add(name, "Requantize", outputs + ranges, Tinput=("type", "qint32"), out_type=("type", "quint8"))
+        return name
+
+    def _dequantize_result(self, node, quantized: str) -> None:
+        """Back to float under the original name (or the FakeQuant's, which it replaces)."""
+        ranges = [quantized + ":1", quantized + ":2"]
+        name = node.name
+        if self._merges_with_fake_quant():
+            fake_quant = self.parent.node
+            if node.name not in self.merged_with_fake_quant:
+                ranges = [fake_quant.input[1], fake_quant.input[2]]
+                self.merged_with_fake_quant.add(node.name)
+            name = fake_quant.name
+        self._add(name, "Dequantize", [quantized] + ranges, T=("type", "quint8"), mode=("s", "MIN_FIRST"))
+
+    @staticmethod
+    def _remove_redundant_quantization(graph_def):
+        """QuantizeV2(Dequantize(x)) whose range is Min/Max of that same tensor is x itself:
+        its consumers read x and x's range directly (the dead nodes are pruned after)."""
+        nodes = {n.name: n for n in graph_def.node}
+        renames = {}
+        for node in graph_def.node:
+            if node.op not in ("Quantize", "QuantizeV2") or len(node.input) < 3:
+                continue
+            dequantize = nodes.get(_input_node_name(node.input[0]))
+            if dequantize is None or dequantize.op != "Dequantize" or len(dequantize.input) < 3:
+                continue
+            if _type_attr(node, "T") != _type_attr(dequantize, "T"):
+                continue
+            lo, hi = nodes.get(_input_node_name(node.input[1])), nodes.get(_input_node_name(node.input[2]))
+            if lo is None or hi is None or lo.op not in ("Min", "Dequantize") or hi.op not in ("Max", "Dequantize"):
+                continue
+            if not lo.input or not hi.input:
+                continue
+            lo_source, hi_source = _input_node_name(lo.input[0]), _input_node_name(hi.input[0])
+            same = lo_source == hi_source
+            if not same:
+                # The other shape it recognises: Min over a Concat whose second input is a Min of
+                # the Max's input.
+                first = nodes.get(lo_source)
+                if first is not None and first.op == "Concat" and len(first.input) > 1:
+                    second = nodes.get(_input_node_name(first.input[1]))
+                    same = second is not None and second.op == "Min" and bool(second.input) and _input_node_name(second.input[0]) == hi_source
+            if not same:
+                continue
+            renames[_port_name(node.name)] = _input_node_name(dequantize.input[0])
+            renames[node.name + ":1"] = dequantize.input[1]
+            renames[node.name + ":2"] = dequantize.input[2]
+        for node in graph_def.node:
+            for i, ref in enumerate(node.input):
+                target = renames.get(_port_name(ref))
+                if target is not None:
+                    node.input[i] = target
+        return graph_def
+
+
+class _NoRenames(_Names):
+    """The reference names the quantized weights N_quint8_const, N_min, N_max as they are."""
+
+    def __init__(self):
+        self.used = set()
+
+    def fresh(self, base: str) -> str:
+        return base
+
+
+# ---------------------------------------------------------------------------------------------
+# eightbit, extended (--eightbit-extended)
 
 
 def _type_attr(node, key: str):
@@ -514,7 +987,7 @@ class EightBitRewriter:
         value = _large_float_const(node, self.min_const_bytes)
         if value is None:
             return False
-        nodes = _weight_nodes(node, value, self.names, "MIN_FIRST")
+        nodes = _extended_weight_nodes(node, value, self.names)
         self.out.node.extend(nodes)
         q, lo, hi = nodes[0].name, nodes[1].name, nodes[2].name
         self.quantized[node.name] = _Q(q, lo, hi)
@@ -677,7 +1150,7 @@ class EightBitRewriter:
         src = self.src_nodes.get(name)
         if src is not None and src.op == "Const" and _type_attr(src, "dtype") == _FLOAT:
             # A small float Const kept for float consumers: quantize it once, offline.
-            nodes = _weight_nodes(src, protos.to_ndarray(src.attr["value"].tensor), self.names, "MIN_FIRST")[:3]
+            nodes = _extended_weight_nodes(src, protos.to_ndarray(src.attr["value"].tensor), self.names)[:3]
             self.out.node.extend(nodes)
             q = _Q(nodes[0].name, nodes[1].name, nodes[2].name)
             self.from_float[key] = q

@@ -47,6 +47,7 @@ def _commands(model: Path, out: Path) -> list[list[str]]:
         ["model", "quantize", m, "-o", str(out / "weights.pb"), "--mode", "weights"],
         ["model", "quantize", m, "-o", str(out / "rounded.pb"), "--mode", "weights_rounded"],
         ["model", "quantize", m, "-o", str(out / "rounded4.pb"), "--mode", "weights_rounded", "--bitdepth", "4"],
+        ["model", "quantize", m, "-o", str(out / "eightbit.pb"), "--mode", "eightbit"],
     ]
 
 
@@ -101,7 +102,7 @@ def test_fast_path_and_tensorflow_path_are_byte_identical(both_paths, name):
     fast_proc, _, fast_out = both_paths[name, "fast"]
     tf_proc, _, tf_out = both_paths[name, "tensorflow"]
     files = sorted(p.name for p in fast_out.iterdir())
-    assert files == sorted(p.name for p in tf_out.iterdir()) and len(files) == 6
+    assert files == sorted(p.name for p in tf_out.iterdir()) and len(files) == 7
     for f in files:
         assert (fast_out / f).read_bytes() == (tf_out / f).read_bytes(), f
     # inspect (twice) and check report the same figures: shapes, classes, mean/std, runtime.
@@ -133,6 +134,42 @@ def test_weights_modes_reproduce_the_reference_tool(mode):
     assert io.serialize(ours) == io.serialize(reference)
 
 
+# Inputs committed next to the reference's outputs, so the comparison does not depend on today's
+# TensorFlow building the same graph: the retrain.py-shaped graph cut at Mul
+# (helpers.graphs.build_retrain_graph), and conftest's "mixed" and "keras" graphs.
+EIGHTBIT_GOLDEN = {
+    "digits": (None, ["final_result"]),
+    "retrain_cut": ("retrain_cut.pb", ["final_result"]),
+    "mixed": ("mixed.pb", ["logits", "probs"]),
+    "keras": ("keras.pb", ["Identity"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EIGHTBIT_GOLDEN))
+def test_eightbit_reproduces_the_reference_tool(name):
+    """Golden files: TensorFlow's v1.4 quantize_graph.py --mode eightbit run under today's
+    TensorFlow. The same nodes in the same order, names, attrs and quint8 weights: the same bytes."""
+    source, outputs = EIGHTBIT_GOLDEN[name]
+    graph_def = io.load_graph_def(GOLDEN / source if source else defaults.default_model())
+    ours = quantize.quantize_graph_def(graph_def, "eightbit", output_names=outputs)
+    reference = io.parse_graph_def((GOLDEN / f"{name}_eightbit.pb").read_bytes())
+    assert [(n.name, n.op) for n in ours.node] == [(n.name, n.op) for n in reference.node]
+    assert io.serialize(ours) == io.serialize(reference)
+
+
+def test_eightbit_golden_input_is_the_retrain_graph_cut_at_mul(tmp_path):
+    """The committed retrain input is what the test helper builds today, cut where retrain.py
+    models are fed (same nodes and ops; the weights are seeded)."""
+    from helpers.graphs import build_retrain_graph
+
+    from mobilebuild.graphs.optimize import cut_graph
+
+    g = build_retrain_graph(tmp_path)
+    cut, _ = cut_graph(protos.ours(g.graph_def), ["Mul"], [g.output_name])
+    committed = io.load_graph_def(GOLDEN / "retrain_cut.pb")
+    assert [(n.name, n.op, list(n.input)) for n in cut.node] == [(n.name, n.op, list(n.input)) for n in committed.node]
+
+
 def test_weights_rounded_uses_bucket_centres():
     import numpy as np
 
@@ -149,6 +186,28 @@ def test_weights_quantizes_small_biases_like_the_reference(graphs):
     # --min-const-bytes keeps small constants in float when asked.
     kept = quantize.quantize_graph_def(graphs["mixed"].graph_def, "weights", output_names=graphs["mixed"].outputs, min_const_bytes=1024)
     assert {n.name: n.op for n in kept.node}["fc/biases"] == "Const"
+
+
+def test_quantize_v2_min_first_matches_the_kernel(monkeypatch):
+    """MIN_FIRST quint8 (eightbit's weights) done in numpy gives the bytes of TensorFlow's
+    QuantizeV2 kernel, values on and a hair off each rounding half included."""
+    import numpy as np
+
+    rng = np.random.default_rng(6)
+    cases = []
+    for _ in range(60):
+        x = (rng.normal(size=int(rng.integers(1, 800))) * 10 ** rng.uniform(-4, 3)).astype(np.float32)
+        x = np.abs(x) if rng.random() < 0.25 else x
+        cases.append((x, *quantize.weight_range(x)))
+    for lo, hi in [(-1.0, 1.0), (-31.0, 13.0), (0.0, 255.0)]:
+        halves = ((np.arange(-300, 300) + 0.5) * (hi - lo) / 255.0).astype(np.float32)
+        x = np.concatenate([halves, np.nextafter(halves, np.float32(np.inf)), np.nextafter(halves, np.float32(-np.inf))])
+        cases.append((x, lo, hi))
+    cases.append((np.zeros(3, np.float32), *quantize.weight_range(np.zeros(3, np.float32))))
+    fast = [quantize._quantize_min_first(x, lo, hi) for x, lo, hi in cases]
+    monkeypatch.setenv("MOBILEBUILD_GRAPH_BACKEND", "tensorflow")
+    for (x, lo, hi), ours in zip(cases, fast):
+        assert np.array_equal(ours, quantize._quantize_min_first(x, lo, hi)), (lo, hi)
 
 
 def test_quantize_v2_arithmetic_matches_the_kernel(monkeypatch):

@@ -16,7 +16,9 @@ import pytest
 
 from mobilebuild.graphs import quantize
 
-TOLERANCE = {"weights_rounded": 0.02, "weights": 0.02, "eightbit": 0.05}
+TOLERANCE = {"weights_rounded": 0.02, "weights": 0.02, "eightbit": 0.05, "eightbit_extended": 0.05}
+# The three modes, plus eightbit with the rewrites beyond the reference tool.
+VARIANTS = (*quantize.MODES, "eightbit_extended")
 OPS_DIR = Path(__file__).resolve().parents[2] / "toolchains" / "tf-mobile-ops"
 
 
@@ -27,15 +29,16 @@ def _output(graph):
 
 @pytest.fixture(scope="module")
 def quantized(graphs):
-    """(graph name, mode) -> quantized GraphDef, made once."""
+    """(graph name, variant) -> quantized GraphDef, made once."""
     made = {}
     for name, g in graphs.items():
         for mode in quantize.MODES:
             made[name, mode] = quantize.quantize_graph_def(g.graph_def, mode, output_names=g.outputs)
+        made[name, "eightbit_extended"] = quantize.quantize_graph_def(g.graph_def, "eightbit", output_names=g.outputs, extended=True)
     return made
 
 
-@pytest.mark.parametrize("mode", quantize.MODES)
+@pytest.mark.parametrize("mode", VARIANTS)
 @pytest.mark.parametrize("name", ["mixed", "fallback", "keras"])
 def test_outputs_close_to_float(graphs, quantized, name, mode, run_graph):
     g = graphs[name]
@@ -46,7 +49,7 @@ def test_outputs_close_to_float(graphs, quantized, name, mode, run_graph):
     assert got.shape == ref.shape and got.dtype == np.float32
     err = np.abs(got - ref).max() / np.abs(ref).max()
     assert err <= TOLERANCE[mode], f"{name}/{mode}: relative error {err:.4f}"
-    if mode == "eightbit":
+    if mode.startswith("eightbit"):
         agree = np.mean(got.argmax(-1) == ref.argmax(-1))
         assert agree >= 0.9, f"{name}: top-1 agreement {agree:.2f}"
     # The quantization really happened: the graph differs from the float one.
@@ -88,8 +91,8 @@ def test_weights_mode_stores_quint8_with_dequantize(graphs, quantized):
     assert ratio >= 3.3, f"weights mode only {ratio:.2f}x smaller"
 
 
-def test_eightbit_uses_quantized_kernels(quantized):
-    ops = {n.op for n in quantized["mixed", "eightbit"].node}
+def test_eightbit_extended_uses_quantized_kernels(quantized):
+    ops = {n.op for n in quantized["mixed", "eightbit_extended"].node}
     expected = {
         "QuantizeV2", "QuantizedConv2D", "QuantizedBiasAdd", "QuantizedRelu", "QuantizedRelu6",
         "QuantizedMaxPool", "QuantizedAvgPool", "QuantizedConcat", "QuantizedReshape", "QuantizedMatMul",
@@ -100,22 +103,42 @@ def test_eightbit_uses_quantized_kernels(quantized):
     assert not ops & {"Conv2D", "MatMul", "BiasAdd", "Relu", "Relu6", "MaxPool", "AvgPool", "ConcatV2"}
 
 
-def test_eightbit_chains_stay_quantized(quantized):
+def test_eightbit_extended_chains_stay_quantized(quantized):
     """Relu feeds MaxPool feeds Conv2D directly in quint8: no Dequantize->QuantizeV2 round trips
-    between rewritten ops."""
-    q = quantized["mixed", "eightbit"]
+    between rewritten ops, ConcatV2 included."""
+    q = quantized["mixed", "eightbit_extended"]
     nodes = {n.name: n for n in q.node}
     quantize_inputs = [nodes[n.input[0].split(":")[0]].op for n in q.node if n.op == "QuantizeV2"]
     assert "Dequantize" not in quantize_inputs
     assert quantize_inputs == ["Placeholder"]  # only the graph input is quantized at run time
 
 
-def test_eightbit_falls_back_to_float(quantized):
-    ops = {n.op for n in quantized["fallback", "eightbit"].node}
+def test_eightbit_extended_falls_back_to_float(quantized):
+    ops = {n.op for n in quantized["fallback", "eightbit_extended"].node}
     # The float-only ops are still there, bridged by Dequantize, and the quantizable ones are not.
     assert {"Tanh", "Sigmoid", "Mul", "DepthwiseConv2dNative"} <= ops
     assert {"QuantizedConv2D", "QuantizedRelu", "QuantizedMatMul", "QuantizedConcat", "QuantizedBiasAdd", "Dequantize"} <= ops
     assert not ops & {"Conv2D", "MatMul", "Concat", "AddV2", "Add"}
+
+
+def test_eightbit_default_is_the_reference_rewrite_only(graphs, quantized):
+    """Without --eightbit-extended: the ops TF's quantize_graph rewrites and nothing more.
+    ConcatV2 and x + vector stay float (their inputs are dequantized, the Reshape after the
+    ConcatV2 quantizes at run time), nothing is folded, small biases are quantized too."""
+    mixed = quantized["mixed", "eightbit"]
+    ops = [n.op for n in mixed.node]
+    assert "ConcatV2" in ops and "QuantizedConcat" not in ops
+    nodes = {n.name: n for n in mixed.node}
+    quantize_inputs = sorted(nodes[n.input[0].split(":")[0]].op for n in mixed.node if n.op == "QuantizeV2")
+    assert quantize_inputs == ["ConcatV2", "Placeholder"]
+    # 40 bytes of biases, quantized like the weights (QuantizedBiasAdd reads the quint8 Const).
+    assert "fc/biases" not in nodes and nodes["fc/biases_quint8_const"].attr["dtype"].type == quantize.protos.DT_QUINT8
+    fallback = {n.op for n in quantized["fallback", "eightbit"].node}
+    assert {"AddV2", "QuantizedConcat", "QuantizedRelu"} <= fallback and "QuantizedBiasAdd" not in fallback
+    keras = [n.op for n in quantized["keras", "eightbit"].node]
+    assert "Rsqrt" in keras and "AddV2" in keras  # the batch norm's arithmetic is not folded
+    assert {"Rsqrt", "AddV2"} <= {n.op for n in graphs["keras"].graph_def.node}
+    assert "Rsqrt" not in {n.op for n in quantized["keras", "eightbit_extended"].node}
 
 
 def test_outputs_keep_their_names(graphs, quantized):
@@ -157,7 +180,10 @@ def test_mode_and_bitdepth_validation():
         quantize.check_mode("weights", 4)
     with pytest.raises(quantize.QuantizeModeError, match="bitdepth"):
         quantize.check_mode("weights_rounded", 0)
+    with pytest.raises(quantize.QuantizeModeError, match="eightbit-extended"):
+        quantize.check_mode("weights", 8, extended=True)
     quantize.check_mode("weights_rounded", 4)
+    quantize.check_mode("eightbit", 8, extended=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,11 +213,12 @@ def test_cli_quantize_prints_sizes_and_writes(cli, graphs, tmp_path, run_graph):
 def test_cli_quantize_json_and_tf_version(cli, graphs, tmp_path):
     g = graphs["keras"]
     out = tmp_path / "k8.pb"
-    r = cli("--json", "model", "quantize", g.path, "-o", out, "--mode", "eightbit", "--tf-version", "1.1")
+    r = cli("--json", "model", "quantize", g.path, "-o", out, "--mode", "eightbit", "--eightbit-extended", "--tf-version", "1.1")
     assert r.code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["mode"] == "eightbit" and data["size_after"] == out.stat().st_size
-    assert "QuantizedConv2D" in data["ops"] and "AddV2" not in data["ops"]
+    assert data["mode"] == "eightbit" and data["eightbit_extended"] is True and data["size_after"] == out.stat().st_size
+    # The extension folds the batch norm's arithmetic: no AddV2 left.
+    assert "QuantizedConv2D" in data["ops"] and "QuantizedBiasAdd" in data["ops"] and "AddV2" not in data["ops"]
     # weights mode keeps the float ops, which Keras writes with TF 2 attrs: they get rewritten.
     out_w = tmp_path / "kw.pb"
     r = cli("--json", "model", "quantize", g.path, "-o", out_w, "--mode", "weights", "--tf-version", "1.1")
@@ -213,6 +240,14 @@ def test_cli_unknown_mode_writes_nothing(cli, graphs, tmp_path):
     assert "weights_rounded, weights, eightbit" in r.stderr
     assert "Traceback" not in r.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_eightbit_extended_only_with_eightbit(cli, graphs, tmp_path):
+    out = tmp_path / "q.pb"
+    r = cli("model", "quantize", graphs["mixed"].path, "-o", out, "--mode", "weights", "--eightbit-extended")
+    assert r.code == 1 and "--eightbit-extended does not apply to mode weights" in r.stderr
+    assert "hint:" in r.stderr and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_bad_outputs_write_nothing(cli, graphs, tmp_path):
@@ -308,3 +343,20 @@ def test_cli_default_model_every_mode(cli, tmp_path, run_graph):
         # benchmark measures the drop on all 360 held-out digits.
         lost = int(np.sum(ref.argmax(1) == y) - np.sum(got.argmax(1) == y))
         assert lost <= (3 if mode == "eightbit" else 2), (mode, lost, len(y))
+
+
+def test_eightbit_refuses_what_the_quantized_conv_cannot_compute(tmp_path, run_graph):
+    """QuantizedConv2D has no dilations: the reference would write one that computes other
+    numbers. The default refuses with one line; --eightbit-extended leaves the conv in float."""
+    from helpers.graphs import build_small_graph
+
+    from mobilebuild.errors import ModelError
+
+    g = build_small_graph(tmp_path, "dilated_conv")
+    with pytest.raises(ModelError) as err:
+        quantize.quantize_graph_def(g.graph_def, "eightbit", output_names=[g.output_name])
+    assert "dilated" in err.value.message and "--eightbit-extended" in err.value.hint
+    q = quantize.quantize_graph_def(g.graph_def, "eightbit", output_names=[g.output_name], extended=True)
+    assert "Conv2D" in {n.op for n in q.node}
+    x = g.sample_input()
+    np.testing.assert_allclose(run_graph(q, g.input_name, x, g.output_name), run_graph(g.graph_def, g.input_name, x, g.output_name), atol=1e-5)
