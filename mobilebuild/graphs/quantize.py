@@ -20,7 +20,7 @@ tool the TF 1.x users of the demo apps ran), reproduced: same nodes, same bytes.
   float behind a Dequantize named like the original node. Nothing is folded, nothing executed.
 
 ``extended=True`` (``--eightbit-extended``) goes beyond the tool (``EightBitRewriter``): constant
-sub-graphs are folded first (``fold_constants``, TensorFlow evaluates them), ConcatV2 and x + a
+sub-graphs are folded first (``fold_constants``: optimize's folder), ConcatV2 and x + a
 1-D Const over the last dimension (Keras biases, folded batch norms) run quantized too, ops the
 quantized kernels cannot express (dilations, NCHW) stay float, and small Consts stay float.
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.graphs import nodes as gn, protos, runtime_ops
+from mobilebuild.graphs import fold, nodes as gn, optimize as optimize_mod, protos, runtime_ops
 from mobilebuild.graphs.optimize import extract_sub_graph
 
 MODES = ("weights_rounded", "weights", "eightbit")
@@ -208,63 +208,25 @@ def _range_of(value):
 # ---------------------------------------------------------------------------------------------
 # constant folding
 
-# Pure, single-output ops whose result only depends on their inputs: safe to precompute.
-FOLDABLE_OPS = {
-    "Identity", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Rsqrt", "Sqrt", "Reciprocal",
-    "Neg", "Square", "Maximum", "Minimum", "Cast", "Reshape", "ExpandDims", "Squeeze",
-    "Transpose", "Pack", "ConcatV2", "Fill",
-}
-
-
 def fold_constants(graph_def, output_names):
-    """Replace every node computed from Consts alone by a Const of its value (same name), and
-    keep only what the outputs need. Numbers are unchanged: TF computes the same ops, earlier."""
-    graph_def = protos.ours(graph_def)
-    nodes = {n.name: n for n in graph_def.node}
+    """optimize's constant folding (``fold.evaluate``: numpy where it gives TensorFlow's exact
+    bits, TensorFlow for the rest), then control edges from constant nodes dropped and only
+    what the outputs need kept. The numbers are unchanged."""
+    folded, _count = optimize_mod.fold_constants(protos.ours(graph_def), set(output_names))
+    folded = protos.ours(folded)  # TensorFlow may have been imported meanwhile
+    pure = fold.numpy_ops()
     constant: set[str] = set()
-    for node in gn.topological_order(graph_def):
-        if node.op == "Const" or (
-            node.op in FOLDABLE_OPS and node.input and all(gn.base_name(i) in constant for i in node.input)
-        ):
+    for node in gn.topological_order(folded):
+        if node.op == "Const" or (node.op in pure and node.input and all(gn.base_name(i) in constant for i in node.input)):
             constant.add(node.name)
-    consumers_outside = set(output_names)
-    for node in graph_def.node:
-        if node.name not in constant:
-            consumers_outside.update(gn.base_name(i) for i in node.input)
-    frontier = [n for n in constant if n in consumers_outside and nodes[n].op != "Const"]
-    folded = _evaluate(graph_def, frontier) if frontier else {}
-    graph_def = protos.ours(graph_def)  # TensorFlow may have been imported meanwhile
-    out = protos.GraphDef()
-    out.versions.CopyFrom(graph_def.versions)
-    out.library.CopyFrom(graph_def.library)
-    for node in graph_def.node:
-        if node.name in folded:
-            value = folded[node.name]
-            out.node.append(_const_node(node.name, value, value.dtype, node.device))
-        else:
-            copy_node = out.node.add()
-            copy_node.CopyFrom(node)
-            # Control edges from constants order nothing (a Const has no side effect), but they
-            # would keep the unfolded weights alive (Keras' frozen NoOp depends on all of them).
-            kept = [i for i in node.input if not (i.startswith("^") and i[1:] in constant)]
-            if len(kept) != len(node.input):
-                del copy_node.input[:]
-                copy_node.input.extend(kept)
-    return _keep_reachable(out, output_names)
-
-
-def _evaluate(graph_def, names: list[str]) -> dict:
-    """{name: value of output 0} computed by TF; {} when this TF cannot run the graph (then
-    nothing is folded and the graph is quantized as it is)."""
-    import tensorflow as tf
-
-    try:
-        graph = gn.import_graph(graph_def)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            values = sess.run([f"{n}:0" for n in names])
-    except (ModelError, ValueError, TypeError, KeyError, tf.errors.OpError):
-        return {}
-    return dict(zip(names, values))
+    for node in folded.node:
+        # Control edges from constants order nothing (they have no side effect), but they
+        # would keep the unfolded weights alive (Keras' frozen NoOp depends on all of them).
+        kept = [i for i in node.input if not (i.startswith("^") and i[1:] in constant)]
+        if len(kept) != len(node.input):
+            del node.input[:]
+            node.input.extend(kept)
+    return _keep_reachable(folded, output_names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,16 +362,6 @@ def _round_half_away(x):
     return (np.sign(a) * np.floor(np.abs(a) + 0.5)).astype(np.float32)
 
 
-def _quantize_min_first_extended(value, lo: float, hi: float):
-    """The encoding TF's quantized kernels assume (quantization_utils FloatToQuantized):
-    q = round(x * s) - round(lo * s), s = 255 / (hi - lo)."""
-    import numpy as np
-
-    scale = 255.0 / (hi - lo)
-    q = np.round(value.astype(np.float64) * scale) - np.round(lo * scale)
-    return np.clip(q, 0, 255).astype(np.uint8)
-
-
 def _weight_nodes(node, value, names: _Names, mode: str):
     """quint8 Const + min/max Consts + Dequantize(mode) under the original name, as the reference
     tool writes them: range from weight_range, values by QuantizeV2 in ``mode``, no device."""
@@ -419,9 +371,11 @@ def _weight_nodes(node, value, names: _Names, mode: str):
 
 
 def _extended_weight_nodes(node, value, names: _Names):
-    """The extended eightbit's weights: MIN_FIRST over a range holding zero, device kept."""
-    lo, hi = _range_of(value)
-    q = _quantize_min_first_extended(value, lo, hi)
+    """The extended eightbit's weights: MIN_FIRST over a range holding zero, device kept. The
+    stored range is the one QuantizeV2 really encodes over (the reference stores the requested
+    one, off for tensors of a very narrow range)."""
+    lo, hi = quantize_v2_range(*_range_of(value))
+    q = _quantize_min_first(value, lo, hi)
     return _quantized_const_nodes(node, q, lo, hi, names, "MIN_FIRST", node.device)
 
 
