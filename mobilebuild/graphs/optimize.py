@@ -9,6 +9,11 @@ training nodes, fold FusedBatchNorm into conv weights) plus two things it does n
   ``x * scale + shift``), which TF's pass leaves alone: constant sub-graphs are evaluated once,
   and per-channel ``* scale + shift`` chains after a Conv2D / DepthwiseConv2dNative / MatMul are
   folded into its weights and a BiasAdd.
+
+No TensorFlow is imported unless something needs it: TF's passes are ``for_inference``'s
+reproduction (TensorFlow's own code only for graphs those passes would refuse), and constants
+are evaluated by ``fold`` (numpy; TensorFlow only for the sub-graphs whose exact bits numpy
+cannot give). ``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` takes TensorFlow's code throughout.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 
 from mobilebuild import console
 from mobilebuild.errors import ModelError
-from mobilebuild.graphs import fold, nodes as gn, protos
+from mobilebuild.graphs import fold, for_inference, nodes as gn, protos
 from mobilebuild.graphs.appinfo import app_info
 
 LINEAR_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
@@ -114,8 +119,6 @@ def extract_sub_graph(graph_def, dest_nodes):
 
 
 def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeResult:
-    from tensorflow.python.tools import optimize_for_inference_lib
-
     graph_def = protos.ours(graph_def)
     inputs, outputs = resolve_names(graph_def, input_names, output_names)
     result = OptimizeResult(graph_def, inputs, outputs, nodes_before=len(graph_def.node))
@@ -135,8 +138,7 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     for n in inputs:
         shapes[n] = protos.AttrValue()
         shapes[n].CopyFrom(cut_nodes[n].attr["shape"])
-    out = optimize_for_inference_lib.optimize_for_inference(protos.to_tf(cut), inputs, outputs, dtypes, toco_compatible=True)
-    out = protos.ours(out)
+    out = _for_inference(cut, inputs, outputs, dtypes)
     out_nodes = gn.node_map(out)
     for n in inputs:  # strip_unused rebuilt the placeholders: keep the shapes we know
         if shapes[n].HasField("shape"):
@@ -163,6 +165,20 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     result.graph_def = out
     result.nodes_after = len(out.node)
     return result
+
+
+def _for_inference(graph_def, inputs: list[str], outputs: list[str], dtypes: list[int]):
+    """TensorFlow's optimize_for_inference (toco_compatible): our reimplementation, or
+    TensorFlow's own code where ours does not reproduce it (and on the TensorFlow path)."""
+    if not protos.prefer_tensorflow():
+        try:
+            return for_inference.optimize_for_inference(protos.copy(graph_def), inputs, outputs, dtypes)
+        except for_inference.NotUnderstood as exc:
+            console.detail(f"optimize: TensorFlow's optimize_for_inference runs for this graph ({exc})")
+    from tensorflow.python.tools import optimize_for_inference_lib
+
+    out = optimize_for_inference_lib.optimize_for_inference(protos.to_tf(graph_def), inputs, outputs, dtypes, toco_compatible=True)
+    return protos.ours(out)
 
 
 def drop_inert_control_deps(graph_def):

@@ -199,17 +199,45 @@ def test_prepare_refuses_tflite_and_same_output(default_graph, tmp_path):
     assert "tflite" in exc.value.message
 
 
-def test_mobilenet_size_graph_optimizes_and_fits_v1_1(graph_dir):
+def _both_ways(graph_def, monkeypatch, *args):
+    """optimize_graph's fast path and its TensorFlow path (MOBILEBUILD_GRAPH_BACKEND=tensorflow:
+    TensorFlow's optimize_for_inference, its session for every constant, its tensor codec)."""
+    from mobilebuild.graphs import io
+    from mobilebuild.graphs.optimize import optimize_graph
+
+    fast = optimize_graph(graph_def, *args)
+    with monkeypatch.context() as m:
+        m.setenv("MOBILEBUILD_GRAPH_BACKEND", "tensorflow")
+        slow = optimize_graph(graph_def, *args)
+    return fast, slow, io.serialize(fast.graph_def) == io.serialize(slow.graph_def)
+
+
+@pytest.mark.parametrize("which", ["default_graph", "retrain", "keras3", "compat_v1"])
+def test_optimize_fast_path_equals_tensorflow_path(which, request, monkeypatch):
+    from mobilebuild.graphs import for_inference, nodes as gn, optimize, protos
+
+    g = request.getfixturevalue(which)
+    args = ([g.input_name],) if which == "compat_v1" else ()
+    fast, slow, same = _both_ways(g.graph_def, monkeypatch, *args)
+    assert same and fast.notes == slow.notes and fast.nodes_after == slow.nodes_after
+    # ... and the fast path was ours: optimize_for_inference reproduced, not handed to TensorFlow.
+    graph_def = protos.ours(g.graph_def)
+    cut, _ = optimize.cut_graph(graph_def, fast.input_names, fast.output_names)
+    nodes = gn.node_map(cut)
+    for_inference.optimize_for_inference(cut, fast.input_names, fast.output_names, [nodes[n].attr["dtype"].type for n in fast.input_names])
+
+
+def test_mobilenet_size_graph_optimizes_and_fits_v1_1(graph_dir, monkeypatch):
     """keras.applications.MobileNet (weights=None): 27 Keras-3 batch norms folded, same numbers
     before the softmax, and the result fits the v1.1 runtime after downgrade."""
     from helpers.graphs import build_mobilenet_graph
     from mobilebuild.graphs import runtime_ops
-    from mobilebuild.graphs.optimize import optimize_graph
 
     g = build_mobilenet_graph(graph_dir, size=128)
     softmax = next(n for n in g.graph_def.node if n.op == "Softmax")
     logits = softmax.input[0]
-    res = optimize_graph(g.graph_def, ["input"], [logits])
+    res, _, same = _both_ways(g.graph_def, monkeypatch, ["input"], [logits])
+    assert same  # the fast path gives the TensorFlow path's bytes
     assert not _ops(res.graph_def) & {"Rsqrt", "AddV2", "Sub", "Mul"}
     assert len(res.graph_def.node) < len(g.graph_def.node) // 2
     x = g.sample_input(seed=4)

@@ -279,17 +279,54 @@ def test_descriptors_come_from_the_installed_tensorflow():
     assert pool.FindMessageTypeByName("tensorflow.MemmappedFileSystemDirectory").fields_by_name["element"]
 
 
-@pytest.mark.parametrize("model", ["default", "retrain"])
-def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, model):
-    """`android --generate-only`, first run (empty cache, so the model is prepared: inspected,
-    cut at its normalisation, fitted to the tree's runtime, written) imports no TensorFlow."""
-    from helpers.graphs import build_retrain_graph
-    from helpers.tftrees import ACTIVITY, make_ndk, make_sdk, make_tf_tree
+@pytest.fixture(scope="module")
+def optimized_both_ways(graphs, tmp_path_factory):
+    """`model optimize` on the built-in model and the Keras graph, fresh processes, each path."""
+    results = {}
+    for name, model in [("default", defaults.default_model()), ("keras", graphs["keras"].path)]:
+        for path in ("fast", "tensorflow"):
+            out = tmp_path_factory.mktemp(f"optimize_{name}_{path}") / "opt.pb"
+            env = {"MOBILEBUILD_GRAPH_BACKEND": "tensorflow"} if path == "tensorflow" else {}
+            proc, report = _fresh([["--verbose", "model", "optimize", str(model), "-o", str(out)]], env)
+            assert report["codes"] == [0], proc.stderr
+            results[name, path] = (proc, report, out.read_bytes())
+    return results
 
-    tree = make_tf_tree(tmp_path / "tf", "1.1")
-    argv = ["android", "--generate-only", "--tf-src", str(tree), "--sdk", str(make_sdk(tmp_path / "sdk")),
-            "--ndk", str(make_ndk(tmp_path / "ndk"))]
-    if model == "retrain":
+
+def test_optimize_gives_the_tensorflow_paths_bytes(optimized_both_ways):
+    for name in ("default", "keras"):
+        assert optimized_both_ways[name, "fast"][2] == optimized_both_ways[name, "tensorflow"][2], name
+        assert optimized_both_ways[name, "tensorflow"][1]["tensorflow"] is True
+
+
+def test_optimize_imports_tensorflow_only_for_what_numpy_cannot_fold(optimized_both_ways):
+    """The built-in model (FusedBatchNorm folded into its convolutions): no TensorFlow. The Keras
+    graph's batch norm needs Rsqrt of a 12-channel vector, whose bits only TensorFlow's kernel
+    gives: TensorFlow computes that sub-graph, and --verbose says why."""
+    proc, report, _ = optimized_both_ways["default", "fast"]
+    assert report["tensorflow"] is False, proc.stderr
+    proc, report, _ = optimized_both_ways["keras", "fast"]
+    assert report["tensorflow"] is True
+    assert "computed by TensorFlow" in proc.stderr and "Rsqrt: 12 elements" in proc.stderr, proc.stderr
+    assert "optimize_for_inference runs" not in proc.stderr  # the graph passes were ours
+
+
+@pytest.mark.parametrize("flow", ["android", "android --optimize", "android --optimize retrain", "ios --memmap"])
+def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, flow):
+    """First run of an app flow (empty cache, so the model is prepared: inspected, cut at its
+    normalisation, optimized if asked, fitted to the tree's runtime, written; for `ios --memmap`
+    also quantized and memory-mapped) imports no TensorFlow."""
+    from helpers.graphs import build_retrain_graph
+    from helpers.tftrees import ACTIVITY, ios_camera_dir, make_ndk, make_sdk, make_tf_tree
+
+    if flow.startswith("ios"):
+        tree = make_tf_tree(tmp_path / "tf", "1.4")
+        argv = ["ios", "--tf-src", str(tree), "--memmap"]
+    else:
+        tree = make_tf_tree(tmp_path / "tf", "1.1")
+        argv = ["android", "--generate-only", "--tf-src", str(tree), "--sdk", str(make_sdk(tmp_path / "sdk")),
+                "--ndk", str(make_ndk(tmp_path / "ndk"))] + (["--optimize"] if "--optimize" in flow else [])
+    if flow.endswith("retrain"):
         g = build_retrain_graph(tmp_path, size=48, classes=3)
         labels = tmp_path / "labels.txt"
         labels.write_text("a\nb\nc\n")
@@ -297,5 +334,9 @@ def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, model):
     proc, report = _fresh([argv], {"MOBILEBUILD_CACHE": str(tmp_path / "cache"), "MOBILEBUILD_HOME": str(tmp_path / "home")})
     assert report == {"codes": [0], "tensorflow": False}, proc.stderr
     assert "reused" not in proc.stderr
-    size = 48 if model == "retrain" else 32
-    assert f"INPUT_SIZE = {size};" in (tree / ACTIVITY).read_text()
+    if flow.startswith("ios"):
+        text = (tree / ios_camera_dir("1.4") / "CameraExampleViewController.mm").read_text()
+        assert "const bool model_uses_memory_mapping = true;" in text
+    else:
+        size = 48 if flow.endswith("retrain") else 32
+        assert f"INPUT_SIZE = {size};" in (tree / ACTIVITY).read_text()

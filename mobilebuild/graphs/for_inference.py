@@ -1,0 +1,446 @@
+"""TensorFlow's optimize_for_inference (``toco_compatible``: no fused resize/pad convolutions)
+without TensorFlow: the same GraphDef, node for node and byte for byte.
+
+The passes, in TensorFlow's order (read from tensorflow/python/tools/optimize_for_inference_lib.py,
+strip_unused_lib.py and graph_util_impl.py of the installed release; nothing of them is copied):
+
+1. the graph must be consistent (unique names, every input present);
+2. a bool Placeholder(WithDefault) whose name contains ``keras_learning_phase`` becomes
+   ``Const False``;
+3. strip_unused: the fed nodes are rebuilt as bare Placeholders, and only what the outputs reach
+   (data and control inputs, ``_class`` colocations) is kept, in the original order;
+4. remove_training_nodes: CheckNumerics dropped, Identity / StopGradient spliced out unless
+   protected (an output), colocated with something, given or giving control edges;
+5. fuse_decomposed_batch_norm: ``Add(Mul(x, scale), Sub(beta, Mul(mean, scale)))`` with
+   ``scale = Rsqrt(Add(var, eps)) [* gamma]`` after an NHWC convolution becomes FusedBatchNorm;
+6. fold_batch_norms: BatchNormWithGlobalNormalization / FusedBatchNorm / FusedBatchNormV3 after a
+   Conv2D / DepthwiseConv2dNative (optionally through a constant bias add) folded into scaled
+   weights and a BiasAdd; the arithmetic is numpy's in float64 as TensorFlow's (1 / sqrt(var + eps)
+   * gamma, weights multiplied per channel and rounded to float32 once);
+7. the result must be consistent again.
+
+Where TensorFlow's passes would raise (a duplicate name, a missing input, a pattern whose nodes
+lack an input they index), ``NotUnderstood`` is raised instead, and the caller runs TensorFlow's
+own code, which raises its own error: the fast path never decides a failure differently.
+The GraphDef returned carries no versions or function library, as TensorFlow's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mobilebuild.graphs import protos
+
+BATCH_NORM_INPUTS = {
+    # position of (conv, mean, var, beta, gamma) among the op's inputs
+    "BatchNormWithGlobalNormalization": {"conv": 0, "mean": 1, "var": 2, "beta": 3, "gamma": 4},
+    "FusedBatchNorm": {"conv": 0, "gamma": 1, "beta": 2, "mean": 3, "var": 4},
+    "FusedBatchNormV3": {"conv": 0, "gamma": 1, "beta": 2, "mean": 3, "var": 4},
+}
+EPSILON_ATTR = {
+    "BatchNormWithGlobalNormalization": "variance_epsilon",
+    "FusedBatchNorm": "epsilon",
+    "FusedBatchNormV3": "epsilon",
+}
+LEARNING_PHASE = "keras_learning_phase"
+CONV_OPS = ("Conv2D", "DepthwiseConv2dNative")
+
+
+class NotUnderstood(Exception):
+    """TensorFlow's passes would fail (or do something this module does not reproduce) here."""
+
+
+def optimize_for_inference(graph_def, input_names: list[str], output_names: list[str], dtypes: list[int]):
+    """The GraphDef TensorFlow's optimize_for_inference(graph_def, input_names, output_names,
+    dtypes, toco_compatible=True) returns, or NotUnderstood."""
+    try:
+        ensure_valid(graph_def)
+        out = learning_phase_to_const(graph_def)
+        out = strip_unused(out, input_names, output_names, dtypes)
+        out = remove_training_nodes(out, output_names)
+        out = fuse_decomposed_batch_norm(out)
+        out = fold_batch_norms(out)
+        ensure_valid(out)
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise NotUnderstood(f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def input_node_name(ref: str) -> str:
+    """'^a' -> 'a', 'a:1' -> 'a' (only a trailing ':digits' is a port)."""
+    if ref.startswith("^"):
+        ref = ref[1:]
+    m = re.search(r"(.*):\d+$", ref)
+    return m.group(1) if m else ref
+
+
+def ensure_valid(graph_def) -> None:
+    names: set[str] = set()
+    for node in graph_def.node:
+        if node.name in names:
+            raise NotUnderstood(f"duplicate node name {node.name}")
+        names.add(node.name)
+    for node in graph_def.node:
+        for ref in node.input:
+            if input_node_name(ref) not in names:
+                raise NotUnderstood(f"input {ref} of {node.name} is not in the graph")
+
+
+def _node_map(graph_def) -> dict:
+    nodes = {}
+    for node in graph_def.node:
+        if node.name in nodes:
+            raise NotUnderstood(f"duplicate node name {node.name}")
+        nodes[node.name] = node
+    return nodes
+
+
+def _from_map(nodes: dict, ref: str):
+    name = input_node_name(ref)
+    if name not in nodes:
+        raise NotUnderstood(f"no node named {ref}")
+    return nodes[name]
+
+
+def _const_value(node):
+    if node.op != "Const":
+        raise NotUnderstood(f"{node.name} is not a Const")
+    try:
+        return protos.to_ndarray(node.attr["value"].tensor)
+    except protos.UnsupportedTensor as exc:
+        raise NotUnderstood(str(exc)) from exc
+
+
+def _copy_node(node):
+    out = protos.NodeDef()
+    out.CopyFrom(node)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. keras_learning_phase -> Const False
+
+
+def learning_phase_to_const(graph_def):
+    import numpy as np
+
+    out = protos.GraphDef()  # TensorFlow's pass keeps nodes only: no versions, no library
+    for node in graph_def.node:
+        if node.op in ("PlaceholderWithDefault", "Placeholder") and LEARNING_PHASE in node.name:
+            if node.attr["dtype"].type == protos.DT_BOOL:
+                const = out.node.add(op="Const", name=node.name)
+                const.attr["dtype"].CopyFrom(node.attr["dtype"])
+                const.attr["value"].tensor.CopyFrom(protos.make_tensor(np.array(False), protos.DT_BOOL, []))
+                continue
+        out.node.add().CopyFrom(node)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. strip_unused / extract_sub_graph
+
+
+def strip_unused(graph_def, input_names: list[str], output_names: list[str], dtypes: list[int]):
+    if any(":" in name for name in input_names):
+        raise NotUnderstood("an input name names a tensor")
+    missing = set(input_names)
+    replaced = protos.GraphDef()
+    for node in graph_def.node:
+        if node.name in input_names:
+            missing.discard(node.name)
+            placeholder = replaced.node.add(op="Placeholder", name=node.name)
+            placeholder.attr["dtype"].type = dtypes[input_names.index(node.name)]
+            for key in ("_output_shapes", "shape"):
+                if key in node.attr:
+                    placeholder.attr[key].CopyFrom(node.attr[key])
+        else:
+            replaced.node.add().CopyFrom(node)
+    if missing:
+        raise NotUnderstood(f"input nodes not in the graph: {sorted(missing)}")
+    return extract_sub_graph(replaced, output_names)
+
+
+def _colocated(node) -> list[str]:
+    if "_class" not in node.attr:
+        return []
+    names = []
+    for raw in node.attr["_class"].list.s:
+        text = raw.decode("utf-8")
+        names.append(text[5:] if text.startswith("loc:@") else text)
+    return names
+
+
+def _plain_name(ref: str) -> str:
+    """TensorFlow's extract_sub_graph naming: '^a' -> 'a' (as is), 'a:1' -> 'a'."""
+    return ref[1:] if ref.startswith("^") else ref.split(":")[0]
+
+
+def extract_sub_graph(graph_def, dest_nodes: list[str]):
+    """What the destinations reach through inputs and ``_class`` colocations, in the original
+    order, with the graph's library and versions."""
+    inputs_of, node_of, order = {}, {}, {}
+    for seq, node in enumerate(graph_def.node):
+        name = _plain_name(node.name)
+        node_of[name] = node
+        inputs_of[name] = [_plain_name(i) for i in node.input] + _colocated(node)
+        order[name] = seq
+    if any(d not in node_of for d in dest_nodes):
+        raise NotUnderstood("an output node is not in the graph")
+    keep, todo = set(), list(dest_nodes)
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        todo.extend(inputs_of.get(name, []))
+    if any(name not in order for name in keep):
+        raise NotUnderstood("a kept node refers to a node that is not in the graph")
+    out = protos.GraphDef()
+    for name in sorted(keep, key=order.__getitem__):
+        out.node.add().CopyFrom(node_of[name])
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. remove_training_nodes
+
+
+def remove_training_nodes(graph_def, protected: list[str]):
+    protected = set(protected or [])
+    removed = {n.name for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected}
+    kept = []
+    for node in graph_def.node:
+        if node.name in removed:
+            continue
+        copy = _copy_node(node)
+        del copy.input[:]
+        copy.input.extend(i for i in node.input if re.sub(r"^\^", "", i) not in removed)
+        kept.append(copy)
+
+    control_inputs, with_control_input, colocated = set(), set(), set()
+    for node in kept:
+        for ref in node.input:
+            if "^" in ref:
+                control_inputs.add(ref.replace("^", ""))
+                with_control_input.add(node.name)
+        colocated.update(_colocated(node))
+    splice = {
+        node.name: node.input[0]
+        for node in kept
+        if node.op in ("Identity", "StopGradient")
+        and node.name not in protected
+        and node.name not in colocated
+        and node.name not in with_control_input
+    }
+    splice = {name: ref for name, ref in splice.items() if name not in control_inputs}
+
+    out = protos.GraphDef()
+    for node in kept:
+        if node.name in splice:
+            continue
+        copy = out.node.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        for ref in node.input:
+            name = re.sub(r"^\^", "", ref)
+            while name in splice:
+                ref = splice[name]
+                name = re.sub(r"^\^", "", ref)
+            copy.input.append(ref)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. fuse_decomposed_batch_norm
+
+
+def fuse_decomposed_batch_norm(graph_def):
+    nodes = _node_map(graph_def)
+    skip: set[str] = set()
+    new_nodes = []
+    for node in graph_def.node:
+        if node.op != "Add":
+            continue
+        first, second = _from_map(nodes, node.input[0]), _from_map(nodes, node.input[1])
+        if first.op == "Mul" and second.op == "Sub":
+            data_mul, bias_sub = first, second
+        elif first.op == "Sub" and second.op == "Mul":
+            bias_sub, data_mul = first, second
+        else:
+            continue
+        data = _from_map(nodes, data_mul.input[0])
+        scale = _from_map(nodes, data_mul.input[1])
+        data_format = None
+        if data.op in CONV_OPS:
+            data_format = data.attr["data_format"]
+        else:
+            for ref in data.input:
+                producer = _from_map(nodes, ref)
+                if producer.op in CONV_OPS:
+                    data_format = producer.attr["data_format"]
+                    break
+        if data_format is None or data_format.s != b"NHWC":
+            continue
+        if scale.op == "Rsqrt":
+            gamma, rsqrt = None, scale
+        elif scale.op == "Mul":
+            rsqrt, gamma = _from_map(nodes, scale.input[0]), _from_map(nodes, scale.input[1])
+            if rsqrt.op != "Rsqrt":
+                continue
+            if gamma.op != "Const" or _const_value(gamma).ndim != 1:
+                continue
+        else:
+            continue
+        beta = _from_map(nodes, bias_sub.input[0])
+        mean_mul = _from_map(nodes, bias_sub.input[1])
+        if mean_mul.op != "Mul":
+            continue
+        if beta.op != "Const" or _const_value(beta).ndim != 1:
+            continue
+        if scale != _from_map(nodes, mean_mul.input[1]):
+            continue
+        mean = _from_map(nodes, mean_mul.input[0])
+        if mean.op != "Const" or _const_value(mean).ndim != 1:
+            continue
+        var_eps = _from_map(nodes, rsqrt.input[0])
+        if var_eps.op != "Add":
+            continue
+        var, eps = _from_map(nodes, var_eps.input[0]), _from_map(nodes, var_eps.input[1])
+        if eps.op != "Const" or _const_value(eps).ndim != 0:
+            continue
+        if var.op != "Const" or _const_value(var).ndim != 1:
+            continue
+        epsilon = _const_value(eps)
+        skip.update({node.name, data_mul.name, bias_sub.name, mean_mul.name, scale.name, var_eps.name})
+        if scale.op != "Rsqrt":
+            skip.add(rsqrt.name)
+        if gamma is None:
+            gamma = protos.NodeDef(op="Const")
+            m = re.search(r"(.*)/(.*)", scale.name)
+            gamma.name = (m.group(1) if m else scale.name) + "/gamma"
+            gamma.attr["dtype"].CopyFrom(beta.attr["dtype"])
+            beta_value = _const_value(beta)
+            gamma.attr["value"].tensor.CopyFrom(
+                protos.make_tensor(beta_value.dtype.type(1), protos.dtype_of_numpy(beta_value.dtype), beta_value.shape)
+            )
+            new_nodes.append(gamma)
+        fused = protos.NodeDef(op="FusedBatchNorm", name=node.name)
+        fused.attr["T"].CopyFrom(node.attr["T"])
+        fused.attr["is_training"].b = False
+        fused.attr["epsilon"].f = epsilon.tolist()
+        fused.attr["data_format"].CopyFrom(data_format)
+        fused.input.extend([data.name, gamma.name, beta.name, mean.name, var.name])
+        new_nodes.append(fused)
+    return _rebuilt(graph_def, skip, new_nodes)
+
+
+def _rebuilt(graph_def, skip: set[str], new_nodes: list):
+    """The nodes not skipped (control inputs from skipped nodes dropped), then the new ones,
+    with the graph's versions."""
+    out = protos.GraphDef()
+    for node in graph_def.node:
+        if node.name in skip:
+            continue
+        copy = out.node.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        copy.input.extend(i for i in node.input if not i.startswith("^") or i[1:] not in skip)
+    for node in new_nodes:
+        out.node.add().CopyFrom(node)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. fold_batch_norms
+
+
+def fold_batch_norms(graph_def):
+    import numpy as np
+
+    nodes = _node_map(graph_def)
+    skip: set[str] = set()
+    new_nodes = []
+    for node in graph_def.node:
+        if node.op not in BATCH_NORM_INPUTS:
+            continue
+        order = BATCH_NORM_INPUTS[node.op]
+        bias = add = None
+        conv = _from_map(nodes, node.input[order["conv"]])
+        # A bias add between the convolution and the batch norm folds into the mean.
+        if conv.op in ("BiasAdd", "Add", "AddV2"):
+            add = conv
+            conv, bias = _from_map(nodes, add.input[0]), _from_map(nodes, add.input[1])
+            if conv.op not in CONV_OPS:
+                conv, bias = _from_map(nodes, add.input[1]), _from_map(nodes, add.input[0])
+        if bias is not None and bias.op != "Const":
+            continue
+        if conv.op not in CONV_OPS:
+            continue
+        weights_node = _from_map(nodes, conv.input[1])
+        if weights_node.op != "Const":
+            continue
+        weights = _const_value(weights_node)
+        channels = weights.shape[3] if conv.op == "Conv2D" else weights.shape[2] * weights.shape[3]
+        values = {}
+        for key in ("mean", "var", "beta", "gamma"):
+            const = _from_map(nodes, node.input[order[key]])
+            if const.op != "Const":
+                break
+            value = _const_value(const)
+            if value.shape != (channels,):
+                break
+            if key == "mean" and bias is not None:
+                value = value - _const_value(bias)
+            values[key] = (const, value)
+        if len(values) != 4:
+            continue
+        mean_node, mean = values["mean"]
+        var, beta, gamma = values["var"][1], values["beta"][1], values["gamma"][1]
+        if mean.dtype != np.float32 and mean.dtype != np.float64 or var.size == 0:
+            raise NotUnderstood("batch norm statistics of an unusual type")
+        epsilon = node.attr[EPSILON_ATTR[node.op]].f
+        if {conv.name, weights_node.name, node.name} & skip or (add is not None and add.name in skip):
+            raise NotUnderstood("two batch norms share a convolution")
+        skip.update({node.name, weights_node.name, conv.name})
+        if add is not None:
+            skip.add(add.name)
+        # float32 statistics plus a Python float stay float32; the square root and everything
+        # after it are double, as TensorFlow's pass computes them.
+        var_eps = var + var.dtype.type(epsilon)
+        if (var_eps < 0).any():
+            raise NotUnderstood("negative variance (TensorFlow's pass fails on its square root)")
+        with np.errstate(divide="ignore"):
+            inv_std = 1.0 / np.sqrt(var_eps.astype(np.float64))
+        scale = inv_std * gamma if _scale_after_normalization(node) else inv_std
+        offset = (-mean * scale) + beta
+        if conv.op == "Conv2D":
+            per_weight = scale.reshape(1, 1, 1, channels)
+        else:
+            per_weight = scale.reshape(1, 1, weights.shape[2], weights.shape[3])
+        scaled = (weights.astype(np.float64) * per_weight).astype(weights.dtype)
+
+        scaled_node = protos.NodeDef(op="Const", name=conv.name + "_weights")
+        scaled_node.attr["dtype"].CopyFrom(weights_node.attr["dtype"])
+        scaled_node.attr["value"].tensor.CopyFrom(protos.make_tensor(scaled, protos.dtype_of_numpy(weights.dtype)))
+        for i, ref in enumerate(conv.input):
+            if ref == weights_node.name:
+                conv.input[i] = scaled_node.name
+        new_conv = _copy_node(conv)
+        offset_node = protos.NodeDef(op="Const", name=conv.name + "_bn_offset")
+        offset_node.attr["dtype"].CopyFrom(mean_node.attr["dtype"])
+        offset_node.attr["value"].tensor.CopyFrom(protos.make_tensor(offset.astype(mean.dtype), protos.dtype_of_numpy(mean.dtype)))
+        bias_add = protos.NodeDef(op="BiasAdd", name=node.name)
+        bias_add.attr["T"].CopyFrom(conv.attr["T"])
+        bias_add.attr["data_format"].CopyFrom(conv.attr["data_format"])
+        bias_add.input.extend([new_conv.name, offset_node.name])
+        new_nodes.extend([scaled_node, new_conv, offset_node, bias_add])
+    return _rebuilt(graph_def, skip, new_nodes)
+
+
+def _scale_after_normalization(node) -> bool:
+    if node.op == "BatchNormWithGlobalNormalization":
+        return node.attr["scale_after_normalization"].b
+    return True
