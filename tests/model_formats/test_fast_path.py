@@ -136,18 +136,22 @@ def test_weights_modes_reproduce_the_reference_tool(mode):
 
 # Inputs committed next to the reference's outputs, so the comparison does not depend on today's
 # TensorFlow building the same graph: the retrain.py-shaped graph cut at Mul
-# (helpers.graphs.build_retrain_graph), and conftest's "mixed" and "keras" graphs.
+# (helpers.graphs.build_retrain_graph), conftest's "mixed" and "keras" graphs, a graph with
+# FakeQuantWithMinMaxVars after a conv and after a Relu, and a GraphDef version 8 graph with
+# BatchNormWithGlobalNormalization (the op newer graphs can no longer hold).
 EIGHTBIT_GOLDEN = {
     "digits": (None, ["final_result"]),
     "retrain_cut": ("retrain_cut.pb", ["final_result"]),
     "mixed": ("mixed.pb", ["logits", "probs"]),
     "keras": ("keras.pb", ["Identity"]),
+    "fakequant": ("fakequant.pb", ["probs"]),
+    "oldbn": ("oldbn.pb", ["bn/Relu"]),
 }
 
 
 @pytest.mark.parametrize("name", sorted(EIGHTBIT_GOLDEN))
 def test_eightbit_reproduces_the_reference_tool(name):
-    """Golden files: TensorFlow's v1.4 quantize_graph.py --mode eightbit run under today's
+    """Golden files: the eightbit code of TensorFlow's v1.4 quantize_graph.py run under today's
     TensorFlow. The same nodes in the same order, names, attrs and quint8 weights: the same bytes."""
     source, outputs = EIGHTBIT_GOLDEN[name]
     graph_def = io.load_graph_def(GOLDEN / source if source else defaults.default_model())

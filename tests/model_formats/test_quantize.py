@@ -360,3 +360,36 @@ def test_eightbit_refuses_what_the_quantized_conv_cannot_compute(tmp_path, run_g
     assert "Conv2D" in {n.op for n in q.node}
     x = g.sample_input()
     np.testing.assert_allclose(run_graph(q, g.input_name, x, g.output_name), run_graph(g.graph_def, g.input_name, x, g.output_name), atol=1e-5)
+
+
+def test_eightbit_writes_a_loadable_graph_where_the_reference_would_not(run_graph):
+    """Three inputs the reference turns into graphs TensorFlow cannot load: a control input on a
+    rewritten op (it would quantize '^c' as data), a MatMul without its transpose attrs (it
+    would write empty attrs), an Identity output (spliced away, then not found). Control inputs
+    stay control inputs, the attrs get their defaults, the output keeps its name."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6, 6, 2], name="x")
+        gate = tf.constant(1.0, name="gate")
+        w = tf.constant(rng.normal(size=(3, 3, 2, 4)).astype(np.float32), name="w")
+        with g.control_dependencies([gate]):
+            c = tf.nn.relu(tf.nn.conv2d(x, w, 1, "VALID"), name="conv_relu")
+        flat = tf.reshape(c, [-1, 64])
+        logits = tf.matmul(flat, tf.constant(rng.normal(size=(64, 3)).astype(np.float32) * 0.2), name="mm")
+        tf.identity(logits, name="out")
+    graph_def = quantize.protos.ours(g.as_graph_def())
+    matmul = next(n for n in graph_def.node if n.name == "mm")
+    del matmul.attr["transpose_a"], matmul.attr["transpose_b"]
+    q = quantize.quantize_graph_def(graph_def, "eightbit", output_names=["out"])
+    nodes = {n.name: n for n in q.node}
+    conv = next(n for n in q.node if n.op == "QuantizedConv2D")
+    assert "^gate" in list(conv.input) and all(not i.startswith("^") for n in q.node if n.op == "Reshape" for i in n.input)
+    qmm = next(n for n in q.node if n.op == "QuantizedMatMul")
+    assert qmm.attr["transpose_a"].HasField("b") and qmm.attr["transpose_b"].b is False
+    assert nodes["out"].op == "Identity"
+    x = rng.uniform(-1, 1, (5, 6, 6, 2)).astype(np.float32)
+    ref, got = run_graph(graph_def, "x", x, "out"), run_graph(q, "x", x, "out")
+    assert np.abs(got - ref).max() <= TOLERANCE["eightbit"] * np.abs(ref).max()
