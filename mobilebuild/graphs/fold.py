@@ -131,7 +131,7 @@ class _Numpy:
         if key in self.cache:
             return self.cache[key]
         # Iterative post-order: constant chains can be long, recursion depth is not ours to spend.
-        stack = [(key[0], False)]
+        stack, visiting = [(key[0], False)], set()
         while stack:
             name, ready = stack.pop()
             if name in self.failed:
@@ -143,9 +143,16 @@ class _Numpy:
                 raise NotExact(f"input '{name}' is not in the graph")
             data_inputs = [i for i in node.input if not i.startswith("^")]
             if not ready:
+                if name in visiting:
+                    raise NotExact(f"a cycle through '{name}'")
+                if node.op != "Const" and node.op not in _PASS_THROUGH and node.op not in _OPS:
+                    self.failed[name] = f"{node.op}: no numpy kernel"
+                    raise NotExact(self.failed[name])
+                visiting.add(name)
                 stack.append((name, True))
                 stack.extend((split_ref(i)[0], False) for i in data_inputs if split_ref(i) not in self.cache)
                 continue
+            visiting.discard(name)
             try:
                 outputs = self._compute(node, [self._input(i) for i in data_inputs])
             except NotExact as exc:
