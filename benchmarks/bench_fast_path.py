@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # in-process parts measure this checkout, as the child processes do
 RESULTS: list[tuple[str, bool, str]] = []
 FIGURES: dict = {}
 

@@ -7,7 +7,9 @@ Nothing here imports TensorFlow: command modules import it lazily inside their f
 
 from __future__ import annotations
 
+import copy
 import errno
+import os
 import signal
 import sys
 import threading
@@ -98,18 +100,18 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
         head, tail = argv[:cut], argv[cut:]
     else:
         head, tail = argv, []
-    current = _click_root()
+    root = current = _click_root(argv)
     flags: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(head):
         arg = head[i]
         own = _find_option(current, arg) if arg.startswith("-") else None
-        if arg in GLOBAL_FLAGS and (own is None or current is _click_root()):
+        if arg in GLOBAL_FLAGS and (own is None or current is root):
             flags.append(arg)
             i += 1
             continue
-        if arg.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS and (own is None or current is _click_root()):
+        if arg.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS and (own is None or current is root):
             take = 1 if "=" in arg else 2
             flags += head[i : i + take]
             i += take
@@ -124,17 +126,73 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
     return flags + rest + tail
 
 
-_CLICK_ROOT = None
+_CLICK_ROOTS: dict[tuple[str, ...], object] = {}
 
 
-def _click_root():
-    """The click command tree of ``app``, built once and with help types users read."""
-    global _CLICK_ROOT
-    if _CLICK_ROOT is None:
-        _CLICK_ROOT = typer.main.get_command(app)
-        _tidy_help_types(_CLICK_ROOT)
-        _coerce.install(_CLICK_ROOT)
-    return _CLICK_ROOT
+def _click_root(argv: list[str] | None = None):
+    """The click command tree of ``app`` with help types users read, built once. Given the
+    command line, the tree holds only the command it runs when the line names one: typer
+    builds every parameter of every command it is given (reading their signatures and
+    annotations), a sizeable part of a quick command's time, while running one command (its
+    help and usage errors included) involves nothing of the others."""
+    path = _command_path(argv) if argv is not None else ()
+    if path not in _CLICK_ROOTS:
+        root = typer.main.get_command(_app_for(path))
+        _tidy_help_types(root)
+        _coerce.install(root)
+        _CLICK_ROOTS[path] = root
+    return _CLICK_ROOTS[path]
+
+
+def _command_path(argv: list[str]) -> tuple[str, ...]:
+    """The names of the command ``argv`` runs (("android",), ("model", "inspect")); () when it
+    names none plainly (root help, --version, a group alone, a typo, shell completion): then
+    the whole tree is needed."""
+    if any(key.startswith("_") and key.endswith("_COMPLETE") for key in os.environ):
+        return ()  # shell completion lists what exists
+    commands = {info.name: info for info in app.registered_commands}
+    groups = {info.name: info for info in app.registered_groups}
+    words: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in GLOBAL_FLAGS:
+            i += 1
+            continue
+        if arg.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS:
+            i += 1 if "=" in arg else 2
+            continue
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+        i += 1
+        if words[0] in commands or len(words) == 2:
+            break
+    if words and words[0] in commands and None not in commands:
+        return (words[0],)
+    group = groups.get(words[0]) if len(words) == 2 else None
+    if group is not None and None not in groups:
+        if words[1] in {info.name for info in group.typer_instance.registered_commands} - {None}:
+            return tuple(words)
+    return ()
+
+
+def _app_for(path: tuple[str, ...]) -> typer.Typer:
+    """``app``, or a copy of it holding only the command ``path`` names."""
+    if not path:
+        return app
+    pruned = copy.copy(app)
+    pruned.registered_commands = [info for info in app.registered_commands if info.name == path[0]]
+    pruned.registered_groups = []
+    if len(path) == 2:
+        group = copy.copy(next(info for info in app.registered_groups if info.name == path[0]))
+        group.typer_instance = copy.copy(group.typer_instance)
+        group.typer_instance.registered_commands = [
+            info for info in group.typer_instance.registered_commands if info.name == path[1]
+        ]
+        group.typer_instance.registered_groups = []
+        pruned.registered_groups = [group]
+    return pruned
 
 
 # typer labels a value by its Python annotation (<bool>, <str>, <list[str]>); help shows what
@@ -242,7 +300,7 @@ def run(args: list[str]) -> int:
 
 def _run(args: list[str]) -> tuple[int, tuple[str, str | None] | None]:
     try:
-        rv = _click_root().main(args=args, prog_name="mobilebuild", standalone_mode=False)
+        rv = _click_root(args).main(args=args, prog_name="mobilebuild", standalone_mode=False)
         # click returns the exit code of typer.Exit in non-standalone mode; typer turns Ctrl-C
         # into Exit(130) before we see it. (A command that ends on Ctrl-C by design, like
         # `devices logcat`, catches it and returns normally.)
