@@ -20,8 +20,8 @@ TensorFlow. numpy gives those bits for the ops below, under the conditions each 
   computed here.
 
 Whatever numpy cannot compute exactly is left to TensorFlow: the tensors asked for that need
-such a node are run in one TensorFlow session (imported then, with a spinner and a
-``--verbose`` note); the rest never touch it. ``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` runs every
+such a node are run in one TensorFlow session on the part of the graph they come from
+(imported then, with a spinner and a ``--verbose`` note); the rest never touch it. ``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` runs every
 tensor through TensorFlow (tests compare both).
 
 ``evaluate`` is the one entry: callers decide which nodes are constant and what to do with the
@@ -97,7 +97,7 @@ def _tensorflow_values(graph_def, tensors: list[str], strict: bool) -> dict | No
     import tensorflow as tf
 
     try:
-        graph = gn.import_graph(graph_def)
+        graph = gn.import_graph(_ancestors(graph_def, [split_ref(t)[0] for t in tensors]))
     except ModelError as exc:
         console.detail(f"constant folding skipped: {exc.message}")
         return None
@@ -110,6 +110,25 @@ def _tensorflow_values(graph_def, tensors: list[str], strict: bool) -> dict | No
         console.detail(f"constant folding skipped: {exc}".splitlines()[0])
         return None
     return {ref: _np().asarray(v) for ref, v in zip(tensors, values)}
+
+
+def _ancestors(graph_def, names: list[str]):
+    """The part of the graph ``names`` are computed from (data and control inputs), in graph
+    order: TensorFlow loads a few constants, not the whole model, and ops it does not know
+    elsewhere in the graph do not stop it."""
+    nodes = gn.node_map(graph_def)
+    keep, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in nodes:
+            continue
+        keep.add(name)
+        todo.extend(gn.base_name(i) for i in nodes[name].input)
+    out = protos.GraphDef()
+    out.node.extend(n for n in graph_def.node if n.name in keep)
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
 
 
 def _np():

@@ -314,98 +314,105 @@ def _channel_vector(value, channels: int, rank: int):
 
 def fold_affine_chains(graph_def):
     """Fold ``linear -> [BiasAdd] -> (Mul|Add|AddV2|Sub|RealDiv by per-channel const)+`` into
-    new weights and one BiasAdd named like the last op of the chain. Returns (graph_def, count)."""
+    new weights and one BiasAdd named like the last op of the chain. Returns (graph_def, count).
+
+    One pass over the linear ops in graph order: a fold only touches its own op's weights and
+    the nodes after it up to the BiasAdd, which no other chain reads. The nodes come out in the
+    order folding them one at a time (and rebuilding the graph each time) gave: the untouched
+    nodes as they were, then per fold its weights, its bias and its BiasAdd."""
     import numpy as np
 
     out = protos.copy(graph_def)
-    count = 0
-    changed = True
-    while changed:
-        changed = False
-        nodes = gn.node_map(out)
-        consumers = gn.data_consumers(out)
-        for lin in list(out.node):
-            if lin.op not in LINEAR_OPS or gn.attr_type_name(lin) != "DT_FLOAT":
-                continue
-            if lin.op != "MatMul" and lin.attr["data_format"].s not in (b"", b"NHWC"):
-                continue
-            if lin.op == "MatMul" and lin.attr["transpose_a"].b:
-                continue
-            wnode = gn.resolve_const(nodes, lin.input[1])
-            if wnode is None:
-                continue
-            weights = gn.const_value(wnode).astype(np.float64)
-            if lin.op == "Conv2D":
-                channels = weights.shape[-1]
-            elif lin.op == "DepthwiseConv2dNative":
-                channels = weights.shape[2] * weights.shape[3]
+    nodes = gn.node_map(out)
+    consumers = gn.data_consumers(out)
+    taken = dict.fromkeys(nodes)
+    dropped: set[str] = set()
+    added = []
+    for lin in list(out.node):
+        if lin.op not in LINEAR_OPS or gn.attr_type_name(lin) != "DT_FLOAT":
+            continue
+        if lin.op != "MatMul" and lin.attr["data_format"].s not in (b"", b"NHWC"):
+            continue
+        if lin.op == "MatMul" and lin.attr["transpose_a"].b:
+            continue
+        wnode = gn.resolve_const(nodes, lin.input[1])
+        if wnode is None:
+            continue
+        weights = gn.const_value(wnode).astype(np.float64)
+        if lin.op == "Conv2D":
+            channels = weights.shape[-1]
+        elif lin.op == "DepthwiseConv2dNative":
+            channels = weights.shape[2] * weights.shape[3]
+        else:
+            channels = weights.shape[0] if lin.attr["transpose_b"].b else weights.shape[1]
+        scale = np.ones(channels)
+        shift = np.zeros(channels)
+        chain, cur, affine = [], lin, 0
+        while True:
+            nxt = consumers.get(cur.name, [])
+            if len(nxt) != 1 or any(gn.base_name(i) == cur.name and ":" in i and not i.endswith(":0") for i in nxt[0].input):
+                break
+            node = nxt[0]
+            if node.name in dropped:
+                break
+            ins = [i for i in node.input if not i.startswith("^")]
+            if len(ins) != 2 or node.op not in ("BiasAdd", "Mul", "Add", "AddV2", "Sub", "RealDiv"):
+                break
+            if node.op == "BiasAdd" and (affine or gn.base_name(ins[0]) != cur.name):
+                break
+            first = gn.base_name(ins[0]) == cur.name
+            other = ins[1] if first else ins[0]
+            cnode = gn.resolve_const(nodes, other)
+            if cnode is None or gn.base_name(other) == cur.name:
+                break
+            vec = _channel_vector(gn.const_value(cnode), channels, 2 if lin.op == "MatMul" else 4)
+            if vec is None:
+                break
+            if node.op in ("BiasAdd", "Add", "AddV2"):
+                shift = shift + vec
+            elif node.op == "Mul":
+                scale, shift = scale * vec, shift * vec
+            elif node.op == "Sub" and first:
+                shift = shift - vec
+            elif node.op == "RealDiv" and first and np.all(vec != 0):
+                scale, shift = scale / vec, shift / vec
             else:
-                channels = weights.shape[0] if lin.attr["transpose_b"].b else weights.shape[1]
-            scale = np.ones(channels)
-            shift = np.zeros(channels)
-            chain, cur, affine = [], lin, 0
-            while True:
-                nxt = consumers.get(cur.name, [])
-                if len(nxt) != 1 or any(gn.base_name(i) == cur.name and ":" in i and not i.endswith(":0") for i in nxt[0].input):
-                    break
-                node = nxt[0]
-                ins = [i for i in node.input if not i.startswith("^")]
-                if len(ins) != 2 or node.op not in ("BiasAdd", "Mul", "Add", "AddV2", "Sub", "RealDiv"):
-                    break
-                if node.op == "BiasAdd" and (affine or gn.base_name(ins[0]) != cur.name):
-                    break
-                first = gn.base_name(ins[0]) == cur.name
-                other = ins[1] if first else ins[0]
-                cnode = gn.resolve_const(nodes, other)
-                if cnode is None or gn.base_name(other) == cur.name:
-                    break
-                vec = _channel_vector(gn.const_value(cnode), channels, 2 if lin.op == "MatMul" else 4)
-                if vec is None:
-                    break
-                if node.op in ("BiasAdd", "Add", "AddV2"):
-                    shift = shift + vec
-                elif node.op == "Mul":
-                    scale, shift = scale * vec, shift * vec
-                elif node.op == "Sub" and first:
-                    shift = shift - vec
-                elif node.op == "RealDiv" and first and np.all(vec != 0):
-                    scale, shift = scale / vec, shift / vec
-                else:
-                    break
-                chain.append(node)
-                affine += node.op != "BiasAdd"
-                cur = node
-            if not affine:
-                continue
-            if lin.op == "Conv2D":
-                new_w = weights * scale
-            elif lin.op == "DepthwiseConv2dNative":
-                new_w = weights * scale.reshape(weights.shape[2], weights.shape[3])
-            elif lin.attr["transpose_b"].b:
-                new_w = weights * scale[:, None]
-            else:
-                new_w = weights * scale[None, :]
-            last = chain[-1]
-            wname = _unique(nodes, f"{lin.name}/folded_weights")
-            bname = _unique(nodes, f"{last.name}/folded_bias")
-            wconst = out.node.add(name=wname, op="Const")
-            wconst.attr["dtype"].type = protos.DT_FLOAT
-            wconst.attr["value"].tensor.CopyFrom(protos.make_tensor(new_w.astype(np.float32)))
-            bconst = out.node.add(name=bname, op="Const")
-            bconst.attr["dtype"].type = protos.DT_FLOAT
-            bconst.attr["value"].tensor.CopyFrom(protos.make_tensor(shift.astype(np.float32)))
-            lin.input[1] = wname
-            drop = {n.name for n in chain}
-            keep_nodes = [n for n in out.node if n.name not in drop]
-            bias = protos.NodeDef(name=last.name, op="BiasAdd", input=[lin.name, bname])
-            bias.attr["T"].type = protos.DT_FLOAT
-            bias.attr["data_format"].s = b"NHWC"
-            del out.node[:]
-            out.node.extend(keep_nodes + [bias])
-            count += 1
-            changed = True
-            break
-    return extract_sub_graph(out, _sinks(out)), count
+                break
+            chain.append(node)
+            affine += node.op != "BiasAdd"
+            cur = node
+        if not affine:
+            continue
+        if lin.op == "Conv2D":
+            new_w = weights * scale
+        elif lin.op == "DepthwiseConv2dNative":
+            new_w = weights * scale.reshape(weights.shape[2], weights.shape[3])
+        elif lin.attr["transpose_b"].b:
+            new_w = weights * scale[:, None]
+        else:
+            new_w = weights * scale[None, :]
+        last = chain[-1]
+        wname = _unique(taken, f"{lin.name}/folded_weights")
+        taken[wname] = None
+        bname = _unique(taken, f"{last.name}/folded_bias")
+        taken[bname] = None
+        wconst = protos.NodeDef(name=wname, op="Const")
+        wconst.attr["dtype"].type = protos.DT_FLOAT
+        wconst.attr["value"].tensor.CopyFrom(protos.make_tensor(new_w.astype(np.float32)))
+        bconst = protos.NodeDef(name=bname, op="Const")
+        bconst.attr["dtype"].type = protos.DT_FLOAT
+        bconst.attr["value"].tensor.CopyFrom(protos.make_tensor(shift.astype(np.float32)))
+        lin.input[1] = wname
+        dropped.update(n.name for n in chain)
+        bias = protos.NodeDef(name=last.name, op="BiasAdd", input=[lin.name, bname])
+        bias.attr["T"].type = protos.DT_FLOAT
+        bias.attr["data_format"].s = b"NHWC"
+        added += [wconst, bconst, bias]
+    if added:
+        kept = [n for n in out.node if n.name not in dropped]
+        del out.node[:]
+        out.node.extend(kept + added)
+    return extract_sub_graph(out, _sinks(out)), len(added) // 3
 
 
 def _sinks(graph_def) -> list[str]:
