@@ -28,7 +28,9 @@ import mobilebuild
 from mobilebuild import console, errors, fsutil
 from mobilebuild.errors import CommandError, UserError
 from mobilebuild.choices import DEFAULT_SIGNATURE
-from mobilebuild.cli import _coerce
+from mobilebuild.cli import _coerce, _lazy_rich
+
+_lazy_rich.defer()  # before typer's help renderer is imported
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
