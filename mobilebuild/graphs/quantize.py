@@ -613,17 +613,16 @@ class ReferenceEightBit:
             self._reshape(node)
         elif op == _FAKE_QUANT:
             pass  # merged into the op before it
-        elif op == "Const" and self.parent is not None and self.parent.quantizes_input() and self._quantizable_const(node):
-            value = protos.to_ndarray(node.attr["value"].tensor)
-            self.out.node.extend(_weight_nodes(node, value, _NoRenames(), "MIN_FIRST"))
+        elif op == "Const" and self.parent is not None and self.parent.quantizes_input():
+            # Read directly by a rewritten op: stored as quint8 (the reference asserts float32
+            # here; another type, or a Const below --min-const-bytes, is kept as it is).
+            value = _large_float_const(node, self.min_const_bytes)
+            if value is None:
+                self.out.node.add().CopyFrom(node)
+            else:
+                self.out.node.extend(_weight_nodes(node, value, _NoRenames(), "MIN_FIRST"))
         else:
             self.out.node.add().CopyFrom(node)
-
-    def _quantizable_const(self, node) -> bool:
-        if _type_attr(node, "dtype") != _FLOAT:
-            return False
-        value = protos.to_ndarray(node.attr["value"].tensor)
-        return value.size > 0 and value.nbytes >= self.min_const_bytes
 
     @staticmethod
     def _attr(node, key: str):

@@ -133,6 +133,12 @@ def test_eightbit_default_is_the_reference_rewrite_only(graphs, quantized):
     assert quantize_inputs == ["ConcatV2", "Placeholder"]
     # 40 bytes of biases, quantized like the weights (QuantizedBiasAdd reads the quint8 Const).
     assert "fc/biases" not in nodes and nodes["fc/biases_quint8_const"].attr["dtype"].type == quantize.protos.DT_QUINT8
+    # --min-const-bytes keeps the small biases float: QuantizedBiasAdd then quantizes them at
+    # run time, as it does any float input.
+    kept = quantize.quantize_graph_def(graphs["mixed"].graph_def, "eightbit", output_names=graphs["mixed"].outputs, min_const_bytes=1024)
+    kept_nodes = {n.name: n for n in kept.node}
+    assert kept_nodes["fc/biases"].op == "Const" and "fc/weights_quint8_const" in kept_nodes
+    assert any(n.op == "QuantizeV2" and n.input[0] == "fc/biases" for n in kept.node)
     fallback = {n.op for n in quantized["fallback", "eightbit"].node}
     assert {"AddV2", "QuantizedConcat", "QuantizedRelu"} <= fallback and "QuantizedBiasAdd" not in fallback
     keras = [n.op for n in quantized["keras", "eightbit"].node]
