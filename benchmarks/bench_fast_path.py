@@ -4,7 +4,8 @@
 1. Each command that executes no graph, as a fresh process on a MobileNet-size frozen graph
    (keras.applications.MobileNet, weights=None, frozen; ~17 MB): `model inspect`,
    `model check --tf-version 1.1`, `model downgrade --tf-version 1.1`, `model memmap`,
-   `model quantize --mode weights`, `model quantize --mode eightbit`, `model optimize`. Target: each <= 1.0 s wall and <= 0.1x the time of
+   `model quantize --mode weights`, `model quantize --mode eightbit`, `model optimize` (and `model optimize` on a TF 1.x-style
+   MobileNet with FusedBatchNorm). Target: each <= 1.0 s wall and <= 0.1x the time of
    `python -c "import tensorflow"` measured in the same run, and TensorFlow not imported.
 2. Fast path and TensorFlow path (MOBILEBUILD_GRAPH_BACKEND=tensorflow) write byte-identical
    files for the same commands on the MobileNet-size graph.
@@ -102,6 +103,32 @@ def mobilenet_graph(path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, env=env())
 
 
+def fused_mobilenet_graph(path: Path) -> None:
+    """MobileNet v1 (224, 1.0) written the TF 1.x way: each convolution followed by a
+    FusedBatchNorm on constants, as the frozen graphs of tf-slim are. optimize folds these
+    without TensorFlow (the Keras 3 graph above needs its Rsqrt kernel). Built in a child process."""
+    code = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "rng = np.random.default_rng(6); g = tf.Graph()\n"
+        "def bn(h, c, name):\n"
+        "    p = [tf.constant(rng.uniform(lo, hi, c).astype(np.float32)) for lo, hi in ((0.5, 1.5), (-0.2, 0.2), (-0.3, 0.3), (0.5, 2.0))]\n"
+        "    return tf.nn.relu6(tf.compat.v1.nn.fused_batch_norm(h, p[0], p[1], mean=p[2], variance=p[3], is_training=False, name=name)[0])\n"
+        "with g.as_default():\n"
+        "    h = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name='input')\n"
+        "    h = bn(tf.nn.conv2d(h, tf.constant(rng.normal(0, 0.1, (3, 3, 3, 32)).astype(np.float32)), 2, 'SAME'), 32, 'Conv2d_0/BatchNorm')\n"
+        "    c = 32\n"
+        "    for i, (out, stride) in enumerate([(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]):\n"
+        "        h = bn(tf.nn.depthwise_conv2d(h, tf.constant(rng.normal(0, 0.1, (3, 3, c, 1)).astype(np.float32)), [1, stride, stride, 1], 'SAME'), c, f'Conv2d_{i + 1}_depthwise/BatchNorm')\n"
+        "        h = bn(tf.nn.conv2d(h, tf.constant(rng.normal(0, 0.1, (1, 1, c, out)).astype(np.float32)), 1, 'SAME'), out, f'Conv2d_{i + 1}_pointwise/BatchNorm')\n"
+        "        c = out\n"
+        "    h = tf.reduce_mean(h, [1, 2])\n"
+        "    h = tf.matmul(h, tf.constant(rng.normal(0, 0.05, (1024, 1001)).astype(np.float32))) + tf.constant(np.zeros(1001, np.float32))\n"
+        "    tf.nn.softmax(h, name='predictions')\n"
+        "open(sys.argv[1], 'wb').write(g.as_graph_def().SerializeToString(deterministic=True))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, env=env())
+
+
 def big_graph(path: Path, megabytes: int) -> None:
     """A frozen graph of ``megabytes`` MB: conv layers whose weights are large Consts."""
     import numpy as np
@@ -131,6 +158,7 @@ def bench_commands(work: Path, runs: int) -> None:
     print("\n== graph commands on a MobileNet-size graph, fresh processes ==", flush=True)
     model = work / "mobilenet.pb"
     mobilenet_graph(model)
+    fused_mobilenet_graph(work / "mobilenet_fused.pb")
     size = model.stat().st_size
     import_tf = median_time([sys.executable, "-c", "import tensorflow"], runs)
     python = median_time([sys.executable, "-c", "pass"], runs)
@@ -146,8 +174,10 @@ def bench_commands(work: Path, runs: int) -> None:
         # Keras 3 batch norms: Rsqrt of a channel vector, whose exact bits only TensorFlow's
         # kernel gives (docs/model.md), so this one still loads TensorFlow for that sub-graph.
         "optimize": ["model", "optimize", model, "-o", work / "optimized.pb"],
+        "optimize (TF 1.x MobileNet, FusedBatchNorm)": ["model", "optimize", work / "mobilenet_fused.pb", "-o", work / "optimized_fused.pb"],
     }
-    order = ["inspect", "downgrade --tf-version 1.1", "check --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize"]
+    order = ["inspect", "downgrade --tf-version 1.1", "check --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize",
+             "optimize (TF 1.x MobileNet, FusedBatchNorm)"]
     FIGURES["commands"] = {}
     for name in order:
         times, tf_loaded = [], False
@@ -165,7 +195,8 @@ def bench_commands(work: Path, runs: int) -> None:
 
     print("\n== fast path vs TensorFlow path, same commands, same bytes ==", flush=True)
     same = True
-    for name in ("downgrade --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize"):
+    for name in ("downgrade --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize",
+                 "optimize (TF 1.x MobileNet, FusedBatchNorm)"):
         argv = list(commands[name])
         out_index = argv.index("-o") + 1
         fast_out, tf_out = work / f"fast_{Path(argv[out_index]).name}", work / f"tf_{Path(argv[out_index]).name}"
