@@ -8,6 +8,7 @@ Adding a family is adding a file; no Python changes.
 from __future__ import annotations
 
 import copy
+import datetime
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,13 +31,34 @@ parse_version = versions.release
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
+    """A new dict: ``override`` merged over ``base`` table by table (neither is changed)."""
+    out = _copied(base)
+    _merge_into(out, override)
+    return out
+
+
+def _merge_into(out: dict, override: dict) -> None:
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+            _merge_into(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
-    return out
+            out[key] = _copied(value)
+
+
+# TOML's immutable leaves; anything else is left to copy.deepcopy.
+_LEAVES = (str, int, float, bool, type(None), datetime.date, datetime.time)
+
+
+def _copied(value):
+    """A deep copy of TOML data (tables, arrays, leaves): copy.deepcopy's result, made without
+    its bookkeeping (every command with a TF version merges the profiles: tens of ms)."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, _LEAVES):
+        return value
+    return copy.deepcopy(value)
 
 
 @dataclass

@@ -56,3 +56,21 @@ def test_parse_version():
     assert parse_version("v1.4.0-rc1") == (1, 4, 0) and parse_version("1.4") == (1, 4, 0)
     with pytest.raises(UserError, match="not a version"):
         parse_version("master")
+
+
+def test_deep_merge_copies_and_leaves_its_inputs_alone():
+    import copy
+    import datetime
+
+    from mobilebuild.profiles import deep_merge
+
+    base = {"a": {"b": [1, {"c": 2}], "d": "x"}, "e": [3], "when": datetime.date(2020, 1, 2)}
+    override = {"a": {"b": [9], "f": {"g": True}}, "h": [{"i": 1.5}]}
+    before = copy.deepcopy((base, override))
+    merged = deep_merge(base, override)
+    assert merged == {"a": {"b": [9], "d": "x", "f": {"g": True}}, "e": [3], "when": datetime.date(2020, 1, 2), "h": [{"i": 1.5}]}
+    assert (base, override) == before
+    merged["e"].append(4)
+    merged["a"]["f"]["g"] = False
+    merged["h"][0]["i"] = 0
+    assert (base, override) == before  # nothing shared with the inputs
