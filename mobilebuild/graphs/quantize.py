@@ -522,8 +522,9 @@ class ReferenceEightBit:
     Identity output nodes are kept (the reference splices them away, then fails to find its
     outputs), control inputs of a rewritten op stay control inputs (the reference would quantize
     them as data), attrs the original node omits get their defaults (the reference writes empty
-    attrs), a Reshape keeps an int64 shape type. A Conv2D with dilations or an NCHW op is
-    refused: the quantized kernels would ignore them and compute other numbers."""
+    attrs), a Reshape keeps an int64 shape type. A Conv2D with dilations, an NCHW op or an
+    explicit padding is refused: the quantized kernels would ignore them and compute other
+    numbers (or not load)."""
 
     def __init__(self, graph_def, output_names, min_const_bytes: int = 0):
         self.outputs = list(output_names)
@@ -629,10 +630,18 @@ class ReferenceEightBit:
         return ("copy", node.attr[key]) if key in node.attr else None
 
     def _require_nhwc(self, node) -> None:
+        """The quantized kernels know NHWC and SAME/VALID only; the reference would copy another
+        layout or padding into them unnoticed (a graph that fails to load or computes other
+        numbers): refused instead, naming the way out."""
         if not _nhwc(node):
             raise ModelError(
                 f"{node.op} {node.name!r} uses data_format {_str_attr(node, 'data_format').decode()}; the quantized kernels are NHWC only",
                 "convert the graph to NHWC, or use --eightbit-extended (leaves such ops in float)",
+            )
+        if "padding" in node.attr and _str_attr(node, "padding") not in (b"SAME", b"VALID"):
+            raise ModelError(
+                f"{node.op} {node.name!r} uses padding {_str_attr(node, 'padding').decode()}; the quantized kernels have SAME and VALID only",
+                "use --eightbit-extended (leaves such ops in float)",
             )
 
     def _data_and_control(self, node):

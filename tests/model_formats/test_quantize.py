@@ -366,6 +366,13 @@ def test_eightbit_refuses_what_the_quantized_conv_cannot_compute(tmp_path, run_g
     assert "Conv2D" in {n.op for n in q.node}
     x = g.sample_input()
     np.testing.assert_allclose(run_graph(q, g.input_name, x, g.output_name), run_graph(g.graph_def, g.input_name, x, g.output_name), atol=1e-5)
+    # Explicit padding (TF 2 graphs can have it): the same.
+    padded = quantize.protos.copy(g.graph_def)
+    conv = next(n for n in padded.node if n.op == "Conv2D")
+    conv.attr["padding"].s = b"EXPLICIT"
+    conv.attr["explicit_paddings"].list.i.extend([0, 0, 2, 2, 2, 2, 0, 0])
+    with pytest.raises(ModelError, match="padding EXPLICIT"):
+        quantize.quantize_graph_def(padded, "eightbit", output_names=[g.output_name])
 
 
 def test_eightbit_writes_a_loadable_graph_where_the_reference_would_not(run_graph):
