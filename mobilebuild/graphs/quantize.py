@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobilebuild.errors import ModelError, UserError
-from mobilebuild.graphs import fold, nodes as gn, optimize as optimize_mod, protos, runtime_ops
+from mobilebuild.graphs import fold, for_inference, nodes as gn, optimize as optimize_mod, protos, runtime_ops
 from mobilebuild.graphs.optimize import extract_sub_graph
 
 MODES = ("weights_rounded", "weights", "eightbit")
@@ -464,35 +464,6 @@ def _input_node_name(ref: str) -> str:
     return name if sep and port.isdigit() else ref
 
 
-def extract_sub_graph_like_tensorflow(graph_def, dest_nodes):
-    """TensorFlow's graph_util.extract_sub_graph: what ``dest_nodes`` reach through inputs and
-    colocation (``_class``), in the original order (a name given twice: its last node), with
-    the graph's versions and library."""
-    by_name, seq, reach = {}, {}, {}
-    for i, node in enumerate(graph_def.node):
-        by_name[node.name] = node
-        seq[node.name] = i
-        targets = [gn.base_name(x) for x in node.input]
-        if "_class" in node.attr:
-            for loc in node.attr["_class"].list.s:
-                loc = loc.decode("utf-8", "replace")
-                targets.append(loc[5:] if loc.startswith("loc:@") else loc)
-        reach[node.name] = targets
-    keep, todo = set(), list(dest_nodes)
-    while todo:
-        name = todo.pop()
-        if name in keep:
-            continue
-        keep.add(name)
-        todo.extend(reach.get(name, ()))
-    out = protos.GraphDef()
-    for name in sorted((n for n in keep if n in by_name), key=seq.__getitem__):
-        out.node.add().CopyFrom(by_name[name])
-    out.library.CopyFrom(graph_def.library)
-    out.versions.CopyFrom(graph_def.versions)
-    return out
-
-
 @dataclass
 class _Visit:
     """A node being visited and the input it is descending into (the reference's stack entry:
@@ -542,7 +513,10 @@ class ReferenceEightBit:
     def rewrite(self):
         for name in self.outputs:
             self._visit_from(self.nodes[name])
-        pruned = extract_sub_graph_like_tensorflow(self._remove_redundant_quantization(self.out), self.outputs)
+        try:  # TensorFlow's extract_sub_graph, as the reference prunes
+            pruned = for_inference.extract_sub_graph(self._remove_redundant_quantization(self.out), self.outputs)
+        except for_inference.NotUnderstood as exc:  # a colocation with a node not in the graph
+            raise ModelError(f"cannot prune the quantized graph: {exc}", "the graph is incomplete: re-export or re-freeze it") from None
         # The reference's last step (applying its renames) builds a fresh graph of the nodes
         # alone: no versions, no library.
         out = protos.GraphDef()
