@@ -172,7 +172,7 @@ def _for_inference(graph_def, inputs: list[str], outputs: list[str], dtypes: lis
     TensorFlow's own code where ours does not reproduce it (and on the TensorFlow path)."""
     if not protos.prefer_tensorflow():
         try:
-            return for_inference.optimize_for_inference(protos.copy(graph_def), inputs, outputs, dtypes)
+            return for_inference.optimize_for_inference(graph_def, inputs, outputs, dtypes)
         except for_inference.NotUnderstood as exc:
             console.detail(f"optimize: TensorFlow's optimize_for_inference runs for this graph ({exc})")
     from tensorflow.python.tools import optimize_for_inference_lib
