@@ -401,10 +401,12 @@ _FAKE_QUANT = "FakeQuantWithMinMaxVars"
 
 def remove_training_nodes(graph_def, protected=()):
     """What TensorFlow's graph_util.remove_training_nodes (today's) returns, which the reference
-    runs first: CheckNumerics dropped, Identity and StopGradient spliced out unless a control
-    edge or a colocation involves them; ``protected`` nodes stay."""
+    runs first: CheckNumerics removed, Identity and StopGradient spliced out unless a control
+    edge or a colocation involves them; ``protected`` nodes stay. One difference: a node reading
+    a CheckNumerics reads its input instead (TensorFlow drops that input, and the graph no
+    longer loads); control edges from it are dropped as TensorFlow does."""
     protected = set(protected)
-    removed = {n.name for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected}
+    removed = {n.name: n.input[0] for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected and n.input}
     kept = []
     for node in graph_def.node:
         if node.name in removed:
@@ -412,7 +414,14 @@ def remove_training_nodes(graph_def, protected=()):
         copy_node = protos.NodeDef()
         copy_node.CopyFrom(node)
         del copy_node.input[:]
-        copy_node.input.extend(i for i in node.input if _strip_hat(i) not in removed)
+        for ref in node.input:
+            if ref.startswith("^"):
+                if ref[1:] not in removed:
+                    copy_node.input.append(ref)
+                continue
+            while ref in removed:
+                ref = removed[ref]
+            copy_node.input.append(ref)
         kept.append(copy_node)
     control_inputs, with_control, colocated = set(), set(), set()
     for node in kept:
@@ -491,7 +500,7 @@ class ReferenceEightBit:
 
     Where the reference cannot produce a graph that loads, this does the sensible thing instead:
     Identity output nodes are kept (the reference splices them away, then fails to find its
-    outputs), control inputs of a rewritten op stay control inputs (the reference would quantize
+    outputs), a CheckNumerics read as data is bypassed (the reference drops the edge), control inputs of a rewritten op stay control inputs (the reference would quantize
     them as data), attrs the original node omits get their defaults (the reference writes empty
     attrs), a Reshape keeps an int64 shape type. A Conv2D with dilations, an NCHW op or an
     explicit padding is refused: the quantized kernels would ignore them and compute other

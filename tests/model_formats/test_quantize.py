@@ -406,3 +406,39 @@ def test_eightbit_writes_a_loadable_graph_where_the_reference_would_not(run_grap
     x = rng.uniform(-1, 1, (5, 6, 6, 2)).astype(np.float32)
     ref, got = run_graph(graph_def, "x", x, "out"), run_graph(q, "x", x, "out")
     assert np.abs(got - ref).max() <= TOLERANCE["eightbit"] * np.abs(ref).max()
+
+
+def test_remove_training_nodes_equals_tensorflows(graphs):
+    """eightbit's first step, on the test graphs and on one with every case: CheckNumerics,
+    StopGradient, Identity chains, an Identity with a control input, one used as a control
+    input, one colocated with another node. Same nodes, same inputs as TensorFlow's."""
+    import tensorflow as tf
+    from tensorflow.python.framework import graph_util_impl
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        a = tf.identity(tf.identity(x, name="id1"), name="id2")
+        checked = tf.debugging.check_numerics(a, "bad", name="check")
+        with g.control_dependencies([checked]):
+            stopped = tf.stop_gradient(a, name="stop")
+        with g.control_dependencies([a]):
+            gated = tf.identity(stopped, name="gated")
+        with g.colocate_with(gated):
+            near = tf.identity(gated, name="near")
+        tf.add(near, tf.identity(x, name="id3"), name="out")
+    cases = [g.as_graph_def()] + [graphs[name].graph_def for name in ("mixed", "fallback", "keras")]
+    for graph_def in cases:
+        theirs = graph_util_impl.remove_training_nodes(graph_def)
+        ours = quantize.remove_training_nodes(quantize.protos.ours(graph_def))
+        assert [(n.name, n.op, list(n.input)) for n in ours.node] == [(n.name, n.op, list(n.input)) for n in theirs.node]
+    # Outputs are protected: TensorFlow's protected_nodes does the same.
+    theirs = graph_util_impl.remove_training_nodes(cases[2], protected_nodes=["logits"])
+    ours = quantize.remove_training_nodes(quantize.protos.ours(cases[2]), protected=["logits"])
+    assert [(n.name, list(n.input)) for n in ours.node] == [(n.name, list(n.input)) for n in theirs.node]
+    assert "logits" in {n.name for n in ours.node}
+    # A CheckNumerics read as data: its reader reads its input (TensorFlow drops the input).
+    with g.as_default():
+        tf.nn.relu(tf.debugging.check_numerics(x, "bad", name="check2"), name="relu")
+    ours = {n.name: n for n in quantize.remove_training_nodes(quantize.protos.ours(g.as_graph_def())).node}
+    assert list(ours["relu"].input) == ["x"] and "check2" not in ours
