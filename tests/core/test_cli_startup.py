@@ -10,7 +10,7 @@ import sys
 
 from mobilebuild import choices
 
-HEAVY = ("tensorflow", "numpy", "git", "jinja2", "requests", "tomlkit", "google.protobuf", "PIL")
+HEAVY = ("tensorflow", "numpy", "git", "jinja2", "requests", "tomlkit", "google.protobuf", "PIL", "pydantic", "markdown_it", "pygments")
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -31,6 +31,7 @@ def test_help_loads_nothing_heavy():
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert run(['--help']) == 0\n"
         "    assert run(['android', '--help']) == 0\n"
+        "    assert run(['model', 'quantize', '--help']) == 0\n"
     )
     assert _loaded_after(code) == []
 
