@@ -100,6 +100,16 @@ def _upper_dtype(short: str) -> str:
 def extract_sub_graph(graph_def, dest_nodes):
     """The nodes ``dest_nodes`` depend on (data or control inputs), in their original order,
     with the graph's versions and library (what TensorFlow's extract_sub_graph returns)."""
+    keep = _needed(graph_def, dest_nodes)
+    out = protos.GraphDef()
+    out.node.extend(n for n in graph_def.node if n.name in keep)
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
+def _needed(graph_def, dest_nodes) -> set[str]:
+    """Names of the nodes ``dest_nodes`` depend on (data or control inputs), themselves included."""
     nodes = gn.node_map(graph_def)
     missing = [d for d in dest_nodes if gn.base_name(d) not in nodes]
     if missing:
@@ -111,11 +121,19 @@ def extract_sub_graph(graph_def, dest_nodes):
             continue
         keep.add(name)
         todo.extend(gn.base_name(i) for i in nodes[name].input if gn.base_name(i) in nodes)
-    out = protos.GraphDef()
-    out.node.extend(n for n in graph_def.node if n.name in keep)
-    out.library.CopyFrom(graph_def.library)
-    out.versions.CopyFrom(graph_def.versions)
-    return out
+    return keep
+
+
+def _pruned(graph_def, dest_nodes):
+    """extract_sub_graph for a graph of our own making that may be changed in place: when every
+    node is needed, the graph itself (17 MB not copied), with ``library`` and ``versions`` marked
+    present as copying them into a new GraphDef marks them."""
+    keep = _needed(graph_def, dest_nodes)
+    if all(n.name in keep for n in graph_def.node):
+        graph_def.library.SetInParent()
+        graph_def.versions.SetInParent()
+        return graph_def
+    return extract_sub_graph(graph_def, dest_nodes)
 
 
 def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeResult:
@@ -143,10 +161,11 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     for n in inputs:  # strip_unused rebuilt the placeholders: keep the shapes we know
         if shapes[n].HasField("shape"):
             out_nodes[n].attr["shape"].CopyFrom(shapes[n])
-    out = drop_inert_control_deps(out)
+    # From here on the graph is this function's own: the steps change it in place.
+    out = drop_inert_control_deps(out, in_place=True)
     out, folded_consts = fold_constants(out, set(outputs) | set(inputs))
-    out, folded_affine = fold_affine_chains(out)
-    out = extract_sub_graph(out, outputs)
+    out, folded_affine = fold_affine_chains(out, in_place=True)
+    out = _pruned(out, outputs)
     after_ops = _op_counts(out)
     bn_before = sum(before_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
     bn_after = sum(after_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
@@ -181,12 +200,12 @@ def _for_inference(graph_def, inputs: list[str], outputs: list[str], dtypes: lis
     return protos.ours(out)
 
 
-def drop_inert_control_deps(graph_def):
+def drop_inert_control_deps(graph_def, in_place: bool = False):
     """Control dependencies on Const / Identity / NoOp nodes order nothing in a frozen graph
     (Keras 3 ties its ReadVariableOp Identities to the output through a NoOp): drop them, and
     the NoOps left without a purpose."""
     inert = {"Const", "Identity", "NoOp"}
-    out = protos.copy(graph_def)
+    out = graph_def if in_place else protos.copy(graph_def)
     nodes = gn.node_map(out)
     for node in out.node:
         keep = [i for i in node.input if not (i.startswith("^") and getattr(nodes.get(gn.base_name(i)), "op", None) in inert)]
@@ -194,10 +213,14 @@ def drop_inert_control_deps(graph_def):
             del node.input[:]
             node.input.extend(keep)
     referenced = {gn.base_name(i) for n in out.node for i in n.input}
-    kept = [n for n in out.node if not (n.op == "NoOp" and not n.input and n.name not in referenced)]
-    del out.node[:]
-    out.node.extend(kept)
+    _delete(out, [k for k, n in enumerate(out.node) if n.op == "NoOp" and not n.input and n.name not in referenced])
     return out
+
+
+def _delete(graph_def, indices: list[int]) -> None:
+    """Remove the nodes at ``indices``, the others keeping their order (no copy of them)."""
+    for k in sorted(indices, reverse=True):
+        del graph_def.node[k]
 
 
 def _op_counts(graph_def) -> dict[str, int]:
@@ -312,7 +335,7 @@ def _channel_vector(value, channels: int, rank: int):
     return None
 
 
-def fold_affine_chains(graph_def):
+def fold_affine_chains(graph_def, in_place: bool = False):
     """Fold ``linear -> [BiasAdd] -> (Mul|Add|AddV2|Sub|RealDiv by per-channel const)+`` into
     new weights and one BiasAdd named like the last op of the chain. Returns (graph_def, count).
 
@@ -322,7 +345,7 @@ def fold_affine_chains(graph_def):
     nodes as they were, then per fold its weights, its bias and its BiasAdd."""
     import numpy as np
 
-    out = protos.copy(graph_def)
+    out = graph_def if in_place else protos.copy(graph_def)
     nodes = gn.node_map(out)
     consumers = gn.data_consumers(out)
     taken = dict.fromkeys(nodes)
@@ -409,10 +432,9 @@ def fold_affine_chains(graph_def):
         bias.attr["data_format"].s = b"NHWC"
         added += [wconst, bconst, bias]
     if added:
-        kept = [n for n in out.node if n.name not in dropped]
-        del out.node[:]
-        out.node.extend(kept + added)
-    return extract_sub_graph(out, _sinks(out)), len(added) // 3
+        _delete(out, [k for k, n in enumerate(out.node) if n.name in dropped])
+        out.node.extend(added)
+    return (_pruned(out, _sinks(out)) if in_place else extract_sub_graph(out, _sinks(out))), len(added) // 3
 
 
 def _sinks(graph_def) -> list[str]:
