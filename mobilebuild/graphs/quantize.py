@@ -500,9 +500,10 @@ class ReferenceEightBit:
 
     Where the reference cannot produce a graph that loads, this does the sensible thing instead:
     Identity output nodes are kept (the reference splices them away, then fails to find its
-    outputs), a CheckNumerics read as data is bypassed (the reference drops the edge), control inputs of a rewritten op stay control inputs (the reference would quantize
-    them as data), attrs the original node omits get their defaults (the reference writes empty
-    attrs), a Reshape keeps an int64 shape type. A Conv2D with dilations, an NCHW op or an
+    outputs), a CheckNumerics read as data is bypassed (the reference drops the edge), control
+    inputs of a rewritten op stay control inputs (the reference would quantize them as data),
+    attrs the original node omits get their defaults (the reference writes empty attrs), a
+    Reshape keeps an int64 shape type. A Conv2D with dilations, an NCHW op or an
     explicit padding is refused: the quantized kernels would ignore them and compute other
     numbers (or not load)."""
 
@@ -515,7 +516,6 @@ class ReferenceEightBit:
         self.visited: set[str] = set()
         self.merged_with_fake_quant: set[str] = set()
         self.parent: _Visit | None = None  # the consumer (and input) the current node was reached from
-        self.rewritten: list[str] = []
 
     # -- traversal
 
@@ -655,14 +655,12 @@ class ReferenceEightBit:
         inputs = self._prologue(node)
         name = node.name + suffix
         self._add(name, op, inputs + self._data_and_control(node)[1], **attrs)
-        self.rewritten.append(node.name)
         self._dequantize_result(node, self._quantize_down(node, name))
 
     def _single_input(self, node, **attrs) -> None:
         inputs = self._prologue(node)
         name = node.name + "_eightbit_quantized"
         self._add(name, "Quantized" + node.op, inputs + self._data_and_control(node)[1], **attrs)
-        self.rewritten.append(node.name)
         self._dequantize_result(node, name)
 
     def _concat(self, node) -> None:
@@ -673,7 +671,6 @@ class ReferenceEightBit:
         name = prefix + "_quantized_concat"
         inputs = [data[0]] + [q[0] for q in quantized] + [q[1] for q in quantized] + [q[2] for q in quantized]
         self._add(name, "QuantizedConcat", inputs + control, N=("i", len(quantized)), T=("type", "quint8"))
-        self.rewritten.append(node.name)
         self._dequantize_result(node, name)
 
     def _reshape(self, node) -> None:
@@ -686,7 +683,6 @@ class ReferenceEightBit:
         if _type_attr(node, "Tshape") not in (None, protos.DT_INT32):
             attrs["Tshape"] = ("type", _type_attr(node, "Tshape"))
         self._add(name, "QuantizedReshape", [q, data[1], lo, hi] + control, **attrs)
-        self.rewritten.append(node.name)
         self._dequantize_result(node, name)
 
     def _batch_norm(self, node) -> None:
@@ -702,7 +698,6 @@ class ReferenceEightBit:
             Tinput=("type", "quint8"), out_type=("type", "qint32"),
             scale_after_normalization=self._attr(node, "scale_after_normalization"), variance_epsilon=self._attr(node, "variance_epsilon"),
         )
-        self.rewritten.append(node.name)
         self._dequantize_result(node, self._quantize_down(node, name))
 
     # -- building blocks
