@@ -44,7 +44,7 @@ def quantize_cmd(
     output_names: Optional[List[str]] = typer.Option(None, "--output-names", help="Output node(s); default: the graph's sinks."),
     min_const_bytes: Optional[int] = typer.Option(
         None, "--min-const-bytes",
-        help="Float Consts smaller than this many bytes stay float (default: 0 = all, as TF's quantize_graph; --eightbit-extended 1024).",
+        help="Float Consts smaller than this many bytes stay float (default: 0 = all, as TF's quantize_graph).",
     ),
     eightbit_extended: bool = typer.Option(
         False, "--eightbit-extended",

@@ -19,10 +19,11 @@ tool the TF 1.x users of the demo apps ran), reproduced: same nodes, same bytes.
   weight bytes, the same removal of Dequantize->QuantizeV2 round trips; anything else stays
   float behind a Dequantize named like the original node. Nothing is folded, nothing executed.
 
-``extended=True`` (``--eightbit-extended``) goes beyond the tool (``EightBitRewriter``): constant
-sub-graphs are folded first (``fold_constants``: optimize's folder), ConcatV2 and x + a
-1-D Const over the last dimension (Keras biases, folded batch norms) run quantized too, ops the
-quantized kernels cannot express (dilations, NCHW) stay float, and small Consts stay float.
+``extended=True`` (``--eightbit-extended``) goes beyond the tool (``ExtendedEightBit``, the same
+rewrite with more): constant sub-graphs are folded first (``fold_constants``: optimize's folder),
+ConcatV2 and x + a 1-D Const over the last dimension (Keras biases, folded batch norms) run
+quantized too, ops the quantized kernels cannot express (dilations, NCHW, explicit padding) stay
+float.
 
 The quantized ops and attrs emitted are the ones the TF 1.0-1.4 mobile runtimes have; with
 ``tf_version`` the whole result is downgraded to and checked against that runtime's op set.
@@ -40,9 +41,6 @@ MODES = ("weights_rounded", "weights", "eightbit")
 # Float Consts smaller than this many bytes stay float. 0 (every float Const) is what the
 # reference tool does; a larger value trades a little size for fewer nodes.
 DEFAULT_MIN_CONST_BYTES = 0
-# The extended eightbit quantizes the large weights of the ops it rewrites; small constants
-# (normalisation scalars, shapes) stay float so the float parts of the graph read them as before.
-EIGHTBIT_MIN_CONST_BYTES = 1024
 _FLOAT = protos.DT_FLOAT
 
 
@@ -81,7 +79,7 @@ def quantize_graph_def(
     ``extended`` (eightbit only) adds the rewrites beyond the reference tool."""
     check_mode(mode, bitdepth, extended)
     if min_const_bytes is None:
-        min_const_bytes = EIGHTBIT_MIN_CONST_BYTES if extended else DEFAULT_MIN_CONST_BYTES
+        min_const_bytes = DEFAULT_MIN_CONST_BYTES
     # The graph is not cut here (that is `optimize`), but names given must be real, in every mode.
     if input_names:
         gn.require_nodes(graph_def, list(input_names), "input node")
@@ -96,8 +94,7 @@ def quantize_graph_def(
         # Fold constant sub-graphs first: Keras batch norm's four vectors become one scale and
         # one offset, read-variable Identities disappear, and each weight gets quantized once,
         # where it is used.
-        folded = fold_constants(graph_def, outputs)
-        out = EightBitRewriter(folded, min_const_bytes).rewrite(outputs)
+        out = ExtendedEightBit(fold_constants(graph_def, outputs), outputs, min_const_bytes).rewrite()
     else:
         out = ReferenceEightBit(graph_def, outputs, min_const_bytes).rewrite()
     if tf_version:
@@ -481,14 +478,6 @@ class _Visit:
     node: object
     index: int = -1
 
-    def quantizes_input(self) -> bool:
-        node, i = self.node, self.index
-        if node.op in _QUANTIZED_INPUTS:
-            return True
-        if node.op == "Concat" and i > 0 or node.op == "Reshape" and i == 0:
-            return _type_attr(node, "T") == _FLOAT
-        return False
-
     def is_fake_quant_input(self) -> bool:
         return self.index == 0 and self.node.op == _FAKE_QUANT
 
@@ -572,6 +561,14 @@ class ReferenceEightBit:
     def _merges_with_fake_quant(self) -> bool:
         return self.parent is not None and self.parent.is_fake_quant_input()
 
+    def _quantizes_input(self, node, i: int) -> bool:
+        """Whether input ``i`` of ``node`` is quantized (so a Const there is stored as quint8)."""
+        if node.op in _QUANTIZED_INPUTS:
+            return True
+        if node.op == "Concat" and i > 0 or node.op == "Reshape" and i == 0:
+            return _type_attr(node, "T") == _FLOAT
+        return False
+
     # -- per node
 
     def _emit(self, node) -> None:
@@ -597,16 +594,19 @@ class ReferenceEightBit:
             self._reshape(node)
         elif op == _FAKE_QUANT:
             pass  # merged into the op before it
-        elif op == "Const" and self.parent is not None and self.parent.quantizes_input():
+        elif op == "Const" and self.parent is not None and self._quantizes_input(self.parent.node, self.parent.index):
             # Read directly by a rewritten op: stored as quint8 (the reference asserts float32
             # here; another type, or a Const below --min-const-bytes, is kept as it is).
             value = _large_float_const(node, self.min_const_bytes)
             if value is None:
                 self.out.node.add().CopyFrom(node)
             else:
-                self.out.node.extend(_weight_nodes(node, value, _NoRenames(), "MIN_FIRST"))
+                self.out.node.extend(self._weight_nodes(node, value))
         else:
             self.out.node.add().CopyFrom(node)
+
+    def _weight_nodes(self, node, value):
+        return _weight_nodes(node, value, _NoRenames(), "MIN_FIRST")
 
     @staticmethod
     def _attr(node, key: str):
@@ -650,9 +650,9 @@ class ReferenceEightBit:
             Tinput=("type", "quint8"), Tfilter=("type", "quint8"), out_type=("type", "qint32"),
         )
 
-    def _with_requantize(self, node, op: str, suffix: str, **attrs) -> None:
+    def _with_requantize(self, node, op: str, suffix: str, refs=None, **attrs) -> None:
         """prologue -> quantized op (qint32) -> RequantizationRange/Requantize -> Dequantize."""
-        inputs = self._prologue(node)
+        inputs = self._prologue(node, refs)
         name = node.name + suffix
         self._add(name, op, inputs + self._data_and_control(node)[1], **attrs)
         self._dequantize_result(node, self._quantize_down(node, name))
@@ -705,12 +705,13 @@ class ReferenceEightBit:
     def _add(self, name: str, op: str, inputs, **attrs) -> None:
         self.out.node.append(_node(name, op, inputs, **{k: v for k, v in attrs.items() if v is not None}))
 
-    def _prologue(self, node) -> list[str]:
-        """Every data input quantized at run time: quantized values, then (min, max) pairs."""
+    def _prologue(self, node, refs=None) -> list[str]:
+        """Every data input (or ``refs``) quantized at run time: quantized values, then
+        (min, max) pairs."""
         prefix = node.name + "_eightbit"
         dims = self._common_nodes(prefix)
         values, ranges = [], []
-        for ref in self._data_and_control(node)[0]:
+        for ref in self._data_and_control(node)[0] if refs is None else refs:
             q, lo, hi = self._quantize_input(prefix, ref, dims)
             values.append(q)
             ranges += [lo, hi]
@@ -816,6 +817,111 @@ class _NoRenames(_Names):
 # eightbit, extended (--eightbit-extended)
 
 
+class ExtendedEightBit(ReferenceEightBit):
+    """The reference rewrite plus what it leaves out (run on a constant-folded graph):
+    ConcatV2 and x + a 1-D Const over the last dimension (Keras biases, folded batch norms) run
+    as QuantizedConcat / QuantizedBiasAdd; a dilated, NCHW or explicitly padded op stays float
+    instead of being refused; weights store the range QuantizeV2 really encodes over."""
+
+    def __init__(self, graph_def, output_names, min_const_bytes: int = DEFAULT_MIN_CONST_BYTES):
+        super().__init__(graph_def, output_names, min_const_bytes)
+        self._specs = None  # static shapes of the source graph, when first needed
+
+    def _quantizes_input(self, node, i: int) -> bool:
+        if node.op in _LAYOUT_SENSITIVE and not _fits_quantized_kernels(node):
+            return False
+        if node.op == "ConcatV2":
+            return self._concat_v2_axis(node) is not None and i < node.attr["N"].i
+        if node.op in ("Add", "AddV2"):
+            return self._bias_inputs(node) is not None
+        return super()._quantizes_input(node, i)
+
+    def _emit(self, node) -> None:
+        if node.op in _LAYOUT_SENSITIVE and not _fits_quantized_kernels(node):
+            self.out.node.add().CopyFrom(node)
+        elif node.op == "ConcatV2" and self._concat_v2_axis(node) is not None:
+            self._concat_v2(node)
+        elif node.op in ("Add", "AddV2") and self._bias_inputs(node) is not None:
+            self._with_requantize(
+                node, "QuantizedBiasAdd", "_eightbit_quantized_bias_add", refs=self._bias_inputs(node),
+                T1=("type", "quint8"), T2=("type", "quint8"), out_type=("type", "qint32"),
+            )
+        else:
+            super()._emit(node)
+
+    def _weight_nodes(self, node, value):
+        return _extended_weight_nodes(node, value, _NoRenames())
+
+    def _shape(self, ref: str):
+        """Static shape of a tensor of the source graph (None when unknown)."""
+        name, _, port = ref.partition(":")
+        if port not in ("", "0"):
+            return None
+        if self._specs is None:
+            self._specs = gn.tensor_specs(self.src)
+        return (self._specs.get(name) or (None,))[0]
+
+    def _bias_inputs(self, node):
+        """[x, b] when ``node`` adds a float 1-D Const b over x's last dimension, else None."""
+        if _type_attr(node, "T") != _FLOAT:
+            return None
+        data = self._data_and_control(node)[0]
+        if len(data) != 2:
+            return None
+        for x_ref, b_ref in (data, data[::-1]):
+            bias = self.nodes.get(_input_node_name(b_ref))
+            if bias is None or bias.op != "Const" or _type_attr(bias, "dtype") != _FLOAT:
+                continue
+            dims = protos.tensor_dims(bias.attr["value"].tensor)
+            x_shape = self._shape(x_ref)
+            if len(dims) == 1 and x_shape and len(x_shape) >= 2 and x_shape[-1] == dims[0]:
+                return [x_ref, b_ref]
+        return None
+
+    def _concat_v2_axis(self, node):
+        """ConcatV2's axis as a non-negative int (QuantizedConcat rejects negative ones, and
+        Keras concatenates on -1), or None when it is not a Const or the rank is unknown."""
+        if _type_attr(node, "T") != _FLOAT or _type_attr(node, "Tidx") not in (None, protos.DT_INT32):
+            return None
+        data = self._data_and_control(node)[0]
+        n = node.attr["N"].i
+        if len(data) != n + 1:
+            return None
+        axis_node = self.nodes.get(_input_node_name(data[n]))
+        if axis_node is None or axis_node.op != "Const":
+            return None
+        axis = int(protos.to_ndarray(axis_node.attr["value"].tensor).reshape(-1)[0])
+        if axis >= 0:
+            return axis
+        shape = self._shape(data[0])
+        return None if shape is None else axis + len(shape)
+
+    def _concat_v2(self, node) -> None:
+        prefix = node.name + "_eightbit"
+        data, control = self._data_and_control(node)
+        n = node.attr["N"].i
+        axis = prefix + "_axis"
+        self.out.node.append(_const_node(axis, self._concat_v2_axis(node), "int32"))
+        dims = self._common_nodes(prefix)
+        quantized = [self._quantize_input(prefix, ref, dims) for ref in data[:n]]
+        name = prefix + "_quantized_concat"
+        inputs = [axis] + [q[0] for q in quantized] + [q[1] for q in quantized] + [q[2] for q in quantized]
+        self._add(name, "QuantizedConcat", inputs + control, N=("i", n), T=("type", "quint8"))
+        self._dequantize_result(node, name)
+
+
+# Ops whose quantized kernels are NHWC with SAME/VALID padding and no dilations.
+_LAYOUT_SENSITIVE = {"Conv2D", "BiasAdd", "MaxPool", "AvgPool"}
+
+
+def _fits_quantized_kernels(node) -> bool:
+    if not _nhwc(node):
+        return False
+    if "padding" in node.attr and _str_attr(node, "padding") not in (b"SAME", b"VALID"):
+        return False
+    return not ("dilations" in node.attr and any(d != 1 for d in node.attr["dilations"].list.i))
+
+
 def _type_attr(node, key: str):
     # Reading node.attr[key] of a missing key would insert an empty attr into the node.
     return node.attr[key].type if key in node.attr else None
@@ -823,10 +929,6 @@ def _type_attr(node, key: str):
 
 def _str_attr(node, key: str) -> bytes:
     return node.attr[key].s if key in node.attr else b""
-
-
-def _bool_attr(node, key: str) -> bool:
-    return node.attr[key].b if key in node.attr else False
 
 
 def _nhwc(node) -> bool:
@@ -848,274 +950,3 @@ def _keep_reachable(graph_def, output_names):
     out.library.CopyFrom(graph_def.library)
     out.node.extend(n for n in graph_def.node if n.name in keep)
     return out
-
-
-@dataclass(frozen=True)
-class _Q:
-    """A quantized tensor: value, min and max tensor names, and its dtype."""
-
-    value: str
-    min: str
-    max: str
-    dtype: str = "quint8"
-
-
-def _split_ref(ref: str) -> tuple[str, int]:
-    name, _, port = ref.partition(":")
-    return name, int(port) if port else 0
-
-
-class EightBitRewriter:
-    """Rewrite supported float ops into TF's quantized kernels; see the module doc."""
-
-    CONV_LIKE = {"Conv2D", "MatMul", "BiasAdd"}
-    QUINT8_IN_OUT = {"Relu": "QuantizedRelu", "Relu6": "QuantizedRelu6", "MaxPool": "QuantizedMaxPool", "AvgPool": "QuantizedAvgPool"}
-
-    def __init__(self, graph_def, min_const_bytes: int = EIGHTBIT_MIN_CONST_BYTES):
-        graph_def = protos.ours(graph_def)
-        self.src = graph_def
-        self.src_nodes = {n.name: n for n in graph_def.node}
-        self.names = _Names(graph_def)
-        self.min_const_bytes = min_const_bytes
-        self.out = protos.GraphDef()
-        self.out.versions.CopyFrom(graph_def.versions)
-        self.out.library.CopyFrom(graph_def.library)
-        self.quantized: dict[str, _Q] = {}  # original node name -> its output 0, quantized
-        self.from_float: dict[str, _Q] = {}  # float tensor ref -> QuantizeV2 of it
-        self._flatten_consts: tuple[str, str] | None = None
-        self._shapes = None  # the source graph imported, for shape inference (lazily)
-        self.rewritten: list[str] = []  # names of ops that now run quantized
-        self.fallback: list[str] = []  # float compute ops left as they were
-
-    # -- public
-
-    def rewrite(self, output_names: list[str]):
-        known = {n.name for n in self.src.node}
-        missing = [o for o in output_names if o not in known]
-        if missing:
-            raise ModelError(f"output node {missing[0]!r} is not in the graph", "check --output-names (`mobilebuild model inspect` lists the outputs)")
-        for node in self.src.node:
-            self._visit(node)
-        return _keep_reachable(self.out, output_names)
-
-    # -- per node
-
-    def _visit(self, node) -> None:
-        handler = None
-        if _type_attr(node, "T") == _FLOAT or node.op == "Const":
-            handler = {
-                "Const": self._const,
-                "Conv2D": self._conv2d,
-                "MatMul": self._matmul,
-                "BiasAdd": self._bias_add,
-                "Add": self._add_vector,
-                "AddV2": self._add_vector,
-                "Relu": self._elementwise,
-                "Relu6": self._elementwise,
-                "MaxPool": self._pool,
-                "AvgPool": self._pool,
-                "Reshape": self._reshape,
-                "ConcatV2": self._concat,
-                "Concat": self._concat,
-            }.get(node.op)
-        if handler is None or not handler(node):
-            self.out.node.add().CopyFrom(node)
-            if node.op not in ("Const", "Placeholder", "Identity", "NoOp"):
-                self.fallback.append(node.name)
-
-    def _const(self, node) -> bool:
-        value = _large_float_const(node, self.min_const_bytes)
-        if value is None:
-            return False
-        nodes = _extended_weight_nodes(node, value, self.names)
-        self.out.node.extend(nodes)
-        q, lo, hi = nodes[0].name, nodes[1].name, nodes[2].name
-        self.quantized[node.name] = _Q(q, lo, hi)
-        return True
-
-    def _conv2d(self, node) -> bool:
-        if not _nhwc(node) or _str_attr(node, "padding") not in (b"SAME", b"VALID"):
-            return False
-        if "dilations" in node.attr and any(d != 1 for d in node.attr["dilations"].list.i):
-            return False
-        x, w = self._q(node.input[0]), self._q(node.input[1])
-        conv = self._emit(
-            node, "QuantizedConv2D", [x.value, w.value, x.min, x.max, w.min, w.max],
-            Tinput=("type", "quint8"), Tfilter=("type", "quint8"), out_type=("type", "qint32"),
-            strides=("copy", node.attr["strides"]), padding=("copy", node.attr["padding"]),
-        )
-        self._finish(node, self._requantize(node, conv))
-        return True
-
-    def _matmul(self, node) -> bool:
-        a, b = self._q(node.input[0]), self._q(node.input[1])
-        mm = self._emit(
-            node, "QuantizedMatMul", [a.value, b.value, a.min, a.max, b.min, b.max],
-            T1=("type", "quint8"), T2=("type", "quint8"), Toutput=("type", "qint32"),
-            transpose_a=("b", _bool_attr(node, "transpose_a")), transpose_b=("b", _bool_attr(node, "transpose_b")),
-        )
-        self._finish(node, self._requantize(node, mm))
-        return True
-
-    def _bias_add(self, node, x_ref: str | None = None, bias_ref: str | None = None) -> bool:
-        if not _nhwc(node):
-            return False
-        x, b = self._q(x_ref or node.input[0]), self._q(bias_ref or node.input[1])
-        add = self._emit(
-            node, "QuantizedBiasAdd", [x.value, b.value, x.min, x.max, b.min, b.max],
-            T1=("type", "quint8"), T2=("type", "quint8"), out_type=("type", "qint32"),
-        )
-        self._finish(node, self._requantize(node, add))
-        return True
-
-    def _add_vector(self, node) -> bool:
-        """x + b with b a 1-D Const over x's last dimension is a BiasAdd (Keras biases and
-        folded batch-norm offsets come out this way)."""
-        data = [i for i in node.input if not i.startswith("^")]
-        if len(data) != 2:
-            return False
-        for x_ref, b_ref in (data, data[::-1]):
-            bias = self.src_nodes.get(_split_ref(b_ref)[0])
-            if bias is None or bias.op != "Const" or _type_attr(bias, "dtype") != _FLOAT:
-                continue
-            dims = [d.size for d in bias.attr["value"].tensor.tensor_shape.dim]
-            x_shape = self._static_shape(x_ref)
-            if len(dims) == 1 and x_shape and len(x_shape) >= 2 and x_shape[-1] == dims[0]:
-                return self._bias_add(node, x_ref, b_ref)
-        return False
-
-    def _static_shape(self, ref: str):
-        """The inferred shape of output 0 of a node of the source graph (None when unknown)."""
-        name, port = _split_ref(ref)
-        if port:
-            return None
-        if self._shapes is None:
-            self._shapes = gn.tensor_specs(self.src)  # unknown shapes: vector adds stay float
-        return (self._shapes.get(name) or (None,))[0]
-
-    def _elementwise(self, node) -> bool:
-        x = self._q(node.input[0])
-        op = self.QUINT8_IN_OUT[node.op]
-        q = self._emit(node, op, [x.value, x.min, x.max], Tinput=("type", "quint8"), out_type=("type", "quint8"))
-        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
-        return True
-
-    def _pool(self, node) -> bool:
-        if not _nhwc(node) or _str_attr(node, "padding") not in (b"SAME", b"VALID"):
-            return False
-        x = self._q(node.input[0])
-        q = self._emit(
-            node, self.QUINT8_IN_OUT[node.op], [x.value, x.min, x.max], T=("type", "quint8"),
-            ksize=("copy", node.attr["ksize"]), strides=("copy", node.attr["strides"]), padding=("copy", node.attr["padding"]),
-        )
-        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
-        return True
-
-    def _reshape(self, node) -> bool:
-        x = self._q(node.input[0])
-        q = self._emit(
-            node, "QuantizedReshape", [x.value, node.input[1], x.min, x.max],
-            T=("type", "quint8"), Tshape=("type", _type_attr(node, "Tshape") or 3),
-        )
-        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
-        return True
-
-    def _concat(self, node) -> bool:
-        data_inputs = [i for i in node.input if not i.startswith("^")]
-        n = node.attr["N"].i
-        if node.op == "ConcatV2":
-            values, axis = data_inputs[:n], data_inputs[n]
-            if _type_attr(node, "Tidx") not in (None, 3):  # QuantizedConcat takes an int32 axis
-                return False
-        else:
-            axis, values = data_inputs[0], data_inputs[1 : n + 1]
-        qs = [self._q(v) for v in values]
-        axis = self._non_negative_axis(node, axis, qs[0].value)
-        q = self._emit(
-            node, "QuantizedConcat", [axis] + [x.value for x in qs] + [x.min for x in qs] + [x.max for x in qs],
-            N=("i", n), T=("type", "quint8"),
-        )
-        self._finish(node, _Q(f"{q}:0", f"{q}:1", f"{q}:2"))
-        return True
-
-    # -- building blocks
-
-    def _non_negative_axis(self, original, axis_ref: str, some_value: str) -> str:
-        """QuantizedConcat rejects negative axes (Keras concatenates on -1): a Const axis is
-        rewritten, anything else gets axis + rank at run time."""
-        import numpy as np
-
-        src = self.src_nodes.get(_split_ref(axis_ref)[0])
-        if src is not None and src.op == "Const":
-            axis = int(np.asarray(protos.to_ndarray(src.attr["value"].tensor)).reshape(()))
-            if axis >= 0:
-                return axis_ref
-        rank = self._emit(original, "Rank", [some_value], T=("type", "quint8"))
-        return self._emit(original, "Add", [axis_ref, rank], T=("type", "int32"))
-
-    def _emit(self, original, op: str, inputs, **attrs) -> str:
-        name = self.names.fresh(f"{original.name}_eightbit_{op}")
-        controls = [i for i in original.input if i.startswith("^")]
-        self.out.node.append(_node(name, op, list(inputs) + controls, original.device, **attrs))
-        return name
-
-    def _requantize(self, original, qint32_node: str) -> _Q:
-        """qint32 (value, min, max) -> quint8 over the range the values actually use."""
-        rng = self._emit(original, "RequantizationRange", [f"{qint32_node}:0", f"{qint32_node}:1", f"{qint32_node}:2"], Tinput=("type", "qint32"))
-        req = self._emit(
-            original, "Requantize",
-            [f"{qint32_node}:0", f"{qint32_node}:1", f"{qint32_node}:2", f"{rng}:0", f"{rng}:1"],
-            Tinput=("type", "qint32"), out_type=("type", "quint8"),
-        )
-        return _Q(f"{req}:0", f"{req}:1", f"{req}:2")
-
-    def _finish(self, original, q: _Q) -> None:
-        """Record the quantized result and give float consumers a Dequantize under the
-        original name (pruned at the end when nobody reads it)."""
-        self.quantized[original.name] = q
-        self.rewritten.append(original.name)
-        self.out.node.append(
-            _node(original.name, "Dequantize", [q.value, q.min, q.max], original.device, T=("type", "quint8"), mode=("s", "MIN_FIRST"))
-        )
-
-    def _q(self, ref: str) -> _Q:
-        """The quantized form of tensor ``ref``: the producer's own quantized output when it
-        was rewritten, else a QuantizeV2 over the float tensor's observed range."""
-        name, port = _split_ref(ref)
-        if port == 0 and name in self.quantized:
-            return self.quantized[name]
-        key = f"{name}:{port}"
-        if key in self.from_float:
-            return self.from_float[key]
-        src = self.src_nodes.get(name)
-        if src is not None and src.op == "Const" and _type_attr(src, "dtype") == _FLOAT:
-            # A small float Const kept for float consumers: quantize it once, offline.
-            nodes = _extended_weight_nodes(src, protos.to_ndarray(src.attr["value"].tensor), self.names)[:3]
-            self.out.node.extend(nodes)
-            q = _Q(nodes[0].name, nodes[1].name, nodes[2].name)
-            self.from_float[key] = q
-            return q
-        shape_name, axis_name = self._flatten_constants()
-        base = f"{name}_port{port}" if port else name
-        flat = self._emit_named(base + "_eightbit_reshape", "Reshape", [ref, shape_name], T=("type", "float32"))
-        lo = self._emit_named(base + "_eightbit_min", "Min", [flat, axis_name], T=("type", "float32"), keep_dims=("b", False))
-        hi = self._emit_named(base + "_eightbit_max", "Max", [flat, axis_name], T=("type", "float32"), keep_dims=("b", False))
-        qv2 = self._emit_named(base + "_eightbit_quantize", "QuantizeV2", [ref, lo, hi], T=("type", "quint8"), mode=("s", "MIN_FIRST"))
-        q = _Q(f"{qv2}:0", f"{qv2}:1", f"{qv2}:2")
-        self.from_float[key] = q
-        return q
-
-    def _emit_named(self, base: str, op: str, inputs, **attrs) -> str:
-        name = self.names.fresh(base)
-        self.out.node.append(_node(name, op, inputs, **attrs))
-        return name
-
-    def _flatten_constants(self) -> tuple[str, str]:
-        """Shared Consts [-1] (reshape to 1-D) and 0 (reduce over it) for input ranges."""
-        if self._flatten_consts is None:
-            shape = self.names.fresh("eightbit_reshape_dims")
-            axis = self.names.fresh("eightbit_reduction_dims")
-            self.out.node.append(_const_node(shape, [-1], "int32"))
-            self.out.node.append(_const_node(axis, [0], "int32"))
-            self._flatten_consts = (shape, axis)
-        return self._flatten_consts
