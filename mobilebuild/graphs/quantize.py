@@ -223,7 +223,7 @@ def fold_constants(graph_def, output_names):
         if len(kept) != len(node.input):
             del node.input[:]
             node.input.extend(kept)
-    return _keep_reachable(folded, output_names)
+    return extract_sub_graph(folded, output_names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -890,7 +890,10 @@ class ExtendedEightBit(ReferenceEightBit):
         axis_node = self.nodes.get(_input_node_name(data[n]))
         if axis_node is None or axis_node.op != "Const":
             return None
-        axis = int(protos.to_ndarray(axis_node.attr["value"].tensor).reshape(-1)[0])
+        value = protos.to_ndarray(axis_node.attr["value"].tensor).reshape(-1)
+        if value.size != 1:
+            return None
+        axis = int(value[0])
         if axis >= 0:
             return axis
         shape = self._shape(data[0])
@@ -933,20 +936,3 @@ def _str_attr(node, key: str) -> bytes:
 
 def _nhwc(node) -> bool:
     return _str_attr(node, "data_format") in (b"", b"NHWC")
-
-
-def _keep_reachable(graph_def, output_names):
-    """Only the nodes the outputs depend on (data or control), in their original order."""
-    by_name = {n.name: n for n in graph_def.node}
-    keep, todo = set(), list(output_names)
-    while todo:
-        name = todo.pop()
-        if name in keep or name not in by_name:
-            continue
-        keep.add(name)
-        todo.extend(gn.base_name(i) for i in by_name[name].input)
-    out = protos.GraphDef()
-    out.versions.CopyFrom(graph_def.versions)
-    out.library.CopyFrom(graph_def.library)
-    out.node.extend(n for n in graph_def.node if n.name in keep)
-    return out
