@@ -12,17 +12,29 @@ TensorFlow. numpy gives those bits for the ops below, under the conditions each 
   result below the smallest normal float is not computed here.
 - NaN payloads and the sign of a zero picked by Maximum/Minimum are not portable: such inputs
   are not computed here either.
-- Rsqrt and Reciprocal: Eigen's vectorised kernels start from the processor's approximate
-  reciprocal (square root) instruction and refine it by one Newton step. The result is within
-  an ulp of the exact value but not reproducible without that very instruction (it differs
-  between processor makers); only tensors too short for a vector register (< 4 elements, the
-  scalar code path: a correctly rounded division of a correctly rounded square root) are
-  computed here.
+- Rsqrt, Reciprocal and Inv are the exception: their folded value is *defined* here rather
+  than taken from TensorFlow's kernel. Eigen's vectorised kernels start from the processor's
+  approximate reciprocal (square root) instruction (vrsqrtps / vrcpps) and refine it by one
+  Newton step: the result is up to 2 ulp from the exact value and depends on the processor
+  that runs the fold (the approximations differ between processor makers), so no formula can
+  reproduce it and TensorFlow's own folded output is not portable either. Folding follows
+  TensorFlow's fold_batch_norms instead, which folds FusedBatchNorm's ``rsqrt(var + eps)`` in
+  float64: a float32 tensor's value is computed in float64 (``1 / sqrt(x)``, ``1 / x``) and
+  rounded to float32 once; a float64 tensor is computed in float64. That is deterministic and
+  the same on every host, on both backends (``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` computes
+  these ops' inputs with TensorFlow, then applies the same definition). The folded graph's
+  scale differs from executing the unfolded graph by at most ~2 ulp, as any folding does
+  (TensorFlow's folding of FusedBatchNorm included). The definition covers finite, normal
+  inputs (positive ones for Rsqrt, non-zero ones for Reciprocal) with a normal result; zeros,
+  negative, infinite, NaN or denormal values, and half types, are left to TensorFlow's kernel
+  (on both backends alike), whose special-value behaviour (flushing included) is then the
+  answer.
 
 Whatever numpy cannot compute exactly is left to TensorFlow: the tensors asked for that need
 such a node are run in one TensorFlow session on the part of the graph they come from
-(imported then, with a spinner and a ``--verbose`` note); the rest never touch it. ``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` runs every
-tensor through TensorFlow (tests compare both).
+(imported then, with a spinner and a ``--verbose`` note); the rest never touch it.
+``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` runs every tensor through TensorFlow, the defined ops
+excepted (tests compare both).
 
 ``evaluate`` is the one entry: callers decide which nodes are constant and what to do with the
 values (``optimize`` and ``quantize`` fold different op sets).
@@ -43,8 +55,9 @@ class NotExact(Exception):
 _PASS_THROUGH = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
 _FLOATS = {"float32", "float64"}
 _INTS = {"int32", "int64"}
-# Shortest tensor Eigen computes with vector instructions (NEON: 4 floats, AVX: 8).
-_SCALAR_PATH_MAX = 3
+# Ops whose folded value is defined as float64 arithmetic rounded once (module doc), on both
+# backends, instead of the processor-dependent result of TensorFlow's vector kernel.
+_DEFINED = {"Rsqrt", "Reciprocal", "Inv"}
 
 
 def numpy_ops() -> frozenset[str]:
@@ -93,11 +106,19 @@ def evaluate(graph_def, tensors, strict: bool = False) -> dict | None:
 
 
 def _tensorflow_values(graph_def, tensors: list[str], strict: bool) -> dict | None:
-    """The tensors as TensorFlow's session computes them; None when it cannot."""
+    """The tensors as TensorFlow's session computes them, Rsqrt / Reciprocal / Inv excepted
+    (their defined values replace them first); None when TensorFlow cannot."""
+    sub = _ancestors(graph_def, [split_ref(t)[0] for t in tensors])
+    if not _apply_definitions(sub, strict):
+        return None
+    return _session_values(sub, tensors, strict)
+
+
+def _session_values(graph_def, tensors: list[str], strict: bool) -> dict | None:
     import tensorflow as tf
 
     try:
-        graph = gn.import_graph(_ancestors(graph_def, [split_ref(t)[0] for t in tensors]))
+        graph = gn.import_graph(graph_def)
     except ModelError as exc:
         console.detail(f"constant folding skipped: {exc.message}")
         return None
@@ -110,6 +131,61 @@ def _tensorflow_values(graph_def, tensors: list[str], strict: bool) -> dict | No
         console.detail(f"constant folding skipped: {exc}".splitlines()[0])
         return None
     return {ref: _np().asarray(v) for ref, v in zip(tensors, values)}
+
+
+def _apply_definitions(sub, strict: bool) -> bool:
+    """Replace, in ``sub`` (a copy the caller owns), every Rsqrt / Reciprocal / Inv node whose
+    input is in the definition's domain by a Const of its defined value. Their inputs are
+    computed by TensorFlow, innermost first (an Rsqrt of an Rsqrt needs two rounds; batch
+    norms need one). False when TensorFlow could not compute them."""
+    left_to_tf: set[str] = set()
+    while True:
+        nodes = gn.node_map(sub)
+        pending = {n.name for n in sub.node if n.op in _DEFINED and n.name not in left_to_tf}
+        if not pending:
+            return True
+        ready = {}
+        for name in sorted(pending):
+            data = [i for i in nodes[name].input if not i.startswith("^")]
+            if len(data) != 1 or split_ref(data[0])[0] not in nodes:
+                left_to_tf.add(name)  # malformed: TensorFlow reports it its own way
+            elif not _reaches(nodes, split_ref(data[0])[0], pending):
+                ready[name] = data[0]
+        if not ready:
+            left_to_tf |= pending  # a cycle: not a constant sub-graph, TensorFlow decides
+            continue
+        refs = list(dict.fromkeys(ready.values()))
+        inputs = _session_values(_ancestors(sub, [split_ref(r)[0] for r in refs]), refs, strict)
+        if inputs is None:
+            return False
+        for node in sub.node:
+            if node.name not in ready:
+                continue
+            try:
+                _check_type(node, "T", [inputs[ready[node.name]]], _FLOATS)
+                value = _defined_value(node.op, inputs[ready[node.name]])
+            except NotExact:
+                left_to_tf.add(node.name)
+                continue
+            name, device = node.name, node.device
+            node.Clear()
+            node.name, node.op, node.device = name, "Const", device
+            node.attr["dtype"].type = protos.dtype_of_numpy(value.dtype)
+            node.attr["value"].tensor.CopyFrom(protos.make_tensor(value))
+
+
+def _reaches(nodes: dict, start: str, targets: set) -> bool:
+    """Whether ``start`` or anything it is computed from is one of ``targets``."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in nodes:
+            continue
+        if name in targets:
+            return True
+        seen.add(name)
+        todo.extend(gn.base_name(i) for i in nodes[name].input)
+    return False
 
 
 def _ancestors(graph_def, names: list[str]):
@@ -274,15 +350,11 @@ def _binary(fn, allowed):
     return kernel
 
 
-def _unary(fn, allowed, short_only: bool = False):
+def _unary(fn, allowed):
     def kernel(node, ins):
         if len(ins) != 1:
             raise NotExact("arity")
         _check_type(node, "T", ins, allowed)
-        if short_only and ins[0].size > _SCALAR_PATH_MAX:
-            raise NotExact(
-                f"{ins[0].size} elements (TensorFlow's vector kernel refines the processor's approximation)"
-            )
         _check_floats(ins[0])
         out = fn(ins[0])
         if out.dtype != ins[0].dtype:
@@ -291,6 +363,31 @@ def _unary(fn, allowed, short_only: bool = False):
         return [out]
 
     return kernel
+
+
+def _defined_kernel(node, ins):
+    if len(ins) != 1:
+        raise NotExact("arity")
+    _check_type(node, "T", ins, _FLOATS)
+    return [_defined_value(node.op, ins[0])]
+
+
+def _defined_value(op: str, x):
+    """Rsqrt / Reciprocal / Inv of ``x`` as the module doc defines them: float64 arithmetic,
+    rounded once to ``x``'s type. NotExact outside the definition's domain (TensorFlow's kernel
+    gives the value then)."""
+    np = _np()
+    _check_floats(x)
+    if not np.isfinite(x).all():
+        raise NotExact("infinite values")
+    if op == "Rsqrt" and not (x > 0).all():
+        raise NotExact("zero or negative values")
+    if op != "Rsqrt" and (x == 0).any():
+        raise NotExact("zero values")
+    wide = x.astype(np.float64)
+    out = np.asarray((1.0 / np.sqrt(wide) if op == "Rsqrt" else 1.0 / wide).astype(x.dtype))
+    _check_floats(out)  # 1 / x of a huge x is denormal: TensorFlow flushes it
+    return out
 
 
 def _min_max(fn):
@@ -464,13 +561,6 @@ def _kernels() -> dict:
     def sqrt(x):
         return _np().sqrt(x)
 
-    def rsqrt(x):
-        np = _np()
-        return x.dtype.type(1) / np.sqrt(x)
-
-    def reciprocal(x):
-        return x.dtype.type(1) / x
-
     def maximum(a, b):
         return _np().maximum(a, b)
 
@@ -489,9 +579,9 @@ def _kernels() -> dict:
         "Neg": _unary(operator.neg, _FLOATS | _INTS),
         "Square": _unary(lambda x: x * x, _FLOATS | _INTS),
         "Sqrt": _unary(sqrt, _FLOATS),
-        "Rsqrt": _unary(rsqrt, _FLOATS, short_only=True),
-        "Reciprocal": _unary(reciprocal, _FLOATS, short_only=True),
-        "Inv": _unary(reciprocal, _FLOATS, short_only=True),
+        "Rsqrt": _defined_kernel,
+        "Reciprocal": _defined_kernel,
+        "Inv": _defined_kernel,
         "Cast": _cast,
         "Reshape": _reshape,
         "ExpandDims": _expand_dims,

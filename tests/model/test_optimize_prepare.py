@@ -39,8 +39,12 @@ def test_optimize_folds_keras3_batch_norm(keras3):
     assert not ops & {"Rsqrt", "AddV2", "Sub", "Mul", "NoOp"}, ops
     assert any("scale/shift chains" in n for n in res.notes)
     assert len(res.graph_def.node) < len(keras3.graph_def.node) // 2
-    x = keras3.sample_input(seed=1, batch=5)
-    assert_close(run_graph(res.graph_def, {"image": x}, keras3.output_name), run_graph(keras3.graph_def, {"image": x}, keras3.output_name))
+    # The batch norms' scales are folded in float64 and rounded once: the outputs move by float32
+    # rounding only, the classes not at all.
+    x = keras3.sample_input(seed=1, batch=16)
+    folded, original = run_graph(res.graph_def, {"image": x}, keras3.output_name), run_graph(keras3.graph_def, {"image": x}, keras3.output_name)
+    assert_close(folded, original)
+    assert (folded.argmax(-1) == original.argmax(-1)).all()
 
 
 @pytest.mark.parametrize("which", ["compat_v1", "default_graph"])
@@ -201,7 +205,8 @@ def test_prepare_refuses_tflite_and_same_output(default_graph, tmp_path):
 
 def _both_ways(graph_def, monkeypatch, *args):
     """optimize_graph's fast path and its TensorFlow path (MOBILEBUILD_GRAPH_BACKEND=tensorflow:
-    TensorFlow's optimize_for_inference, its session for every constant, its tensor codec)."""
+    TensorFlow's optimize_for_inference, its session for every constant but Rsqrt / Reciprocal,
+    which both paths fold by the same float64 definition, its tensor codec)."""
     from mobilebuild.graphs import io
     from mobilebuild.graphs.optimize import optimize_graph
 
@@ -240,8 +245,10 @@ def test_mobilenet_size_graph_optimizes_and_fits_v1_1(graph_dir, monkeypatch):
     assert same  # the fast path gives the TensorFlow path's bytes
     assert not _ops(res.graph_def) & {"Rsqrt", "AddV2", "Sub", "Mul"}
     assert len(res.graph_def.node) < len(g.graph_def.node) // 2
-    x = g.sample_input(seed=4)
-    assert_close(run_graph(res.graph_def, {"input": x}, logits), run_graph(g.graph_def, {"input": x}, logits))
+    x = g.sample_input(seed=4, batch=4)
+    folded, original = run_graph(res.graph_def, {"input": x}, logits), run_graph(g.graph_def, {"input": x}, logits)
+    assert_close(folded, original)
+    assert (folded.argmax(-1) == original.argmax(-1)).all()
     opset = runtime_ops.load_opset("1.1")
     down, changes = runtime_ops.downgrade_graph(res.graph_def, opset)
     assert runtime_ops.check_graph(down, opset) == []

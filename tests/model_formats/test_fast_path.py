@@ -84,10 +84,9 @@ def both_paths(graphs, tmp_path_factory):
             out = tmp_path_factory.mktemp(f"{name}_{path}")
             env = {"MOBILEBUILD_GRAPH_BACKEND": "tensorflow"} if path == "tensorflow" else {}
             commands = _commands(model, out)
-            if name == "default":
-                # --eightbit-extended folds constants first: nothing in this model needs
-                # TensorFlow for that (a Keras batch norm's Rsqrt would).
-                commands.append(["model", "quantize", str(model), "-o", str(out / "extended.pb"), "--mode", "eightbit", "--eightbit-extended"])
+            # --eightbit-extended folds constants first (the Keras batch norm's Rsqrt included,
+            # by the folder's float64 definition): no TensorFlow for that either.
+            commands.append(["model", "quantize", str(model), "-o", str(out / "extended.pb"), "--mode", "eightbit", "--eightbit-extended"])
             proc, report = _fresh(commands, env)
             results[name, path] = (proc, report, out)
     return results
@@ -107,7 +106,7 @@ def test_fast_path_and_tensorflow_path_are_byte_identical(both_paths, name):
     fast_proc, _, fast_out = both_paths[name, "fast"]
     tf_proc, _, tf_out = both_paths[name, "tensorflow"]
     files = sorted(p.name for p in fast_out.iterdir())
-    assert files == sorted(p.name for p in tf_out.iterdir()) and len(files) == (8 if name == "default" else 7)
+    assert files == sorted(p.name for p in tf_out.iterdir()) and len(files) == 8
     for f in files:
         assert (fast_out / f).read_bytes() == (tf_out / f).read_bytes(), f
     # inspect (twice) and check report the same figures: shapes, classes, mean/std, runtime.
@@ -314,23 +313,39 @@ def test_optimize_gives_the_tensorflow_paths_bytes(optimized_both_ways, graphs, 
     assert optimized_both_ways["keras", "fast"][2] == io.serialize(keras.graph_def)
 
 
-def test_optimize_imports_tensorflow_only_for_what_numpy_cannot_fold(optimized_both_ways):
-    """The built-in model (FusedBatchNorm folded into its convolutions): no TensorFlow. The Keras
-    graph's batch norm needs Rsqrt of a 12-channel vector, whose bits only TensorFlow's kernel
-    gives: TensorFlow computes that sub-graph, and --verbose says why."""
-    proc, report, _ = optimized_both_ways["default", "fast"]
-    assert report["tensorflow"] is False, proc.stderr
-    proc, report, _ = optimized_both_ways["keras", "fast"]
-    assert report["tensorflow"] is True
-    assert "computed by TensorFlow" in proc.stderr and "Rsqrt: 12 elements" in proc.stderr, proc.stderr
-    assert "optimize_for_inference runs" not in proc.stderr  # the graph passes were ours
+def test_optimize_imports_no_tensorflow(optimized_both_ways):
+    """The built-in model (FusedBatchNorm folded into its convolutions) and the Keras graph
+    (decomposed batch norm: Rsqrt of a 12-channel vector, folded in float64): no TensorFlow."""
+    for name in ("default", "keras"):
+        proc, report, _ = optimized_both_ways[name, "fast"]
+        assert report["tensorflow"] is False, proc.stderr
+        assert "computed by TensorFlow" not in proc.stderr, proc.stderr
+        assert "optimize_for_inference runs" not in proc.stderr  # the graph passes were ours
 
 
-@pytest.mark.parametrize("flow", ["android", "android --optimize", "android --optimize retrain", "ios --memmap"])
-def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, flow):
+def test_optimized_keras_graph_computes_the_models_outputs(optimized_both_ways, graphs):
+    """Folding the batch norm (its scale rounded once from float64) changes the outputs by no
+    more than float32 rounding: same classes, 1e-5 relative."""
+    import numpy as np
+    from helpers.graphs import assert_close, run_graph
+
+    g = graphs["keras"]
+    folded = protos.GraphDef.FromString(optimized_both_ways["keras", "fast"][2])
+    x = np.random.default_rng(11).uniform(0, 1, (16,) + tuple(g.input_shape)).astype(np.float32)
+    assert "Rsqrt" not in {n.op for n in folded.node}
+    for out in g.outputs:
+        ours, original = run_graph(folded, {g.input: x}, out), run_graph(g.graph_def, {g.input: x}, out)
+        assert_close(ours, original)
+        assert (ours.argmax(-1) == original.argmax(-1)).all()
+
+
+@pytest.mark.parametrize("flow", ["android", "android --optimize", "android --optimize retrain", "ios --memmap",
+                                  "android --optimize keras", "ios --memmap keras"])
+def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, flow, request):
     """First run of an app flow (empty cache, so the model is prepared: inspected, cut at its
     normalisation, optimized if asked, fitted to the tree's runtime, written; for `ios --memmap`
-    also quantized and memory-mapped) imports no TensorFlow."""
+    also quantized and memory-mapped) imports no TensorFlow: on a Keras 3 graph too (its batch
+    norm folded without it)."""
     from helpers.graphs import build_retrain_graph
     from helpers.tftrees import ACTIVITY, ios_camera_dir, make_ndk, make_sdk, make_tf_tree
 
@@ -346,6 +361,11 @@ def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, flow):
         labels = tmp_path / "labels.txt"
         labels.write_text("a\nb\nc\n")
         argv += ["--model", str(g.path), "--labels", str(labels)]
+    if flow.endswith("keras"):
+        g = request.getfixturevalue("graphs")["keras"]
+        labels = tmp_path / "labels.txt"
+        labels.write_text("".join(f"class{i}\n" for i in range(6)))
+        argv += ["--model", str(g.path), "--labels", str(labels), "--mean", "128", "--std", "128", "--input-size", "20"]
     proc, report = _fresh([argv], {"MOBILEBUILD_CACHE": str(tmp_path / "cache"), "MOBILEBUILD_HOME": str(tmp_path / "home")})
     assert report == {"codes": [0], "tensorflow": False}, proc.stderr
     assert "reused" not in proc.stderr
@@ -353,5 +373,5 @@ def test_app_flow_prepares_a_new_model_without_tensorflow(tmp_path, flow):
         text = (tree / ios_camera_dir("1.4") / "CameraExampleViewController.mm").read_text()
         assert "const bool model_uses_memory_mapping = true;" in text
     else:
-        size = 48 if flow.endswith("retrain") else 32
+        size = {"retrain": 48, "keras": 20}.get(flow.split()[-1], 32)
         assert f"INPUT_SIZE = {size};" in (tree / ACTIVITY).read_text()

@@ -3,6 +3,8 @@
 Each op's numpy kernel is compared bit for bit with TensorFlow's kernel (a session run of the
 same GraphDef, MOBILEBUILD_GRAPH_BACKEND=tensorflow) on many random inputs, vector lengths
 around the register widths (1..33 elements: scalar tails and vector bodies) and broadcasts.
+Rsqrt / Reciprocal / Inv are defined by the folder (float64, rounded once) on both backends;
+their values are checked against that definition and against TensorFlow's kernel (2 ulp).
 """
 
 from __future__ import annotations
@@ -134,29 +136,100 @@ def test_numpy_kernels_give_tensorflows_bits(seed, monkeypatch):
             continue
         handled[op] = handled.get(op, 0) + 1
         assert _same_bits(ours[r], theirs[r]), (op, r, ours[r], theirs[r])
-    # numpy computes these itself (never refuses on ordinary inputs) ...
+    # numpy computes these itself (never refuses on ordinary inputs; Rsqrt / Reciprocal of any
+    # length, by their definition on both backends) ...
     for op in ("Add", "AddV2", "Sub", "Mul", "RealDiv", "Maximum", "Minimum", "Add/int32", "Mul/int32", "Sqrt",
-               "Neg", "Square", "Cast float->double", "Cast double->float", "Cast int->float", "Cast int->bool",
-               "Transpose", "Reshape", "ExpandDims", "Squeeze", "Squeeze axis", "Pack", "ConcatV2", "Fill", "Shape",
-               "StridedSlice", "Identity"):
+               "Neg", "Square", "Rsqrt", "Reciprocal", "batch norm", "Cast float->double", "Cast double->float",
+               "Cast int->float", "Cast int->bool", "Transpose", "Reshape", "ExpandDims", "Squeeze", "Squeeze axis",
+               "Pack", "ConcatV2", "Fill", "Shape", "StridedSlice", "Identity"):
         assert op not in refused and handled.get(op), (op, refused.get(op))
-    # ... Rsqrt / Reciprocal only below the vector width; float -> int only in range.
-    assert handled["Rsqrt"] and refused["Rsqrt"] and refused["batch norm"]
+    # ... float -> int only in range.
     assert handled["Cast float->int32"] and refused["Cast float->int32"]
 
 
-def test_rsqrt_of_a_vector_is_left_to_tensorflow(monkeypatch):
-    """Eigen's vector Rsqrt refines the processor's approximation: numpy refuses it, and
-    evaluate() returns TensorFlow's bits (computed by TensorFlow) for it and numpy's for the rest."""
-    rng = np.random.default_rng(3)
-    var = _floats(rng, 64, positive=True)
-    graph_def, refs = _graph(lambda tf: [tf.math.rsqrt(tf.constant(var) + 1e-3, name="r"), tf.identity(tf.constant(var), name="i")])
-    ev = fold._Numpy({n.name: n for n in graph_def.node})
-    with pytest.raises(fold.NotExact, match="Rsqrt"):
-        ev.value("r")
+def _tensorflows_kernel(graph_def, refs):
+    """The tensors as TensorFlow's own kernels compute them (a plain session, no definitions)."""
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        tf.compat.v1.import_graph_def(protos.to_tf(graph_def), name="")
+    with tf.compat.v1.Session(graph=g) as sess:
+        return dict(zip(refs, sess.run(refs)))
+
+
+def _ulps(a, b) -> int:
+    """Largest distance in representable steps between same-signed finite floats."""
+    ints = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}[a.dtype]
+    return int(np.abs(a.view(ints).astype(np.int64) - b.view(ints).astype(np.int64)).max())
+
+
+def test_rsqrt_and_reciprocal_are_float64_rounded_once_on_both_backends(monkeypatch):
+    """Any length: the value is float64 arithmetic rounded once (float64 tensors: float64), the
+    same on both backends, and within 2 ulp of TensorFlow's processor-dependent vector kernel.
+    An Rsqrt whose input only TensorFlow computes (Exp) and an Rsqrt of an Rsqrt get the same
+    definition."""
+    rng = np.random.default_rng(7)
+    x32 = _floats(rng, 1000, positive=True)
+    x64 = _floats(rng, 257, np.float64, positive=True)
+    signed = _floats(rng, 64)
+    small = np.float32(rng.uniform(-2, 2, 40))
+
+    def build(tf):
+        return [
+            tf.math.rsqrt(tf.constant(x32), name="r32"), tf.math.reciprocal(tf.constant(x32), name="c32"),
+            tf.raw_ops.Inv(x=tf.constant(signed), name="inv"),
+            tf.math.rsqrt(tf.constant(x64), name="r64"), tf.math.reciprocal(tf.constant(x64), name="c64"),
+            tf.math.rsqrt(tf.math.exp(tf.constant(small)), name="rexp"),
+            tf.math.rsqrt(tf.math.rsqrt(tf.constant(x32)) * 3.0, name="rr"),
+        ]
+
+    graph_def, refs = _graph(build)
+    wide = {"r32": 1 / np.sqrt(x32.astype(np.float64)), "c32": 1 / x32.astype(np.float64), "inv": 1 / signed.astype(np.float64)}
+    ours, theirs = _both(graph_def, refs, monkeypatch)
+    kernel = _tensorflows_kernel(graph_def, refs)
+    for name, expected in wide.items():
+        ref = f"{name}:0"
+        assert _same_bits(ours[ref], expected.astype(np.float32)), name
+        assert _same_bits(theirs[ref], ours[ref]), name
+        assert _ulps(ours[ref], kernel[ref]) <= 2, name
+    for name, expected in (("r64", 1 / np.sqrt(x64)), ("c64", 1 / x64)):
+        assert _same_bits(ours[f"{name}:0"], expected) and _same_bits(theirs[f"{name}:0"], expected), name
+    # Exp has no numpy kernel: TensorFlow computes it, the definition applies to its result.
+    assert isinstance(ours["rexp:0"], fold.NotExact)
+    exp = _tensorflows_kernel(graph_def, ["Exp:0"])["Exp:0"]
+    mixed = fold.evaluate(graph_def, ["rexp:0"])["rexp:0"]
+    assert _same_bits(mixed, (1 / np.sqrt(exp.astype(np.float64))).astype(np.float32))
+    assert _same_bits(theirs["rexp:0"], mixed)
+    inner = (1 / np.sqrt(x32.astype(np.float64))).astype(np.float32) * np.float32(3)
+    assert _same_bits(ours["rr:0"], (1 / np.sqrt(inner.astype(np.float64))).astype(np.float32))
+    assert _same_bits(theirs["rr:0"], ours["rr:0"])
+
+
+def test_rsqrt_and_reciprocal_outside_the_definition_are_tensorflows(monkeypatch):
+    """Zero, negative, infinite, denormal inputs and denormal results: TensorFlow's kernel
+    gives the value (its special cases and flushing), on both backends."""
+    cases = {
+        "zero": np.float32([4, 0, 9, 16, 1, 2, 3, 5]),
+        "negative": np.float32([4, -1, 9, 16, 1, 2, 3, 5]),
+        "inf": np.float32([4, np.inf, 9, 16, 1, 2, 3, 5]),
+        "denormal": np.float32([4, 1e-39, 9, 16, 1, 2, 3, 5]),
+    }
+
+    def build(tf):
+        outs = [tf.math.rsqrt(tf.constant(v), name=f"r_{k}") for k, v in cases.items()]
+        outs.append(tf.math.reciprocal(tf.constant(np.float32([4, 0, 9, 16, 1, 2, 3, 5])), name="c_zero"))
+        outs.append(tf.math.reciprocal(tf.constant(np.float32([3e38] * 9)), name="c_huge"))
+        return outs
+
+    graph_def, refs = _graph(build)
+    ours, theirs = _both(graph_def, refs, monkeypatch)
+    kernel = _tensorflows_kernel(graph_def, refs)
     mixed = fold.evaluate(graph_def, refs)
-    _, theirs = _both(graph_def, refs, monkeypatch)
-    assert all(_same_bits(mixed[r], theirs[r]) for r in refs)
+    for ref in refs:
+        assert isinstance(ours[ref], fold.NotExact), ref
+        assert _same_bits(mixed[ref], kernel[ref]) and _same_bits(theirs[ref], kernel[ref]), ref
+    assert kernel["c_huge:0"].tolist() == [0.0] * 9  # TensorFlow flushes the denormal result
 
 
 def test_denormals_and_nan_are_left_to_tensorflow(monkeypatch):
