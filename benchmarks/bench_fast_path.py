@@ -4,8 +4,9 @@
 1. Each command that executes no graph, as a fresh process on a MobileNet-size frozen graph
    (keras.applications.MobileNet, weights=None, frozen; ~17 MB): `model inspect`,
    `model check --tf-version 1.1`, `model downgrade --tf-version 1.1`, `model memmap`,
-   `model quantize --mode weights`, `model quantize --mode eightbit`, `model optimize` (and `model optimize` on a TF 1.x-style
-   MobileNet with FusedBatchNorm). Target: each <= 1.0 s wall and <= 0.1x the time of
+   `model quantize --mode weights`, `model quantize --mode eightbit` (and `--eightbit-extended`,
+   which folds the Keras 3 batch norms first), `model optimize` (and `model optimize` on a TF
+   1.x-style MobileNet with FusedBatchNorm). Target: each <= 1.0 s wall and <= 0.1x the time of
    `python -c "import tensorflow"` measured in the same run, and TensorFlow not imported.
 2. Fast path and TensorFlow path (MOBILEBUILD_GRAPH_BACKEND=tensorflow) write byte-identical
    files for the same commands on the MobileNet-size graph.
@@ -111,8 +112,9 @@ def mobilenet_graph(path: Path) -> None:
 
 def fused_mobilenet_graph(path: Path) -> None:
     """MobileNet v1 (224, 1.0) written the TF 1.x way: each convolution followed by a
-    FusedBatchNorm on constants, as the frozen graphs of tf-slim are. optimize folds these
-    without TensorFlow (the Keras 3 graph above needs its Rsqrt kernel). Built in a child process."""
+    FusedBatchNorm on constants, as the frozen graphs of tf-slim are (TensorFlow's
+    fold_batch_norms path; the Keras 3 graph above has decomposed batch norms: AddV2/Rsqrt/
+    Mul/Sub on constants, folded by graphs/fold.py). Built in a child process."""
     code = (
         "import sys, numpy as np, tensorflow as tf\n"
         "rng = np.random.default_rng(6); g = tf.Graph()\n"
@@ -177,13 +179,15 @@ def bench_commands(work: Path, runs: int) -> None:
         "memmap": ["model", "memmap", model, "-o", work / "mobilenet.mm"],
         "quantize --mode weights": ["model", "quantize", model, "-o", work / "weights.pb", "--mode", "weights"],
         "quantize --mode eightbit": ["model", "quantize", model, "-o", work / "eightbit.pb", "--mode", "eightbit"],
-        # Keras 3 batch norms: Rsqrt of a channel vector, whose exact bits only TensorFlow's
-        # kernel gives (docs/model.md), so this one still loads TensorFlow for that sub-graph.
+        # Both fold the Keras 3 batch norms' Rsqrt of a channel vector: float64, rounded once
+        # (graphs/fold.py), so neither loads TensorFlow.
+        "quantize --mode eightbit --eightbit-extended": ["model", "quantize", model, "-o", work / "extended.pb", "--mode", "eightbit",
+                                                        "--eightbit-extended"],
         "optimize": ["model", "optimize", model, "-o", work / "optimized.pb"],
         "optimize (TF 1.x MobileNet, FusedBatchNorm)": ["model", "optimize", work / "mobilenet_fused.pb", "-o", work / "optimized_fused.pb"],
     }
-    order = ["inspect", "downgrade --tf-version 1.1", "check --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize",
-             "optimize (TF 1.x MobileNet, FusedBatchNorm)"]
+    order = ["inspect", "downgrade --tf-version 1.1", "check --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit",
+             "quantize --mode eightbit --eightbit-extended", "optimize", "optimize (TF 1.x MobileNet, FusedBatchNorm)"]
     FIGURES["commands"] = {}
     for name in order:
         times, tf_loaded = [], False
@@ -201,8 +205,8 @@ def bench_commands(work: Path, runs: int) -> None:
 
     print("\n== fast path vs TensorFlow path, same commands, same bytes ==", flush=True)
     same = True
-    for name in ("downgrade --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit", "optimize",
-                 "optimize (TF 1.x MobileNet, FusedBatchNorm)"):
+    for name in ("downgrade --tf-version 1.1", "memmap", "quantize --mode weights", "quantize --mode eightbit",
+                 "quantize --mode eightbit --eightbit-extended", "optimize", "optimize (TF 1.x MobileNet, FusedBatchNorm)"):
         argv = list(commands[name])
         out_index = argv.index("-o") + 1
         fast_out, tf_out = work / f"fast_{Path(argv[out_index]).name}", work / f"tf_{Path(argv[out_index]).name}"

@@ -12,8 +12,9 @@ training nodes, fold FusedBatchNorm into conv weights) plus two things it does n
 
 No TensorFlow is imported unless something needs it: TF's passes are ``for_inference``'s
 reproduction (TensorFlow's own code only for graphs those passes would refuse), and constants
-are evaluated by ``fold`` (numpy; TensorFlow only for the sub-graphs whose exact bits numpy
-cannot give). ``MOBILEBUILD_GRAPH_BACKEND=tensorflow`` takes TensorFlow's code throughout.
+are evaluated by ``fold`` (numpy; Rsqrt / Reciprocal by its float64 definition; TensorFlow only
+for the sub-graphs whose exact bits numpy cannot give). ``MOBILEBUILD_GRAPH_BACKEND=tensorflow``
+takes TensorFlow's code throughout, that definition excepted.
 """
 
 from __future__ import annotations
