@@ -207,8 +207,10 @@ def _range_of(value):
 
 def fold_constants(graph_def, output_names):
     """optimize's constant folding (``fold.evaluate``: numpy where it gives TensorFlow's exact
-    bits, TensorFlow for the rest), then control edges from constant nodes dropped and only
-    what the outputs need kept. The numbers are unchanged."""
+    bits, a fixed float64 rule for Rsqrt/Reciprocal, TensorFlow for the rest), then control
+    edges from constant nodes dropped and only what the outputs need kept. Values are those
+    the graph computes, except that scales derived through Rsqrt/Reciprocal may differ by an
+    ulp from TensorFlow's processor-dependent kernel (see ``fold``)."""
     folded, _count = optimize_mod.fold_constants(protos.ours(graph_def), set(output_names))
     folded = protos.ours(folded)  # TensorFlow may have been imported meanwhile
     pure = fold.numpy_ops()
