@@ -56,7 +56,7 @@ def optimize_for_inference(graph_def, input_names: list[str], output_names: list
     try:
         ensure_valid(graph_def)
         out = _strip_unused_with_learning_phase(graph_def, input_names, output_names, dtypes)
-        out = remove_training_nodes(out, output_names)
+        out = remove_training_nodes(out, output_names, in_place=True)  # ``out`` is new: no copy
         out = fuse_decomposed_batch_norm(out)
         out = fold_batch_norms(out)
         ensure_valid(out)
@@ -69,8 +69,13 @@ def input_node_name(ref: str) -> str:
     """'^a' -> 'a', 'a:1' -> 'a' (only a trailing ':digits' is a port)."""
     if ref.startswith("^"):
         ref = ref[1:]
-    m = re.search(r"(.*):\d+$", ref)
-    return m.group(1) if m else ref
+    if "\n" in ref:  # where ``$`` and ``.`` differ from plain string splitting
+        m = re.search(r"(.*):\d+$", ref)
+        return m.group(1) if m else ref
+    # The regular expression's answer without its backtracking (slow on long names): only the
+    # last ':' can be followed by nothing but digits (``\d``: Unicode decimal digits).
+    name, sep, port = ref.rpartition(":")
+    return name if sep and port.isdecimal() else ref
 
 
 def ensure_valid(graph_def) -> None:
@@ -262,9 +267,11 @@ def _reachable(dest_nodes, inputs_of: dict, node_of: dict, order: dict) -> set[s
 # 4. remove_training_nodes
 
 
-def remove_training_nodes(graph_def, protected: list[str]):
+def remove_training_nodes(graph_def, protected: list[str], in_place: bool = False):
     """TensorFlow's two passes (drop CheckNumerics and edges from it; splice Identity and
-    StopGradient), worked out on the inputs alone and written with one copy of each node."""
+    StopGradient), worked out on the inputs alone and written with one copy of each node, or,
+    ``in_place`` (a graph of the caller's own that it gives up), by deleting and rewiring nodes
+    of ``graph_def`` itself: the same nodes, and nothing but nodes, as TensorFlow's new graph."""
     protected = set(protected or [])
     removed = {n.name for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected}
 
@@ -290,23 +297,46 @@ def remove_training_nodes(graph_def, protected: list[str]):
     }
     splice = {name: ref for name, ref in splice.items() if name not in control_inputs}
 
+    if in_place:
+        for node in kept:
+            new_inputs = _rewired(inputs[node.name], splice)
+            if new_inputs != list(node.input):
+                del node.input[:]
+                node.input.extend(new_inputs)
+        _delete_nodes(graph_def, removed | set(splice))
+        for field, _ in graph_def.ListFields():
+            if field.name != "node":
+                graph_def.ClearField(field.name)
+        return graph_def
     out = protos.GraphDef()
     for node in kept:
         if node.name in splice:
             continue
-        new_inputs = []
-        for ref in inputs[node.name]:
-            name = re.sub(r"^\^", "", ref)
-            while name in splice:
-                ref = splice[name]
-                name = re.sub(r"^\^", "", ref)
-            new_inputs.append(ref)
+        new_inputs = _rewired(inputs[node.name], splice)
         copy = out.node.add()
         copy.CopyFrom(node)
         if new_inputs != list(node.input):
             del copy.input[:]
             copy.input.extend(new_inputs)
     return out
+
+
+def _rewired(refs: list[str], splice: dict) -> list[str]:
+    new_inputs = []
+    for ref in refs:
+        name = re.sub(r"^\^", "", ref)
+        while name in splice:
+            ref = splice[name]
+            name = re.sub(r"^\^", "", ref)
+        new_inputs.append(ref)
+    return new_inputs
+
+
+def _delete_nodes(graph_def, names: set[str]) -> None:
+    """Remove the named nodes in place, the others keeping their order (no copy of them)."""
+    if names:
+        for k in reversed([k for k, node in enumerate(graph_def.node) if node.name in names]):
+            del graph_def.node[k]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,15 +67,39 @@ def cut_graph(graph_def, input_names: list[str], output_names: list[str]):
     replaced by Placeholders keeping a ``shape`` / ``_output_shapes`` attr they had, the nodes
     the outputs reach through data and control inputs in their original order, and no
     versions or function library."""
+    out = _graph_of(_cut_nodes(graph_def, input_names, output_names))
+    new_nodes = gn.node_map(out)
+    dropped = [n.name for n in graph_def.node if n.name not in new_nodes]
+    return out, dropped
+
+
+def _graph_of(nodes: list):
+    """A cut graph of ``nodes`` (copied), with the empty library and versions TensorFlow's
+    extract_sub_graph of a graph of nodes alone marks present."""
+    out = protos.GraphDef()
+    out.node.extend(nodes)
+    out.library.SetInParent()
+    out.versions.SetInParent()
+    return out
+
+
+def _cut_nodes(graph_def, input_names: list[str], output_names: list[str]) -> list:
+    """cut_graph's nodes, in graph order: the kept ones as they are (not copied), the fed
+    ones rebuilt as Placeholders."""
     nodes = gn.node_map(graph_def)
     inner = [name for name in input_names if nodes[name].op != "Placeholder"]
     specs = gn.tensor_specs(graph_def, inner) if inner else {}
-    replaced = protos.GraphDef()
+    fed = set(input_names)
+    keep = _needed_names({n.name: ([] if n.name in fed else list(n.input)) for n in graph_def.node}, output_names)
+    out = []
     for node in graph_def.node:
-        if node.name not in input_names:
-            replaced.node.add().CopyFrom(node)
+        if node.name not in keep:
             continue
-        placeholder = replaced.node.add(name=node.name, op="Placeholder")
+        if node.name not in fed:
+            out.append(node)
+            continue
+        placeholder = protos.NodeDef(name=node.name, op="Placeholder")
+        out.append(placeholder)
         if node.op == "Placeholder":
             placeholder.attr["dtype"].type = node.attr["dtype"].type
         else:
@@ -87,10 +111,7 @@ def cut_graph(graph_def, input_names: list[str], output_names: list[str]):
             shape = specs.get(node.name, (None, None))[0]
             if shape is not None:
                 protos.set_shape(placeholder.attr["shape"].shape, [None] + list(shape[1:]) if shape else shape)
-    out = extract_sub_graph(replaced, output_names)
-    new_nodes = gn.node_map(out)
-    dropped = [n.name for n in graph_def.node if n.name not in new_nodes]
-    return out, dropped
+    return out
 
 
 def _upper_dtype(short: str) -> str:
@@ -111,8 +132,12 @@ def extract_sub_graph(graph_def, dest_nodes):
 
 def _needed(graph_def, dest_nodes) -> set[str]:
     """Names of the nodes ``dest_nodes`` depend on (data or control inputs), themselves included."""
-    nodes = gn.node_map(graph_def)
-    missing = [d for d in dest_nodes if gn.base_name(d) not in nodes]
+    return _needed_names({n.name: n.input for n in graph_def.node}, dest_nodes)
+
+
+def _needed_names(inputs_of: dict, dest_nodes) -> set[str]:
+    """_needed on ``{node name: its inputs}`` (the last node of a name wins, as a node map)."""
+    missing = [d for d in dest_nodes if gn.base_name(d) not in inputs_of]
     if missing:
         raise ModelError(f"node '{missing[0]}' is not in the graph", "run `mobilebuild model inspect` to list the nodes")
     keep, todo = set(), [gn.base_name(d) for d in dest_nodes]
@@ -121,20 +146,22 @@ def _needed(graph_def, dest_nodes) -> set[str]:
         if name in keep:
             continue
         keep.add(name)
-        todo.extend(gn.base_name(i) for i in nodes[name].input if gn.base_name(i) in nodes)
+        todo.extend(gn.base_name(i) for i in inputs_of[name] if gn.base_name(i) in inputs_of)
     return keep
 
 
 def _pruned(graph_def, dest_nodes):
-    """extract_sub_graph for a graph of our own making that may be changed in place: when every
-    node is needed, the graph itself (17 MB not copied), with ``library`` and ``versions`` marked
-    present as copying them into a new GraphDef marks them."""
+    """extract_sub_graph for a graph of our own making (nodes, library and versions alone) that
+    may be changed in place: the nodes not needed deleted (the 17 MB of the others not copied),
+    ``library`` and ``versions`` marked present as copying them into a new GraphDef marks them."""
     keep = _needed(graph_def, dest_nodes)
-    if all(n.name in keep for n in graph_def.node):
-        graph_def.library.SetInParent()
-        graph_def.versions.SetInParent()
-        return graph_def
-    return extract_sub_graph(graph_def, dest_nodes)
+    _delete(graph_def, [k for k, n in enumerate(graph_def.node) if n.name not in keep])
+    for field, _ in graph_def.ListFields():
+        if field.name not in ("node", "library", "versions"):
+            graph_def.ClearField(field.name)
+    graph_def.library.SetInParent()
+    graph_def.versions.SetInParent()
+    return graph_def
 
 
 def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeResult:
@@ -142,7 +169,14 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     inputs, outputs = resolve_names(graph_def, input_names, output_names)
     result = OptimizeResult(graph_def, inputs, outputs, nodes_before=len(graph_def.node))
     before_ops = _op_counts(graph_def)
-    cut, dropped = cut_graph(graph_def, inputs, outputs)
+    cut_nodes = _cut_nodes(graph_def, inputs, outputs)
+    if len(cut_nodes) == len(graph_def.node) and all(a is b or a == b for a, b in zip(cut_nodes, graph_def.node)):
+        # Nothing to cut (fed nodes were Placeholders already, as rebuilt): the graph itself goes
+        # on, not a 17 MB copy. optimize_for_inference only reads it, and neither its result nor
+        # TensorFlow's depends on the library and versions a cut graph would have lost.
+        cut, dropped = graph_def, []
+    else:
+        cut, dropped = _graph_of(cut_nodes), [n.name for n in graph_def.node if n.name not in {c.name for c in cut_nodes}]
     nodes = gn.node_map(graph_def)
     cut_at = [n for n in inputs if nodes[n].op != "Placeholder"]
     if cut_at:
@@ -164,7 +198,7 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
             out_nodes[n].attr["shape"].CopyFrom(shapes[n])
     # From here on the graph is this function's own: the steps change it in place.
     out = drop_inert_control_deps(out, in_place=True)
-    out, folded_consts = fold_constants(out, set(outputs) | set(inputs))
+    out, folded_consts = fold_constants(out, set(outputs) | set(inputs), in_place=True)
     out, folded_affine = fold_affine_chains(out, in_place=True)
     out = _pruned(out, outputs)
     after_ops = _op_counts(out)
@@ -231,11 +265,12 @@ def _op_counts(graph_def) -> dict[str, int]:
     return counts
 
 
-def fold_constants(graph_def, keep: set[str]):
+def fold_constants(graph_def, keep: set[str], in_place: bool = False):
     """Replace every sub-graph that depends on no input by the Const(s) it evaluates to: one
     Const per output that is read (a constant Split read through :0 and :1 gives two).
     Returns (graph_def, number of nodes replaced). The values come from ``fold.evaluate``:
-    numpy where it gives TensorFlow's bits, TensorFlow for the rest."""
+    numpy where it gives TensorFlow's bits, TensorFlow for the rest. ``in_place``: the graph is
+    the caller's own (nodes, library and versions alone) and may be changed instead of copied."""
     constant = _constant_nodes(graph_def)
     consumers = gn.data_consumers(graph_def)
     frontier = [
@@ -260,7 +295,14 @@ def fold_constants(graph_def, keep: set[str]):
         return graph_def, 0
     values = [values[f"{name}:{k}"] for name, k in fetches]
     value_of = dict(zip(fetches, values))
-    out = protos.copy(graph_def)
+    if in_place:
+        out = graph_def
+    else:  # what extract_sub_graph keeps of the graph, copied once
+        source = protos.ours(graph_def)
+        out = protos.GraphDef()
+        out.node.extend(source.node)
+        out.library.CopyFrom(source.library)
+        out.versions.CopyFrom(source.versions)
     taken = {n.name for n in out.node}
     extra_name: dict[tuple[str, int], str] = {}
     for (name, k) in fetches:
@@ -277,7 +319,7 @@ def fold_constants(graph_def, keep: set[str]):
         _make_const(out.node.add(name=new_name), value_of[(name, k)])
     outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS and n.name in consumers]
     outputs = [o for o in dict.fromkeys(outputs + list(keep)) if o in taken]
-    return extract_sub_graph(out, outputs), len(frontier)
+    return _pruned(out, outputs), len(frontier)
 
 
 def _constant_nodes(graph_def) -> dict[str, bool]:
