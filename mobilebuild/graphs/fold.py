@@ -271,7 +271,9 @@ class _Numpy:
             if "value" not in node.attr:
                 raise NotExact("no value")
             try:
-                value = protos.to_ndarray(node.attr["value"].tensor)
+                # Read-only: no kernel writes into its inputs, and a weight read through an
+                # Identity is not copied once more.
+                value = protos.to_ndarray(node.attr["value"].tensor, writable=False)
             except (protos.UnsupportedTensor, ValueError) as exc:
                 raise NotExact(str(exc)) from None
             if "dtype" in node.attr and node.attr["dtype"].type != node.attr["value"].tensor.dtype:

@@ -150,7 +150,7 @@ def _needed_names(inputs_of: dict, dest_nodes) -> set[str]:
     return keep
 
 
-def _pruned(graph_def, dest_nodes):
+def prune_in_place(graph_def, dest_nodes):
     """extract_sub_graph for a graph of our own making (nodes, library and versions alone) that
     may be changed in place: the nodes not needed deleted (the 17 MB of the others not copied),
     ``library`` and ``versions`` marked present as copying them into a new GraphDef marks them."""
@@ -200,7 +200,7 @@ def optimize_graph(graph_def, input_names=None, output_names=None) -> OptimizeRe
     out = drop_inert_control_deps(out, in_place=True)
     out, folded_consts = fold_constants(out, set(outputs) | set(inputs), in_place=True)
     out, folded_affine = fold_affine_chains(out, in_place=True)
-    out = _pruned(out, outputs)
+    out = prune_in_place(out, outputs)
     after_ops = _op_counts(out)
     bn_before = sum(before_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
     bn_after = sum(after_ops.get(op, 0) for op in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"))
@@ -319,7 +319,7 @@ def fold_constants(graph_def, keep: set[str], in_place: bool = False):
         _make_const(out.node.add(name=new_name), value_of[(name, k)])
     outputs = [n.name for n in out.node if not consumers.get(n.name) and n.op not in gn.NON_OUTPUT_OPS and n.name in consumers]
     outputs = [o for o in dict.fromkeys(outputs + list(keep)) if o in taken]
-    return _pruned(out, outputs), len(frontier)
+    return prune_in_place(out, outputs), len(frontier)
 
 
 def _constant_nodes(graph_def) -> dict[str, bool]:
@@ -355,12 +355,14 @@ def _output_index(tensor: str) -> int:
 
 
 def _make_const(node, value) -> None:
-    tensor = protos.make_tensor(value)
+    import numpy as np
+
+    dtype = protos.dtype_of_numpy(np.asarray(value).dtype)
     node.op = "Const"
     del node.input[:]
     node.attr.clear()
-    node.attr["dtype"].type = tensor.dtype
-    node.attr["value"].tensor.CopyFrom(tensor)
+    node.attr["dtype"].type = dtype
+    protos.make_tensor(value, into=node.attr["value"].tensor)  # written in place: one copy of the bytes
 
 
 def _channel_vector(value, channels: int, rank: int):
@@ -477,7 +479,7 @@ def fold_affine_chains(graph_def, in_place: bool = False):
     if added:
         _delete(out, [k for k, n in enumerate(out.node) if n.name in dropped])
         out.node.extend(added)
-    return (_pruned(out, _sinks(out)) if in_place else extract_sub_graph(out, _sinks(out))), len(added) // 3
+    return (prune_in_place(out, _sinks(out)) if in_place else extract_sub_graph(out, _sinks(out))), len(added) // 3
 
 
 def _sinks(graph_def) -> list[str]:

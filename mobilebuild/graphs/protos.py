@@ -363,10 +363,11 @@ class UnsupportedTensor(ValueError):
     """A TensorProto of a type this module does not decode (e.g. resource, variant)."""
 
 
-def to_ndarray(tensor):
+def to_ndarray(tensor, writable: bool = True):
     """The value of a TensorProto as an ndarray (TensorFlow's make_ndarray: missing trailing
     values repeat the last one, no values at all means zeros). Quantized types come back as
-    their storage integers (quint8 -> uint8)."""
+    their storage integers (quint8 -> uint8). ``writable=False``: the array may be a read-only
+    view of the tensor's bytes (no second copy of a large weight)."""
     import numpy as np
 
     if prefer_tensorflow():
@@ -382,7 +383,8 @@ def to_ndarray(tensor):
     if tensor.tensor_content:
         if enum == DT_STRING:
             raise UnsupportedTensor("string tensors are not stored as raw content")
-        return np.frombuffer(tensor.tensor_content, dtype=dtype).copy().reshape(shape)
+        values = np.frombuffer(tensor.tensor_content, dtype=dtype)
+        return (values.copy() if writable else values).reshape(shape)
     if enum == DT_STRING:
         values = list(tensor.string_val)
         if values and len(values) < count:
@@ -503,11 +505,12 @@ def _tf_make_tensor(arr, dtype: int, dims):
     return ours(tensor_util.make_tensor_proto(arr, dtype=tf_dtype, shape=dims))
 
 
-def make_tensor(value, dtype: int | None = None, shape=None):
+def make_tensor(value, dtype: int | None = None, shape=None, into=None):
     """A TensorProto holding ``value`` encoded as TensorFlow's make_tensor_proto encodes a numpy
     array: raw tensor_content when there is more than one element of a fixed-size type, the
     typed *_val field otherwise. ``dtype`` (an enum) names a quantized type for integer
-    storage; ``shape`` overrides the array's shape (same element count)."""
+    storage; ``shape`` overrides the array's shape (same element count). ``into``: an empty
+    TensorProto (e.g. a node's attr) filled and returned, instead of a new one to copy there."""
     import numpy as np
 
     arr = np.asarray(value)
@@ -519,8 +522,11 @@ def make_tensor(value, dtype: int | None = None, shape=None):
         arr = arr.astype(numpy_dtype(dtype), copy=False)
     dims = list(arr.shape) if shape is None else [int(d) for d in shape]
     if prefer_tensorflow() and dtype != DT_STRING:
-        return _tf_make_tensor(arr, dtype, dims)
-    tensor = message_class("TensorProto")()
+        if into is None:
+            return _tf_make_tensor(arr, dtype, dims)
+        into.CopyFrom(_tf_make_tensor(arr, dtype, dims))
+        return into
+    tensor = message_class("TensorProto")() if into is None else into
     tensor.dtype = dtype
     set_shape(tensor.tensor_shape, dims)
     count = int(np.prod(dims, dtype=np.int64))

@@ -211,7 +211,8 @@ def fold_constants(graph_def, output_names):
     edges from constant nodes dropped and only what the outputs need kept. Values are those
     the graph computes, except that scales derived through Rsqrt/Reciprocal may differ by an
     ulp from TensorFlow's processor-dependent kernel (see ``fold``)."""
-    folded, _count = optimize_mod.fold_constants(protos.ours(graph_def), set(output_names))
+    source = protos.ours(graph_def)
+    folded, _count = optimize_mod.fold_constants(source, set(output_names))
     folded = protos.ours(folded)  # TensorFlow may have been imported meanwhile
     pure = fold.numpy_ops()
     constant: set[str] = set()
@@ -225,7 +226,9 @@ def fold_constants(graph_def, output_names):
         if len(kept) != len(node.input):
             del node.input[:]
             node.input.extend(kept)
-    return extract_sub_graph(folded, output_names)
+    if folded is source:  # nothing folded: the caller's graph, not to be changed
+        return extract_sub_graph(folded, output_names)
+    return optimize_mod.prune_in_place(folded, output_names)  # fold_constants' own copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,11 +357,12 @@ def _quantize_min_first(value, lo: float, hi: float):
 
 def _round_half_away(x):
     """std::round of float32 values (halves away from zero; numpy's round goes to even). The
-    float64 sum is exact for every float32, so no value near a half is misrounded."""
+    float64 sum is exact for every float32, so no value near a half is misrounded. (A zero
+    may come back negative, which the uint8 result does not keep.)"""
     import numpy as np
 
     a = np.asarray(x, dtype=np.float64)
-    return (np.sign(a) * np.floor(np.abs(a) + 0.5)).astype(np.float32)
+    return np.trunc(a + np.copysign(0.5, a)).astype(np.float32)
 
 
 def _weight_nodes(node, value, names: _Names, mode: str):
@@ -518,10 +522,10 @@ class ReferenceEightBit:
         except for_inference.NotUnderstood as exc:  # a colocation with a node not in the graph
             raise ModelError(f"cannot prune the quantized graph: {exc}", "the graph is incomplete: re-export or re-freeze it") from None
         # The reference's last step (applying its renames) builds a fresh graph of the nodes
-        # alone: no versions, no library.
-        out = protos.GraphDef()
-        out.node.extend(pruned.node)
-        return out
+        # alone: no versions, no library (``pruned`` is new: cleared, not copied).
+        pruned.ClearField("library")
+        pruned.ClearField("versions")
+        return pruned
 
     def _input(self, consumer, ref: str):
         name = _input_node_name(ref)
