@@ -410,25 +410,25 @@ def remove_training_nodes(graph_def, protected=()):
     longer loads); control edges from it are dropped as TensorFlow does."""
     protected = set(protected)
     removed = {n.name: n.input[0] for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected and n.input}
-    kept = []
+    # Worked out on the input lists alone; each node is copied once, at the end.
+    kept, inputs = [], []
     for node in graph_def.node:
         if node.name in removed:
             continue
-        copy_node = protos.NodeDef()
-        copy_node.CopyFrom(node)
-        del copy_node.input[:]
+        refs = []
         for ref in node.input:
             if ref.startswith("^"):
                 if ref[1:] not in removed:
-                    copy_node.input.append(ref)
+                    refs.append(ref)
                 continue
             while ref in removed:
                 ref = removed[ref]
-            copy_node.input.append(ref)
-        kept.append(copy_node)
+            refs.append(ref)
+        kept.append(node)
+        inputs.append(refs)
     control_inputs, with_control, colocated = set(), set(), set()
-    for node in kept:
-        for inp in node.input:
+    for node, refs in zip(kept, inputs):
+        for inp in refs:
             if "^" in inp:
                 control_inputs.add(inp.replace("^", ""))
                 with_control.add(node.name)
@@ -437,25 +437,27 @@ def remove_training_nodes(graph_def, protected=()):
                 loc = loc.decode("utf-8", "replace")
                 colocated.add(loc[5:] if loc.startswith("loc:@") else loc)
     splice = {
-        n.name: n.input[0]
-        for n in kept
-        if n.op in ("Identity", "StopGradient") and n.input and n.name not in protected
+        n.name: refs[0]
+        for n, refs in zip(kept, inputs)
+        if n.op in ("Identity", "StopGradient") and refs and n.name not in protected
         and n.name not in colocated and n.name not in with_control and n.name not in control_inputs
     }
     out = protos.GraphDef()
-    for node in kept:
+    for node, refs in zip(kept, inputs):
         if node.name in splice:
             continue
         rewired = []
-        for full in node.input:
+        for full in refs:
             name = _strip_hat(full)
             while name in splice:
                 full = splice[name]
                 name = _strip_hat(full)
             rewired.append(full)
-        del node.input[:]
-        node.input.extend(rewired)
-        out.node.append(node)
+        copy_node = out.node.add()
+        copy_node.CopyFrom(node)
+        if rewired != list(node.input):
+            del copy_node.input[:]
+            copy_node.input.extend(rewired)
     return out
 
 
