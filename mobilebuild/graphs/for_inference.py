@@ -267,16 +267,33 @@ def _reachable(dest_nodes, inputs_of: dict, node_of: dict, order: dict) -> set[s
 # 4. remove_training_nodes
 
 
-def remove_training_nodes(graph_def, protected: list[str], in_place: bool = False):
+def remove_training_nodes(graph_def, protected: list[str], in_place: bool = False, loadable: bool = False):
     """TensorFlow's two passes (drop CheckNumerics and edges from it; splice Identity and
     StopGradient), worked out on the inputs alone and written with one copy of each node, or,
     ``in_place`` (a graph of the caller's own that it gives up), by deleting and rewiring nodes
-    of ``graph_def`` itself: the same nodes, and nothing but nodes, as TensorFlow's new graph."""
+    of ``graph_def`` itself: the same nodes, and nothing but nodes, as TensorFlow's new graph.
+
+    ``loadable`` departs from TensorFlow where its result would not load (eightbit wants a
+    graph it can rewrite; optimize reproduces TensorFlow exactly): a node reading a
+    CheckNumerics as data reads the CheckNumerics' input instead of losing that input, and an
+    Identity without inputs stays instead of failing the pass."""
     protected = set(protected or [])
-    removed = {n.name for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected}
+    checks = [n for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected]
+    if loadable:
+        checks = [n for n in checks if n.input]
+    removed = {n.name: (n.input[0] if n.input else "") for n in checks}
 
     def inputs_after_removal(node) -> list[str]:
-        return [i for i in node.input if re.sub(r"^\^", "", i) not in removed]
+        refs = []
+        for ref in node.input:
+            control = ref.startswith("^")
+            if (ref[1:] if control else ref) not in removed:
+                refs.append(ref)
+            elif loadable and not control:
+                while ref in removed:
+                    ref = removed[ref]
+                refs.append(ref)
+        return refs
 
     kept = [n for n in graph_def.node if n.name not in removed]
     inputs = {n.name: inputs_after_removal(n) if removed else list(n.input) for n in kept}
@@ -291,6 +308,7 @@ def remove_training_nodes(graph_def, protected: list[str], in_place: bool = Fals
         node.name: inputs[node.name][0]
         for node in kept
         if node.op in ("Identity", "StopGradient")
+        and (inputs[node.name] or not loadable)
         and node.name not in protected
         and node.name not in colocated
         and node.name not in with_control_input
@@ -303,7 +321,7 @@ def remove_training_nodes(graph_def, protected: list[str], in_place: bool = Fals
             if new_inputs != list(node.input):
                 del node.input[:]
                 node.input.extend(new_inputs)
-        _delete_nodes(graph_def, removed | set(splice))
+        _delete_nodes(graph_def, set(removed) | set(splice))
         for field, _ in graph_def.ListFields():
             if field.name != "node":
                 graph_def.ClearField(field.name)

@@ -402,80 +402,10 @@ _QUANTIZED_INPUTS = {"MatMul", "Conv2D", "BiasAdd", "MaxPool", "AvgPool", "Relu"
 _FAKE_QUANT = "FakeQuantWithMinMaxVars"
 
 
-def remove_training_nodes(graph_def, protected=()):
-    """What TensorFlow's graph_util.remove_training_nodes (today's) returns, which the reference
-    runs first: CheckNumerics removed, Identity and StopGradient spliced out unless a control
-    edge or a colocation involves them; ``protected`` nodes stay. One difference: a node reading
-    a CheckNumerics reads its input instead (TensorFlow drops that input, and the graph no
-    longer loads); control edges from it are dropped as TensorFlow does."""
-    protected = set(protected)
-    removed = {n.name: n.input[0] for n in graph_def.node if n.op == "CheckNumerics" and n.name not in protected and n.input}
-    # Worked out on the input lists alone; each node is copied once, at the end.
-    kept, inputs = [], []
-    for node in graph_def.node:
-        if node.name in removed:
-            continue
-        refs = []
-        for ref in node.input:
-            if ref.startswith("^"):
-                if ref[1:] not in removed:
-                    refs.append(ref)
-                continue
-            while ref in removed:
-                ref = removed[ref]
-            refs.append(ref)
-        kept.append(node)
-        inputs.append(refs)
-    control_inputs, with_control, colocated = set(), set(), set()
-    for node, refs in zip(kept, inputs):
-        for inp in refs:
-            if "^" in inp:
-                control_inputs.add(inp.replace("^", ""))
-                with_control.add(node.name)
-        if "_class" in node.attr:
-            for loc in node.attr["_class"].list.s:
-                loc = loc.decode("utf-8", "replace")
-                colocated.add(loc[5:] if loc.startswith("loc:@") else loc)
-    splice = {
-        n.name: refs[0]
-        for n, refs in zip(kept, inputs)
-        if n.op in ("Identity", "StopGradient") and refs and n.name not in protected
-        and n.name not in colocated and n.name not in with_control and n.name not in control_inputs
-    }
-    out = protos.GraphDef()
-    for node, refs in zip(kept, inputs):
-        if node.name in splice:
-            continue
-        rewired = []
-        for full in refs:
-            name = _strip_hat(full)
-            while name in splice:
-                full = splice[name]
-                name = _strip_hat(full)
-            rewired.append(full)
-        copy_node = out.node.add()
-        copy_node.CopyFrom(node)
-        if rewired != list(node.input):
-            del copy_node.input[:]
-            copy_node.input.extend(rewired)
-    return out
-
-
-def _strip_hat(ref: str) -> str:
-    return ref[1:] if ref.startswith("^") else ref
-
-
 def _port_name(ref: str) -> str:
     """'a' -> 'a:0' (a tensor name always with its port)."""
     name, sep, port = ref.rpartition(":")
     return ref if sep and port.isdigit() else ref + ":0"
-
-
-def _input_node_name(ref: str) -> str:
-    """'^a', 'a:1', 'a' -> 'a' (only a numeric suffix is a port)."""
-    ref = _strip_hat(ref)
-    name, sep, port = ref.rpartition(":")
-    return name if sep and port.isdigit() else ref
 
 
 @dataclass
@@ -506,7 +436,7 @@ class ReferenceEightBit:
 
     def __init__(self, graph_def, output_names, min_const_bytes: int = 0):
         self.outputs = list(output_names)
-        self.src = remove_training_nodes(protos.ours(graph_def), protected=self.outputs)
+        self.src = for_inference.remove_training_nodes(protos.ours(graph_def), self.outputs, loadable=True)
         self.nodes = {n.name: n for n in self.src.node}
         self.min_const_bytes = min_const_bytes
         self.out = protos.GraphDef()
@@ -530,7 +460,7 @@ class ReferenceEightBit:
         return pruned
 
     def _input(self, consumer, ref: str):
-        name = _input_node_name(ref)
+        name = for_inference.input_node_name(ref)
         node = self.nodes.get(name)
         if node is None:
             raise ModelError(f"node {consumer.name!r} reads {ref!r}, which is not in the graph", "the graph is incomplete: re-export or re-freeze it")
@@ -779,28 +709,28 @@ class ReferenceEightBit:
         for node in graph_def.node:
             if node.op not in ("Quantize", "QuantizeV2") or len(node.input) < 3:
                 continue
-            dequantize = nodes.get(_input_node_name(node.input[0]))
+            dequantize = nodes.get(for_inference.input_node_name(node.input[0]))
             if dequantize is None or dequantize.op != "Dequantize" or len(dequantize.input) < 3:
                 continue
             if _type_attr(node, "T") != _type_attr(dequantize, "T"):
                 continue
-            lo, hi = nodes.get(_input_node_name(node.input[1])), nodes.get(_input_node_name(node.input[2]))
+            lo, hi = nodes.get(for_inference.input_node_name(node.input[1])), nodes.get(for_inference.input_node_name(node.input[2]))
             if lo is None or hi is None or lo.op not in ("Min", "Dequantize") or hi.op not in ("Max", "Dequantize"):
                 continue
             if not lo.input or not hi.input:
                 continue
-            lo_source, hi_source = _input_node_name(lo.input[0]), _input_node_name(hi.input[0])
+            lo_source, hi_source = for_inference.input_node_name(lo.input[0]), for_inference.input_node_name(hi.input[0])
             same = lo_source == hi_source
             if not same:
                 # The other shape it recognises: Min over a Concat whose second input is a Min of
                 # the Max's input.
                 first = nodes.get(lo_source)
                 if first is not None and first.op == "Concat" and len(first.input) > 1:
-                    second = nodes.get(_input_node_name(first.input[1]))
-                    same = second is not None and second.op == "Min" and bool(second.input) and _input_node_name(second.input[0]) == hi_source
+                    second = nodes.get(for_inference.input_node_name(first.input[1]))
+                    same = second is not None and second.op == "Min" and bool(second.input) and for_inference.input_node_name(second.input[0]) == hi_source
             if not same:
                 continue
-            renames[_port_name(node.name)] = _input_node_name(dequantize.input[0])
+            renames[_port_name(node.name)] = for_inference.input_node_name(dequantize.input[0])
             renames[node.name + ":1"] = dequantize.input[1]
             renames[node.name + ":2"] = dequantize.input[2]
         for node in graph_def.node:
@@ -877,7 +807,7 @@ class ExtendedEightBit(ReferenceEightBit):
         if len(data) != 2:
             return None
         for x_ref, b_ref in (data, data[::-1]):
-            bias = self.nodes.get(_input_node_name(b_ref))
+            bias = self.nodes.get(for_inference.input_node_name(b_ref))
             if bias is None or bias.op != "Const" or _type_attr(bias, "dtype") != _FLOAT:
                 continue
             dims = protos.tensor_dims(bias.attr["value"].tensor)
@@ -895,7 +825,7 @@ class ExtendedEightBit(ReferenceEightBit):
         n = node.attr["N"].i
         if len(data) != n + 1:
             return None
-        axis_node = self.nodes.get(_input_node_name(data[n]))
+        axis_node = self.nodes.get(for_inference.input_node_name(data[n]))
         if axis_node is None or axis_node.op != "Const":
             return None
         value = protos.to_ndarray(axis_node.attr["value"].tensor).reshape(-1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mobilebuild.graphs import quantize
+from mobilebuild.graphs import for_inference, quantize
 
 TOLERANCE = {"weights_rounded": 0.02, "weights": 0.02, "eightbit": 0.05, "eightbit_extended": 0.05}
 # The three modes, plus eightbit with the rewrites beyond the reference tool.
@@ -430,15 +430,15 @@ def test_remove_training_nodes_equals_tensorflows(graphs):
     cases = [g.as_graph_def()] + [graphs[name].graph_def for name in ("mixed", "fallback", "keras")]
     for graph_def in cases:
         theirs = graph_util_impl.remove_training_nodes(graph_def)
-        ours = quantize.remove_training_nodes(quantize.protos.ours(graph_def))
+        ours = for_inference.remove_training_nodes(quantize.protos.ours(graph_def), [], loadable=True)
         assert [(n.name, n.op, list(n.input)) for n in ours.node] == [(n.name, n.op, list(n.input)) for n in theirs.node]
     # Outputs are protected: TensorFlow's protected_nodes does the same.
     theirs = graph_util_impl.remove_training_nodes(cases[2], protected_nodes=["logits"])
-    ours = quantize.remove_training_nodes(quantize.protos.ours(cases[2]), protected=["logits"])
+    ours = for_inference.remove_training_nodes(quantize.protos.ours(cases[2]), ["logits"], loadable=True)
     assert [(n.name, list(n.input)) for n in ours.node] == [(n.name, list(n.input)) for n in theirs.node]
     assert "logits" in {n.name for n in ours.node}
     # A CheckNumerics read as data: its reader reads its input (TensorFlow drops the input).
     with g.as_default():
         tf.nn.relu(tf.debugging.check_numerics(x, "bad", name="check2"), name="relu")
-    ours = {n.name: n for n in quantize.remove_training_nodes(quantize.protos.ours(g.as_graph_def())).node}
+    ours = {n.name: n for n in for_inference.remove_training_nodes(quantize.protos.ours(g.as_graph_def()), [], loadable=True).node}
     assert list(ours["relu"].input) == ["x"] and "check2" not in ours
