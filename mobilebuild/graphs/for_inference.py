@@ -115,12 +115,6 @@ def _const_value(node):
         raise NotUnderstood(str(exc)) from exc
 
 
-def _copy_node(node):
-    out = protos.NodeDef()
-    out.CopyFrom(node)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # 2. keras_learning_phase -> Const False
 
@@ -542,7 +536,7 @@ def fold_batch_norms(graph_def):
         for i, ref in enumerate(conv.input):
             if ref == weights_node.name:
                 conv.input[i] = scaled_node.name
-        new_conv = _copy_node(conv)
+        new_conv = protos.copy(conv)
         offset_node = protos.NodeDef(op="Const", name=conv.name + "_bn_offset")
         offset_node.attr["dtype"].CopyFrom(mean_node.attr["dtype"])
         offset_node.attr["value"].tensor.CopyFrom(protos.make_tensor(offset.astype(mean.dtype), protos.dtype_of_numpy(mean.dtype)))
